@@ -123,3 +123,13 @@ export class MemoryStorage implements Storage {
     for (const e of entries) this.ents.push(e);
   }
 }
+
+/**
+ * The state every member of a brand-new cluster starts from: a snapshot at
+ * index 1 holding the initial voters and the application's empty state.
+ * Members added later receive it (or a newer one) from the leader, so the
+ * configuration is always known from a snapshot plus the log after it.
+ */
+export function bootstrapSnapshot(voters: number[], data: Uint8Array): Snapshot {
+  return { metadata: { index: 1, term: 1, confState: { voters: [...voters].sort((a, b) => a - b), learners: [] } }, data };
+}

@@ -118,10 +118,11 @@ export interface ReadState {
 
 /**
  * Everything the core hands to its driver in one step. The driver must:
- * 1. persist snapshot, entries and hardState (fsync) in that order,
- * 2. then send messages,
- * 3. apply committedEntries to the state machine,
- * 4. call advance().
+ * 1. persist snapshot, entries and hardState (fsync if mustSync) in that order,
+ * 2. then send messages (or send them before step 1 when sendFirst is set),
+ * 3. apply the snapshot (if any) and committedEntries to the state machine,
+ * 4. call advance(),
+ * and step nothing into the core between ready() and advance().
  */
 export interface Ready {
   softState?: SoftState;
@@ -133,6 +134,8 @@ export interface Ready {
   messages: Message[];
   /** True when hardState or entries changed in a way that needs an fsync. */
   mustSync: boolean;
+  /** Messages may go out before the entries are durable (a steady leader's appends). */
+  sendFirst: boolean;
 }
 
 export function emptyMessage(type: MessageType, to: NodeId, from: NodeId): Message {
@@ -144,8 +147,10 @@ export function emptyMessage(type: MessageType, to: NodeId, from: NodeId): Messa
 
 export const EMPTY_BYTES = new Uint8Array(0);
 
+/** Messages only the local driver may step; a peer sending one is a bug or an attack. */
 export function isLocalMessage(t: MessageType): boolean {
-  return t < MessageType.App;
+  return t === MessageType.Hup || t === MessageType.Beat || t === MessageType.Unreachable
+    || t === MessageType.SnapStatus || t === MessageType.CheckQuorum;
 }
 
 export function isResponseMessage(t: MessageType): boolean {
