@@ -1,0 +1,597 @@
+// RaftNode: the I/O edge around the pure core. It owns the timers, the disk
+// and the transport, batches proposals and reads, applies committed entries to
+// the application's state machine and resolves callers' promises.
+import { EventEmitter } from 'node:events';
+import {
+  ConfChangeType, EntryType, MemoryStorage, NONE, RaftError, RawNode, ReadOnlyOption, StateType, bootstrapSnapshot,
+  decodeConfChange, encodeConfChange,
+  type ConfChange, type ConfState, type Message, type NodeId, type Ready, type Snapshot, type Status,
+} from '../core/index.js';
+import { RaftDisk } from '../storage/index.js';
+import { decodeEnvelope, encodeEnvelope, type Peers } from './envelope.js';
+
+/** The application's replicated state. Everything here runs on the event loop, in log order. */
+export interface StateMachine {
+  /** Apply one committed entry; the result resolves the proposer's promise on this node. */
+  apply(index: number, data: Uint8Array): unknown;
+  /** The whole state, for a snapshot. */
+  snapshot(): Uint8Array;
+  /** Replace the whole state (restart from a snapshot, or one sent by the leader). */
+  restore(data: Uint8Array): void;
+}
+
+/** What RaftNode needs of a transport (GrpcTransport in production, an in-process one in tests). */
+export interface Transport {
+  send(messages: Message[]): void;
+  addPeer(id: NodeId, addr: string): void;
+  removePeer(id: NodeId): void;
+}
+
+export interface RaftNodeOptions {
+  id: NodeId;
+  dataDir: string;
+  stateMachine: StateMachine;
+  /** This node's address as peers dial it; stored in the replicated address book. */
+  advertiseAddr: string;
+  /** Start a new cluster with these members (id -> address), when dataDir holds no state. */
+  bootstrap?: Peers;
+  /** Milliseconds per raft tick. Default 100. */
+  tickMs?: number;
+  /** Ticks; defaults 10 and 1: a leader is missed after 1-2 s, heartbeats every 100 ms. */
+  electionTick?: number;
+  heartbeatTick?: number;
+  /** Take a snapshot (and compact the log) after this many applied entries. Default 10,000. */
+  snapshotEntries?: number;
+  /** Entries kept in the log behind a snapshot so slow followers catch up without one. Default 5,000. */
+  compactionMargin?: number;
+  /** Max bytes of one proposal. Default 1.5 MiB. */
+  maxEntryBytes?: number;
+  /** Leader lease reads instead of a heartbeat round per read batch. Default false. */
+  leaseReads?: boolean;
+  /** Give up on a proposal or read that has not completed after this long. Default 10 s. */
+  requestTimeoutMs?: number;
+  /** Unsafe: skip fsync. Tests only. */
+  noSync?: boolean;
+  random?: () => number;
+  logger?: NodeLogger;
+}
+
+export interface NodeLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+const noLog: NodeLogger = { debug() {}, info() {}, warn() {} };
+
+interface PendingProposal {
+  term: number;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface PendingRead {
+  resolve: () => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface QueuedProposal {
+  data: Uint8Array;
+  type: EntryType;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+export interface RaftNodeEvents {
+  /** Leader or role changed. */
+  state: [{ lead: NodeId; state: StateType; term: number }];
+  /** Membership changed (committed and applied). */
+  config: [ConfState];
+}
+
+export class RaftNode extends EventEmitter<RaftNodeEvents> {
+  readonly id: NodeId;
+  private readonly raw: RawNode;
+  private readonly disk: RaftDisk;
+  private readonly storage: MemoryStorage;
+  private readonly sm: StateMachine;
+  private transport: Transport | undefined;
+  private readonly log: NodeLogger;
+  private peers: Peers;
+  private applied: number;
+  private lastSnapIndex: number;
+  private confState: ConfState;
+  private readonly snapshotEntries: number;
+  private readonly compactionMargin: number;
+  private readonly requestTimeoutMs: number;
+  private ticker: NodeJS.Timeout | undefined;
+  private scheduled = false;
+  private stopped = false;
+  private queued: QueuedProposal[] = [];
+  private readonly pending = new Map<number, PendingProposal>();
+  private readWaiters: PendingRead[] = [];
+  /** Read batches waiting for their ReadState: ctx -> waiters. */
+  private readonly readBatches = new Map<string, PendingRead[]>();
+  /** Read batches whose index is known, waiting for apply: sorted by index. */
+  private readsAwaitingApply: Array<{ index: number; waiters: PendingRead[] }> = [];
+  private readSeq = 0;
+  private lead: NodeId = NONE;
+  private role: StateType = StateType.Follower;
+  private readonly tickMs: number;
+
+  private constructor(opts: RaftNodeOptions) {
+    super();
+    this.id = opts.id;
+    this.sm = opts.stateMachine;
+    this.log = opts.logger ?? noLog;
+    this.tickMs = opts.tickMs ?? 100;
+    this.snapshotEntries = opts.snapshotEntries ?? 10_000;
+    this.compactionMargin = opts.compactionMargin ?? 5_000;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
+
+    const opened = RaftDisk.open(opts.dataDir, { noSync: opts.noSync, logger: (m) => this.log.warn({}, m) });
+    this.disk = opened.disk;
+    this.storage = opened.storage;
+    let snapshot = opened.snapshot;
+    if (opened.fresh && opts.bootstrap) {
+      // A new cluster: every founding member starts from the same snapshot at index 1.
+      const ids = Object.keys(opts.bootstrap).map(Number);
+      snapshot = bootstrapSnapshot(ids, encodeEnvelope(opts.bootstrap, this.sm.snapshot()));
+      const hs = { term: 1, vote: NONE, commit: 1 };
+      this.disk.saveSnapshot(snapshot);
+      this.disk.save(hs, [], snapshot, true);
+      this.storage.applySnapshot(snapshot);
+      this.storage.setHardState(hs);
+    }
+    this.peers = {};
+    this.applied = 0;
+    this.lastSnapIndex = 0;
+    this.confState = { voters: [], learners: [] };
+    if (snapshot) {
+      const env = decodeEnvelope(snapshot.data);
+      this.sm.restore(env.app);
+      this.peers = env.peers;
+      this.applied = snapshot.metadata.index;
+      this.lastSnapIndex = snapshot.metadata.index;
+      this.confState = snapshot.metadata.confState;
+    }
+    this.peers[this.id] = opts.advertiseAddr;
+
+    this.raw = new RawNode({
+      id: opts.id,
+      storage: this.storage,
+      applied: this.applied,
+      electionTick: opts.electionTick ?? 10,
+      heartbeatTick: opts.heartbeatTick ?? 1,
+      checkQuorum: true,
+      preVote: true,
+      readOnlyOption: opts.leaseReads ? ReadOnlyOption.LeaseBased : ReadOnlyOption.Safe,
+      maxSizePerMsg: 1024 * 1024,
+      maxInflightMsgs: 256,
+      maxEntryBytes: opts.maxEntryBytes ?? 1.5 * 1024 * 1024,
+      maxUncommittedEntriesSize: 1 << 30,
+      random: opts.random ?? Math.random,
+      logger: {
+        debug: (m) => this.log.debug({ raft: this.id }, m),
+        info: (m) => this.log.info({ raft: this.id }, m),
+        warn: (m) => this.log.warn({ raft: this.id }, m),
+      },
+    });
+  }
+
+  /**
+   * Open the node's state (creating a new cluster when `bootstrap` is given and
+   * there is none), replay committed entries, and start ticking once a
+   * transport is attached.
+   */
+  static open(opts: RaftNodeOptions): RaftNode {
+    return new RaftNode(opts);
+  }
+
+  /** Attach the transport and start the clock. Peers from the address book are registered. */
+  start(transport: Transport): void {
+    this.transport = transport;
+    for (const [id, addr] of Object.entries(this.peers)) {
+      if (Number(id) !== this.id) transport.addPeer(Number(id), addr);
+    }
+    this.ticker = setInterval(() => this.tick(), this.tickMs);
+    this.schedule();
+  }
+
+  // ---- inputs ----
+
+  /** A message from a peer (the transport's onMessage). */
+  step(m: Message): void {
+    if (this.stopped) return;
+    try {
+      this.raw.step(m);
+    } catch (e) {
+      if (e instanceof RaftError && (e.code === 'PROPOSAL_DROPPED' || e.code === 'STEP_LOCAL_MSG')) {
+        this.log.debug({ err: e.message, from: m.from }, 'dropped message');
+      } else {
+        throw e;
+      }
+    }
+    this.schedule();
+  }
+
+  reportUnreachable(peer: NodeId): void {
+    if (this.stopped) return;
+    this.raw.reportUnreachable(peer);
+    this.schedule();
+  }
+
+  reportSnapshot(peer: NodeId, failed: boolean): void {
+    if (this.stopped) return;
+    this.raw.reportSnapshot(peer, failed);
+    this.schedule();
+  }
+
+  private tick(): void {
+    this.raw.tick();
+    this.schedule();
+  }
+
+  /**
+   * Replicate `data`; resolves with the state machine's result once the entry
+   * is committed and applied here. Only the leader accepts proposals.
+   */
+  propose(data: Uint8Array): Promise<unknown> {
+    return this.enqueue(data, EntryType.Normal);
+  }
+
+  /** Add or remove a member; resolves with the new configuration once applied here. */
+  async changeMembership(type: ConfChangeType, nodeId: NodeId, addr?: string): Promise<ConfState> {
+    const context = addr ? new TextEncoder().encode(addr) : new Uint8Array(0);
+    const data = encodeConfChange({ type, nodeId, context });
+    return (await this.enqueue(data, EntryType.ConfChange)) as ConfState;
+  }
+
+  private enqueue(data: Uint8Array, type: EntryType): Promise<unknown> {
+    if (this.stopped) return Promise.reject(new RaftError('STOPPED', 'raft node is stopped'));
+    const err = this.notLeaderError();
+    if (err) return Promise.reject(err);
+    return new Promise((resolve, reject) => {
+      this.queued.push({ data, type, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private notLeaderError(): RaftError | undefined {
+    if (this.raw.raft.state === StateType.Leader) return undefined;
+    const lead = this.raw.raft.lead;
+    const addr = lead !== NONE ? this.peers[lead] : undefined;
+    return new RaftError('NOT_LEADER',
+      lead === NONE ? 'not the leader, and no leader is known (an election may be under way): retry shortly'
+        : `not the leader; send this request to the leader, node ${lead} at ${addr ?? 'an unknown address'}`,
+      { leader: lead, leaderAddr: addr });
+  }
+
+  /**
+   * Wait until this node's state machine reflects every write committed before
+   * the call (ReadIndex, thesis §6.4). Concurrent reads share one round.
+   */
+  readBarrier(): Promise<void> {
+    if (this.stopped) return Promise.reject(new RaftError('STOPPED', 'raft node is stopped'));
+    return new Promise((resolve, reject) => {
+      const w: PendingRead = {
+        resolve, reject,
+        timer: setTimeout(() => this.failRead(w, new RaftError('TIMEOUT', `read not confirmed within ${this.requestTimeoutMs} ms (no leader reachable?)`)), this.requestTimeoutMs),
+      };
+      this.readWaiters.push(w);
+      this.schedule();
+    });
+  }
+
+  private failRead(w: PendingRead, e: Error): void {
+    clearTimeout(w.timer);
+    const remove = (list: PendingRead[]) => {
+      const i = list.indexOf(w);
+      if (i >= 0) list.splice(i, 1);
+    };
+    remove(this.readWaiters);
+    for (const b of this.readBatches.values()) remove(b);
+    for (const b of this.readsAwaitingApply) remove(b.waiters);
+    w.reject(e);
+  }
+
+  /** Hand leadership to `to` and wait until it is leader (or time out). */
+  async transferLeadership(to: NodeId, timeoutMs = 5000): Promise<void> {
+    this.raw.transferLeader(to);
+    this.schedule();
+    const deadline = Date.now() + timeoutMs;
+    while (this.raw.raft.lead !== to) {
+      if (Date.now() > deadline) throw new RaftError('TIMEOUT', `leadership did not move to ${to} within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, this.tickMs / 2));
+    }
+  }
+
+  /** Campaign at once (used to speed up a test or a single-node start). */
+  campaign(): void {
+    this.raw.campaign();
+    this.schedule();
+  }
+
+  status(): Status & { peers: Peers } {
+    return { ...this.raw.status(), peers: { ...this.peers } };
+  }
+
+  isLeader(): boolean {
+    return this.raw.raft.state === StateType.Leader;
+  }
+
+  leader(): { id: NodeId; addr: string | undefined } {
+    const id = this.raw.raft.lead;
+    return { id, addr: id !== NONE ? this.peers[id] : undefined };
+  }
+
+  diskStats(): { bytesWritten: number; syncs: number } {
+    return this.disk.stats();
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    const err = new RaftError('STOPPED', 'raft node stopped');
+    for (const q of this.queued) q.reject(err);
+    this.queued = [];
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.pending.clear();
+    for (const w of [...this.readWaiters, ...[...this.readBatches.values()].flat(), ...this.readsAwaitingApply.flatMap((b) => b.waiters)]) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.readWaiters = [];
+    this.readBatches.clear();
+    this.readsAwaitingApply = [];
+    this.disk.close();
+  }
+
+  // ---- the loop ----
+
+  /** Coalesce everything that arrives in one event-loop turn into one Ready (one fsync). */
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (!this.stopped) this.process();
+    });
+  }
+
+  private process(): void {
+    this.submitQueued();
+    this.submitReads();
+    while (!this.stopped && this.raw.hasReady()) this.handleReady(this.raw.ready());
+  }
+
+  private submitQueued(): void {
+    if (this.queued.length === 0) return;
+    const batch = this.queued;
+    this.queued = [];
+    // Conf changes go one per proposal (the core allows one pending at a time).
+    let i = 0;
+    while (i < batch.length) {
+      let j = i;
+      while (j < batch.length && batch[j]!.type === EntryType.Normal) j++;
+      if (j > i) this.proposeGroup(batch.slice(i, j));
+      if (j < batch.length) this.proposeGroup([batch[j]!]);
+      i = j + 1;
+    }
+  }
+
+  private proposeGroup(group: QueuedProposal[]): void {
+    try {
+      let index: number;
+      let term: number;
+      if (group[0]!.type === EntryType.ConfChange) {
+        ({ index, term } = this.raw.proposeConfChange(decodeConfChange(group[0]!.data)));
+      } else {
+        ({ index, term } = this.raw.proposeBatch(group.map((g) => g.data)));
+      }
+      const first = index - group.length + 1;
+      group.forEach((g, k) => {
+        const idx = first + k;
+        const timer = setTimeout(() => {
+          if (this.pending.delete(idx)) {
+            g.reject(new RaftError('TIMEOUT', `proposal at index ${idx} not applied within ${this.requestTimeoutMs} ms; it may still commit`));
+          }
+        }, this.requestTimeoutMs);
+        this.pending.set(idx, { term, resolve: g.resolve, reject: g.reject, timer });
+      });
+    } catch (e) {
+      const err = e instanceof RaftError && e.code === 'NOT_LEADER' ? this.notLeaderError() ?? e : e as Error;
+      for (const g of group) g.reject(err);
+    }
+  }
+
+  private submitReads(): void {
+    if (this.readWaiters.length === 0) return;
+    const waiters = this.readWaiters;
+    this.readWaiters = [];
+    const ctx = Buffer.alloc(12);
+    ctx.writeUInt32LE(this.id % 0x100000000, 0);
+    ctx.writeDoubleLE(++this.readSeq, 4);
+    try {
+      this.raw.readIndex(ctx);
+      this.readBatches.set(ctx.toString('latin1'), waiters);
+    } catch (e) {
+      const err = e instanceof RaftError && e.code === 'PROPOSAL_DROPPED'
+        ? new RaftError('NOT_LEADER', 'no leader is known, so a linearizable read cannot be served: retry shortly', { leader: NONE })
+        : e as Error;
+      for (const w of waiters) {
+        clearTimeout(w.timer);
+        w.reject(err);
+      }
+    }
+  }
+
+  private handleReady(rd: Ready): void {
+    if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.state);
+    const transport = this.transport!;
+    if (rd.sendFirst && rd.messages.length > 0) transport.send(rd.messages);
+
+    if (rd.snapshot) this.disk.saveSnapshot(rd.snapshot);
+    if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
+      this.disk.save(rd.hardState, rd.entries, rd.snapshot, rd.mustSync);
+    }
+    if (rd.snapshot) this.storage.applySnapshot(rd.snapshot);
+    if (rd.entries.length > 0) this.storage.append(rd.entries);
+    if (rd.hardState) this.storage.setHardState(rd.hardState);
+
+    if (!rd.sendFirst && rd.messages.length > 0) transport.send(rd.messages);
+
+    if (rd.snapshot) this.restoreSnapshot(rd.snapshot);
+    for (const e of rd.committedEntries) this.applyEntry(e.index, e.term, e.type, e.data);
+    for (const rs of rd.readStates) {
+      const key = Buffer.from(rs.requestCtx.buffer, rs.requestCtx.byteOffset, rs.requestCtx.byteLength).toString('latin1');
+      const waiters = this.readBatches.get(key);
+      if (!waiters) continue;
+      this.readBatches.delete(key);
+      this.readsAwaitingApply.push({ index: rs.index, waiters });
+    }
+    this.raw.advance(rd);
+    this.releaseReads();
+    this.maybeSnapshot();
+  }
+
+  private onSoftState(lead: NodeId, state: StateType): void {
+    const wasLeader = this.role === StateType.Leader;
+    this.lead = lead;
+    this.role = state;
+    this.log.info({ raft: this.id, lead, state: StateType[state], term: this.raw.raft.term }, 'raft state changed');
+    if (wasLeader && state !== StateType.Leader) {
+      // Reads waiting for a heartbeat round we will never finish as leader.
+      const err = new RaftError('NOT_LEADER', 'leadership lost while confirming a read: retry', { leader: lead });
+      for (const [k, ws] of this.readBatches) {
+        for (const w of ws) {
+          clearTimeout(w.timer);
+          w.reject(err);
+        }
+        this.readBatches.delete(k);
+      }
+    }
+    this.emit('state', { lead, state, term: this.raw.raft.term });
+  }
+
+  private applyEntry(index: number, term: number, type: EntryType, data: Uint8Array): void {
+    let result: unknown;
+    let error: Error | undefined;
+    if (type === EntryType.ConfChange) {
+      const cc = decodeConfChange(data);
+      this.confState = this.raw.applyConfChange(cc);
+      this.applyPeerChange(cc);
+      result = this.confState;
+      this.emit('config', this.confState);
+    } else if (data.byteLength > 0) {
+      try {
+        result = this.sm.apply(index, data);
+      } catch (e) {
+        // A deterministic application error is the proposer's problem, not raft's.
+        error = e as Error;
+      }
+    }
+    this.applied = index;
+    const p = this.pending.get(index);
+    if (!p) return;
+    this.pending.delete(index);
+    clearTimeout(p.timer);
+    if (p.term !== term) {
+      p.reject(new RaftError('PROPOSAL_DROPPED', 'proposal lost: leadership changed before it committed; retry'));
+    } else if (error) {
+      p.reject(error);
+    } else {
+      p.resolve(result);
+    }
+  }
+
+  private applyPeerChange(cc: ConfChange): void {
+    if (cc.type === ConfChangeType.RemoveNode) {
+      delete this.peers[cc.nodeId];
+      if (cc.nodeId !== this.id) this.transport?.removePeer(cc.nodeId);
+      return;
+    }
+    if (cc.context.byteLength > 0) {
+      const addr = new TextDecoder().decode(cc.context);
+      this.peers[cc.nodeId] = addr;
+      if (cc.nodeId !== this.id) this.transport?.addPeer(cc.nodeId, addr);
+    }
+  }
+
+  private restoreSnapshot(s: Snapshot): void {
+    const env = decodeEnvelope(s.data);
+    this.sm.restore(env.app);
+    const self = this.peers[this.id];
+    for (const id of Object.keys(this.peers)) {
+      if (!(id in env.peers) && Number(id) !== this.id) this.transport?.removePeer(Number(id));
+    }
+    this.peers = env.peers;
+    if (self) this.peers[this.id] = self;
+    for (const [id, addr] of Object.entries(this.peers)) {
+      if (Number(id) !== this.id) this.transport?.addPeer(Number(id), addr);
+    }
+    this.applied = s.metadata.index;
+    this.lastSnapIndex = s.metadata.index;
+    this.confState = s.metadata.confState;
+    this.disk.releaseTo(s.metadata.index);
+    // Proposals at or below the snapshot were decided elsewhere; their outcome is unknown here.
+    for (const [idx, p] of this.pending) {
+      if (idx <= s.metadata.index) {
+        clearTimeout(p.timer);
+        p.reject(new RaftError('PROPOSAL_DROPPED', 'proposal outcome unknown: state replaced by a snapshot; retry'));
+        this.pending.delete(idx);
+      }
+    }
+  }
+
+  private releaseReads(): void {
+    if (this.readsAwaitingApply.length === 0) return;
+    const still: typeof this.readsAwaitingApply = [];
+    for (const b of this.readsAwaitingApply) {
+      if (b.index <= this.applied) {
+        for (const w of b.waiters) {
+          clearTimeout(w.timer);
+          w.resolve();
+        }
+      } else {
+        still.push(b);
+      }
+    }
+    this.readsAwaitingApply = still;
+  }
+
+  private maybeSnapshot(): void {
+    if (this.applied - this.lastSnapIndex < this.snapshotEntries) return;
+    const index = this.applied;
+    const snap = this.storage.createSnapshot(index, this.confState, encodeEnvelope(this.peersForSnapshot(), this.sm.snapshot()));
+    this.disk.saveSnapshot(snap);
+    this.disk.save(undefined, [], snap, true);
+    const compactTo = index - this.compactionMargin;
+    if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
+    this.disk.releaseTo(index);
+    this.lastSnapIndex = index;
+    this.log.info({ raft: this.id, index }, 'snapshot taken');
+  }
+
+  private peersForSnapshot(): Peers {
+    const out: Peers = {};
+    const members = new Set([...this.confState.voters, ...this.confState.learners]);
+    for (const [id, addr] of Object.entries(this.peers)) if (members.has(Number(id))) out[Number(id)] = addr;
+    return out;
+  }
+
+  /** Milliseconds per tick (for callers computing timeouts). */
+  get tickInterval(): number {
+    return this.tickMs;
+  }
+
+  get currentLeader(): NodeId {
+    return this.lead;
+  }
+}
