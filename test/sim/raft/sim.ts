@@ -20,6 +20,8 @@ export interface SimOptions {
   heartbeatTick: number;
   /** Keep the full event trace (printed for a failing seed). */
   trace: boolean;
+  /** Break each node on purpose (tests of the checker itself). */
+  sabotage?: (raw: RawNode) => void;
 }
 
 export const defaultSimOptions: Omit<SimOptions, 'seed'> = {
@@ -221,6 +223,7 @@ export class Simulation {
       maxInflightMsgs: this.maxInflight,
       random: () => nodeRng.next(),
     });
+    this.opts.sabotage?.(raw);
     const prev = this.nodes.get(id);
     this.nodes.set(id, {
       id, raw, storage, sm, pending: new Map(), reads: new Map(), lastSnapIndex: disk.snapshot?.metadata.index ?? 0,
