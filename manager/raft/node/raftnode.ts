@@ -35,6 +35,12 @@ export interface RaftNodeOptions {
   advertiseAddr: string;
   /** Start a new cluster with these members (id -> address), when dataDir holds no state. */
   bootstrap?: Peers;
+  /**
+   * Joining an existing cluster: the current members' addresses (as a join
+   * RPC returns them), so this node can answer the leader before the first
+   * snapshot brings it the replicated address book.
+   */
+  join?: Peers;
   /** Milliseconds per raft tick. Default 100. */
   tickMs?: number;
   /** Ticks; defaults 10 and 1: a leader is missed after 1-2 s, heartbeats every 100 ms. */
@@ -156,6 +162,9 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.applied = snapshot.metadata.index;
       this.lastSnapIndex = snapshot.metadata.index;
       this.confState = snapshot.metadata.confState;
+    }
+    if (opts.join) {
+      for (const [id, addr] of Object.entries(opts.join)) if (!(id in this.peers)) this.peers[Number(id)] = addr;
     }
     this.peers[this.id] = opts.advertiseAddr;
 
