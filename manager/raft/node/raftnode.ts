@@ -25,6 +25,8 @@ export interface Transport {
   send(messages: Message[]): void;
   addPeer(id: NodeId, addr: string): void;
   removePeer(id: NodeId): void;
+  /** Write queued messages now (optional: transports that batch per loop turn). */
+  flushNow?(): void;
 }
 
 export interface RaftNodeOptions {
@@ -444,7 +446,11 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private handleReady(rd: Ready): void {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.state);
     const transport = this.transport!;
-    if (rd.sendFirst && rd.messages.length > 0) transport.send(rd.messages);
+    if (rd.sendFirst && rd.messages.length > 0) {
+      // On the wire before our fsync, so the followers' fsyncs overlap ours.
+      transport.send(rd.messages);
+      transport.flushNow?.();
+    }
 
     if (rd.snapshot) this.disk.saveSnapshot(rd.snapshot);
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {

@@ -210,6 +210,15 @@ export class GrpcTransport {
     }
   }
 
+  /**
+   * Write what is queued now instead of at the end of this loop turn: a leader
+   * calls this before its own fsync so followers write in parallel with it.
+   */
+  flushNow(): void {
+    if (this.stopped || this.dirty.size === 0) return;
+    this.flush();
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
