@@ -1,0 +1,2 @@
+export { RaftDisk, type OpenResult, type RaftDiskOptions } from './disk.js';
+export { measureFdatasync } from './fsyncprobe.js';
