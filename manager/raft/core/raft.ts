@@ -885,6 +885,7 @@ export class Raft {
   /** Apply a committed ConfChange entry; returns the new configuration. */
   applyConfChange(cc: ConfChange): ConfState {
     const last = this.raftLog.lastIndex();
+    const added = cc.type !== ConfChangeType.RemoveNode && !this.prs.progress.has(cc.nodeId);
     switch (cc.type) {
       case ConfChangeType.AddVoter:
         this.addNode(cc.nodeId, false, last);
@@ -908,8 +909,10 @@ export class Raft {
       } else {
         if (this.leadTransferee !== NONE && !this.prs.voters.has(this.leadTransferee)) this.abortLeaderTransfer();
         // A smaller quorum may commit more; new members need their first appends.
+        // A new member's progress starts past our log, so probe it even when
+        // there is nothing new to send, rather than wait for a heartbeat.
         if (this.maybeCommit()) this.bcastAppend();
-        else for (const id of this.prs.progress.keys()) if (id !== this.id) this.maybeSendAppend(id, false);
+        else for (const id of this.prs.progress.keys()) if (id !== this.id) this.maybeSendAppend(id, added && id === cc.nodeId);
       }
     }
     return this.confState();

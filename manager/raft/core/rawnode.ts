@@ -163,9 +163,10 @@ export class RawNode {
     // A steady leader may send appends while it writes the same entries to its
     // own disk (thesis §10.2.1): its own copy counts toward a commit only in a
     // later step, after this Ready is durable. Any term or vote change must be
-    // durable before a message reveals it.
-    rd.sendFirst = r.state === StateType.Leader && hs.term === this.prevHardState.term && hs.vote === this.prevHardState.vote
-      && rd.snapshot === undefined;
+    // durable before a message reveals it, and the Ready in which a node became
+    // leader (softState set) is not yet steady.
+    rd.sendFirst = r.state === StateType.Leader && rd.softState === undefined
+      && hs.term === this.prevHardState.term && hs.vote === this.prevHardState.vote && rd.snapshot === undefined;
     r.msgs = [];
     r.readStates = [];
     return rd;
