@@ -116,6 +116,9 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private readonly requestTimeoutMs: number;
   private ticker: NodeJS.Timeout | undefined;
   private scheduled = false;
+  /** A Ready's messages are out but its write is not done yet. */
+  private midReady = false;
+  private held: Array<() => void> = [];
   private stopped = false;
   private queued: QueuedProposal[] = [];
   private readonly pending = new Map<number, PendingProposal>();
@@ -216,6 +219,11 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   /** A message from a peer (the transport's onMessage). */
   step(m: Message): void {
     if (this.stopped) return;
+    // Between ready() and advance() the core must not change: hold inputs back.
+    if (this.midReady) {
+      this.held.push(() => this.step(m));
+      return;
+    }
     try {
       this.raw.step(m);
     } catch (e) {
@@ -230,17 +238,29 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   reportUnreachable(peer: NodeId): void {
     if (this.stopped) return;
+    if (this.midReady) {
+      this.held.push(() => this.reportUnreachable(peer));
+      return;
+    }
     this.raw.reportUnreachable(peer);
     this.schedule();
   }
 
   reportSnapshot(peer: NodeId, failed: boolean): void {
     if (this.stopped) return;
+    if (this.midReady) {
+      this.held.push(() => this.reportSnapshot(peer, failed));
+      return;
+    }
     this.raw.reportSnapshot(peer, failed);
     this.schedule();
   }
 
   private tick(): void {
+    if (this.midReady) {
+      this.held.push(() => this.tick());
+      return;
+    }
     this.raw.tick();
     this.schedule();
   }
@@ -310,8 +330,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   /** Hand leadership to `to` and wait until it is leader (or time out). */
   async transferLeadership(to: NodeId, timeoutMs = 5000): Promise<void> {
-    this.raw.transferLeader(to);
-    this.schedule();
+    this.withCore(() => this.raw.transferLeader(to));
     const deadline = Date.now() + timeoutMs;
     while (this.raw.raft.lead !== to) {
       if (Date.now() > deadline) throw new RaftError('TIMEOUT', `leadership did not move to ${to} within ${timeoutMs} ms`);
@@ -321,7 +340,16 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   /** Campaign at once (used to speed up a test or a single-node start). */
   campaign(): void {
-    this.raw.campaign();
+    this.withCore(() => this.raw.campaign());
+  }
+
+  /** Run f against the core now, or once the Ready in progress is done. */
+  private withCore(f: () => void): void {
+    if (this.midReady) {
+      this.held.push(() => this.withCore(f));
+      return;
+    }
+    f();
     this.schedule();
   }
 
@@ -377,9 +405,32 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   }
 
   private process(): void {
+    if (this.midReady) return;
     this.submitQueued();
     this.submitReads();
-    while (!this.stopped && this.raw.hasReady()) this.handleReady(this.raw.ready());
+    while (!this.stopped && this.raw.hasReady()) {
+      const rd = this.raw.ready();
+      if (rd.sendFirst && rd.mustSync && rd.messages.length > 0) {
+        // A steady leader's appends: put them on the wire, then let the event
+        // loop run once so the socket write really happens (http2 writes are
+        // flushed from the loop) before our own fsync blocks it. The
+        // followers' fsyncs then overlap ours.
+        this.transport!.send(rd.messages);
+        this.transport!.flushNow?.();
+        this.midReady = true;
+        setImmediate(() => {
+          this.midReady = false;
+          if (this.stopped) return;
+          this.handleReady(rd, true);
+          const held = this.held;
+          this.held = [];
+          for (const f of held) f();
+          this.schedule();
+        });
+        return;
+      }
+      this.handleReady(rd, false);
+    }
   }
 
   private submitQueued(): void {
@@ -443,14 +494,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     }
   }
 
-  private handleReady(rd: Ready): void {
+  private handleReady(rd: Ready, alreadySent: boolean): void {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.state);
     const transport = this.transport!;
-    if (rd.sendFirst && rd.messages.length > 0) {
-      // On the wire before our fsync, so the followers' fsyncs overlap ours.
-      transport.send(rd.messages);
-      transport.flushNow?.();
-    }
+    if (rd.sendFirst && !alreadySent && rd.messages.length > 0) transport.send(rd.messages);
 
     if (rd.snapshot) this.disk.saveSnapshot(rd.snapshot);
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
