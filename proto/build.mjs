@@ -35,16 +35,26 @@ function run(tool, args) {
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 
+// One module per protobuf package (shoal.raft -> gen/raft.js, shoal.api -> gen/api.js): files of
+// one package that import each other must share a module, or both would define the same types.
 const protos = readdirSync(here).filter((f) => f.endsWith('.proto')).sort();
+const byPackage = new Map();
 for (const file of protos) {
-  const name = file.slice(0, -'.proto'.length);
+  const m = /^package\s+shoal\.(\w+)\s*;/m.exec(readFileSync(join(here, file), 'utf8'));
+  if (!m) throw new Error(`proto/${file}: expected "package shoal.<name>;"`);
+  if (!byPackage.has(m[1])) byPackage.set(m[1], []);
+  byPackage.get(m[1]).push(file);
+}
+for (const [name, files] of byPackage) {
   const js = join(out, `${name}.js`);
-  await run(pbjs, [...pbjsFlags, '-o', js, join(here, file)]);
+  // A root of its own per module: with the shared default root, the second module loaded would
+  // replace the `shoal` namespace object and drop the first module's package from it.
+  await run(pbjs, [...pbjsFlags, '-r', `shoal_${name}`, '-o', js, ...files.map((f) => join(here, f))]);
   const dts = join(out, `${name}.d.ts`);
   await run(pbts, ['-o', dts, js]);
   // With --force-number nothing in the typings names Long; drop pbts' unconditional
   // `import Long = require("long")`, which is CommonJS syntax in an ES module declaration.
   const typings = readFileSync(dts, 'utf8').replace(/^import Long = require\(["']long["']\);\r?\n/m, '');
   writeFileSync(dts, typings);
-  stdout.write(`proto: ${file} -> gen/${name}.js, gen/${name}.d.ts\n`);
+  stdout.write(`proto: ${files.join(' + ')} -> gen/${name}.js, gen/${name}.d.ts\n`);
 }

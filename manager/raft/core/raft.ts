@@ -557,7 +557,8 @@ export class Raft {
         return;
       }
       case MessageType.ReadIndex:
-        if (this.prs.isSingleton()) {
+        // The only voter needs nobody's confirmation (learners do not count).
+        if (this.prs.voters.size === 1 && this.prs.voters.has(this.id)) {
           this.respondReadIndex(m, this.raftLog.committed);
           return;
         }

@@ -2,6 +2,7 @@
 // and the transport, batches proposals and reads, applies committed entries to
 // the application's state machine and resolves callers' promises.
 import { EventEmitter } from 'node:events';
+import { renameSync } from 'node:fs';
 import {
   ConfChangeType, EntryType, MemoryStorage, NONE, RaftError, RawNode, ReadOnlyOption, StateType, bootstrapSnapshot,
   decodeConfChange, encodeConfChange,
@@ -202,6 +203,46 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
    */
   static open(opts: RaftNodeOptions): RaftNode {
     return new RaftNode(opts);
+  }
+
+  /**
+   * Disaster recovery (etcd's --force-new-cluster): keep this member's state
+   * and make it the only voter. Everything committed is applied to a fresh
+   * state machine and written as a snapshot whose configuration is this node
+   * alone, in a new data dir; the old one is kept beside it (`<dir>.old-<ms>`).
+   * Uncommitted entries are dropped. Start the node normally afterwards.
+   */
+  static forceNewCluster(opts: Pick<RaftNodeOptions, 'id' | 'dataDir' | 'stateMachine' | 'advertiseAddr'>): void {
+    const opened = RaftDisk.open(opts.dataDir);
+    const { storage, hardState } = opened;
+    const sm = opts.stateMachine;
+    let peers: Peers = {};
+    let applied = 0;
+    if (opened.snapshot) {
+      const env = decodeEnvelope(opened.snapshot.data);
+      sm.restore(env.app);
+      peers = env.peers;
+      applied = opened.snapshot.metadata.index;
+    }
+    const commit = hardState.commit;
+    if (commit > applied) {
+      for (const e of storage.entries(applied + 1, commit + 1, Number.MAX_SAFE_INTEGER)) {
+        if (e.type === EntryType.Normal && e.data.byteLength > 0) sm.apply(e.index, e.data);
+      }
+    }
+    const term = commit > 0 ? storage.term(commit) : 0;
+    opened.disk.close();
+    const snap: Snapshot = {
+      metadata: { index: Math.max(commit, 1), term: Math.max(term, 1), confState: { voters: [opts.id], learners: [] } },
+      data: encodeEnvelope({ [opts.id]: opts.advertiseAddr }, sm.snapshot()),
+    };
+    void peers;
+    const old = `${opts.dataDir}.old-${Date.now()}`;
+    renameSync(opts.dataDir, old);
+    const fresh = RaftDisk.open(opts.dataDir);
+    fresh.disk.saveSnapshot(snap);
+    fresh.disk.save({ term: hardState.term + 1, vote: NONE, commit: snap.metadata.index }, [], snap, true);
+    fresh.disk.close();
   }
 
   /** Attach the transport and start the clock. Peers from the address book are registered. */

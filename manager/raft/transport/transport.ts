@@ -154,6 +154,29 @@ export class GrpcTransport {
     return addr;
   }
 
+  /**
+   * Serve the raft service on a server the caller owns (one port for all of a
+   * daemon's services) instead of a server of our own. The caller's server
+   * credentials apply; verifyPeer still checks every inbound stream.
+   */
+  attach(server: grpc.Server): void {
+    server.addService(raftTransportService, this.handlers());
+  }
+
+  /**
+   * New client credentials (a renewed certificate): reconnect every peer with
+   * them. Inbound streams are unaffected (the server's credentials are the
+   * owner's business).
+   */
+  updateCredentials(c: TransportCredentials): void {
+    this.opts.credentials = { ...this.opts.credentials, ...c };
+    for (const [id, peer] of [...this.peers]) {
+      this.closePeer(peer);
+      this.peers.delete(id);
+      this.addPeer(id, peer.addr);
+    }
+  }
+
   /** Idempotent; a changed address replaces the connection. */
   addPeer(id: NodeId, addr: string): void {
     if (this.stopped || id === this.id) return;

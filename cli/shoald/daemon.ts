@@ -1,0 +1,529 @@
+// shoald: one per host. Always runs the worker agent once the node belongs to
+// a cluster; runs the manager (raft, store, CA, dispatcher, control API) while
+// its role is manager, and switches role without a restart.
+//   - a unix socket (root only) serves the Local service and the Control API
+//     to the local CLI;
+//   - managers serve NodeCA, RaftMembership, Dispatcher, Control and raft on
+//     the cluster port with mutual TLS (a joining node has no certificate yet:
+//     only NodeCA.IssueNodeCertificate accepts that).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as tls from 'node:tls';
+import * as crypto from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import {
+  RootCA, checkPinnedCa, formatJoinToken, generateKeyAndCsr, identityOf, newTokenSecret, parseJoinToken, renewAt,
+  type CertIdentity, type NodeRole,
+} from '../../manager/ca/index.js';
+import { CallError, peerIdentity, requireRole } from '../../manager/cluster/auth.js';
+import { newObjectId, newRaftId } from '../../manager/cluster/ids.js';
+import { Manager } from '../../manager/cluster/manager.js';
+import { ControlApi } from '../../manager/controlapi/control.js';
+import { RaftNode } from '../../manager/raft/node/index.js';
+import { Agent } from '../../worker/agent/agent.js';
+import { callLeader } from '../../proto/client.js';
+import {
+  ControlService, DispatcherService, LocalService, NodeCAService, RaftMembershipService, api, serviceDef,
+  type ClusterSpec, type ManagerAddr,
+} from '../../proto/services.js';
+import { MemoryCertProvider } from './certprovider.js';
+import { StateDir, type Certs, type NodeState } from './identity.js';
+
+export interface DaemonOptions {
+  stateDir: string;
+  socketPath: string;
+  listenAddr: string;
+  advertiseAddr?: string;
+  hostname?: string;
+  logger: Logger;
+}
+
+export interface Logger {
+  info(o: object, m?: string): void;
+  warn(o: object, m?: string): void;
+  debug(o: object, m?: string): void;
+  error(o: object, m?: string): void;
+}
+
+type Handler<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
+
+function unaryHandler<Req, Res>(h: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
+  return (c, cb) => {
+    h(c).then((res) => cb(null, res), (e: unknown) => {
+      if (e instanceof CallError) cb({ code: e.code, details: e.message, metadata: e.metadata });
+      else if ((e as grpc.ServiceError)?.code !== undefined && (e as grpc.ServiceError).details !== undefined) cb(e as grpc.ServiceError);
+      else cb({ code: grpc.status.INTERNAL, details: e instanceof Error ? e.message : String(e) });
+    });
+  };
+}
+
+function peerHost(c: { getPeer(): string }): string {
+  const p = c.getPeer();
+  const i = p.lastIndexOf(':');
+  return (i > 0 ? p.slice(0, i) : p).replace(/^ipv4:|^ipv6:|^\[|\]$/g, '');
+}
+
+const NOT_IN_SWARM = 'This node is not part of a swarm: use `shoal swarm init` or `shoal swarm join` first';
+const NOT_A_MANAGER = 'This node is not a swarm manager. Use `shoal swarm init` or `shoal swarm join` to connect this node to a swarm as a manager, or run the command on a manager';
+
+/** The defaults of a new cluster; `swarm init` flags override them. */
+export function defaultSpec(): ClusterSpec {
+  return {
+    name: 'default',
+    raft: { snapshotInterval: 10_000, tickMs: 100, electionTick: 10, heartbeatTick: 1 },
+    dispatcher: { heartbeatPeriodMs: 1000 },
+    ca: { nodeCertExpiryMs: 90 * 24 * 3600 * 1000 },
+    labels: {},
+  } as never;
+}
+
+export class Daemon {
+  private readonly dir: StateDir;
+  private readonly log: Logger;
+  private node?: NodeState;
+  private certs?: Certs;
+  private local?: grpc.Server;
+  private cluster?: grpc.Server;
+  private clusterPort = '';
+  private certProvider?: MemoryCertProvider;
+  private manager?: Manager;
+  private control?: ControlApi;
+  private agent?: Agent;
+  private renewTimer?: NodeJS.Timeout;
+  private roleChange?: Promise<void>;
+  private lastError = '';
+  private readonly leaderClients = new Map<string, grpc.Client>();
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.dir = new StateDir(opts.stateDir);
+    this.log = opts.logger;
+  }
+
+  // ---- lifecycle ----
+
+  async start(): Promise<void> {
+    await this.serveLocal();
+    this.node = this.dir.loadState();
+    this.certs = this.dir.loadCerts();
+    if (this.node && this.certs) {
+      this.log.info({ node: this.node.nodeId, role: this.node.role }, 'rejoining the cluster with saved state');
+      await this.activate();
+    } else {
+      this.log.info({}, 'not part of a cluster yet: waiting for `shoal swarm init` or `shoal swarm join`');
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.deactivate();
+    this.local?.forceShutdown();
+    fs.rmSync(this.opts.socketPath, { force: true });
+  }
+
+  private async serveLocal(): Promise<void> {
+    const server = new grpc.Server();
+    server.addService(serviceDef(LocalService), {
+      init: unaryHandler((c) => this.init(c.request)),
+      join: unaryHandler((c) => this.join(c.request)),
+      leave: unaryHandler((c) => this.leave(c.request.force)),
+      info: unaryHandler(() => this.info()),
+    });
+    server.addService(serviceDef(ControlService), this.controlHandlers(true));
+    fs.rmSync(this.opts.socketPath, { force: true });
+    await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${this.opts.socketPath}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
+    // Root only: the socket is the keys to the cluster.
+    fs.chmodSync(this.opts.socketPath, 0o600);
+    this.local = server;
+  }
+
+  private tls() {
+    return { caPem: this.certs!.caPem, certPem: this.certs!.certPem, keyPem: this.certs!.keyPem };
+  }
+
+  private get advertiseAddr(): string {
+    return this.node?.advertiseAddr ?? this.opts.advertiseAddr ?? this.opts.listenAddr;
+  }
+
+  /** Start what this node's role needs: the cluster server and manager (managers), the agent (everyone). */
+  private async activate(bootstrap?: ConstructorParameters<typeof Object>[0]): Promise<void> {
+    const node = this.node!;
+    if (node.role === 'manager') await this.startManager(bootstrap as never);
+    this.agent = new Agent({
+      tls: () => this.tls(),
+      managers: () => this.managerAddrs(),
+      role: () => this.node?.role ?? 'worker',
+      onManagers: (ms) => this.updateManagers(ms),
+      onDesiredRole: (role) => this.switchRole(role),
+      onRemoved: (why) => {
+        this.lastError = `removed from the cluster: ${why}`;
+      },
+      logger: this.log,
+      hostname: this.opts.hostname,
+    });
+    this.agent.start();
+    this.scheduleRenewal();
+  }
+
+  private async deactivate(): Promise<void> {
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.agent?.stop();
+    this.agent = undefined;
+    await this.stopManager();
+    for (const c of this.leaderClients.values()) c.close();
+    this.leaderClients.clear();
+  }
+
+  private managerAddrs(): string[] {
+    const own = this.node?.role === 'manager' ? [this.advertiseAddr] : [];
+    const known = (this.node?.managers ?? []).map((m) => m.addr);
+    return [...new Set([...own, ...known])];
+  }
+
+  private updateManagers(ms: ManagerAddr[]): void {
+    if (!this.node) return;
+    const next = ms.map((m) => ({ nodeId: String(m.nodeId), raftId: Number(m.raftId), addr: String(m.addr) }));
+    if (JSON.stringify(next) === JSON.stringify(this.node.managers)) return;
+    this.node = { ...this.node, managers: next };
+    this.dir.saveState(this.node);
+  }
+
+  private async startManager(bootstrap?: Parameters<typeof Manager.start>[0]['bootstrap']): Promise<void> {
+    const node = this.node!;
+    const certs = this.certs!;
+    this.certProvider = new MemoryCertProvider(certs.caPem, certs.certPem, certs.keyPem);
+    const creds = grpc.experimental.createCertificateProviderServerCredentials(this.certProvider, this.certProvider, false);
+    const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 500 } as grpc.ServerOptions);
+    server.addService(serviceDef(NodeCAService), {
+      issueNodeCertificate: unaryHandler((c) => this.mgr().issueNodeCertificate(c.request, peerHost(c))),
+      renewNodeCertificate: unaryHandler(async (c) => {
+        const id = requireRole(this.identify(c), ['manager', 'worker'], 'certificate renewal');
+        return (await this.mgr().renewNodeCertificate(id, c.request.csrPem)) as never;
+      }),
+    });
+    server.addService(serviceDef(RaftMembershipService), {
+      join: unaryHandler(async (c) => {
+        const id = requireRole(this.identify(c), ['manager'], 'joining raft');
+        return (await this.mgr().joinRaft(id, c.request.addr)) as never;
+      }),
+      leave: unaryHandler(async () => ({}) as never),
+    });
+    server.addService(serviceDef(DispatcherService), {
+      heartbeat: unaryHandler(async (c) => {
+        const id = requireRole(this.identify(c), ['manager', 'worker'], 'the dispatcher');
+        return this.mgr().dispatcher.heartbeat(id, c.request.description, peerHost(c));
+      }),
+    });
+    server.addService(serviceDef(ControlService), this.controlHandlers(false));
+    const spec = bootstrap?.spec ?? undefined;
+    const raftCfg = spec?.raft;
+    const manager = await Manager.start({
+      nodeId: node.nodeId,
+      raftId: node.raftId!,
+      stateDir: this.opts.stateDir,
+      advertiseAddr: this.advertiseAddr,
+      server,
+      tls: { ca: Buffer.from(certs.caPem), cert: Buffer.from(certs.certPem), key: Buffer.from(certs.keyPem) },
+      bootstrap,
+      join: bootstrap ? undefined : Object.fromEntries(node.managers.filter((m) => m.raftId).map((m) => [m.raftId, m.addr])),
+      tickMs: Number(raftCfg?.tickMs) || 100,
+      electionTick: Number(raftCfg?.electionTick) || 10,
+      snapshotInterval: Number(raftCfg?.snapshotInterval) || 10_000,
+      logger: this.log,
+    });
+    this.manager = manager;
+    this.control = new ControlApi(manager);
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync(this.opts.listenAddr, creds, (e, p) => (e ? reject(e) : resolve(p))));
+    this.clusterPort = String(port);
+    this.cluster = server;
+    this.log.info({ listen: this.opts.listenAddr, advertise: this.advertiseAddr }, 'manager serving');
+  }
+
+  private async stopManager(): Promise<void> {
+    const m = this.manager;
+    this.manager = undefined;
+    this.control = undefined;
+    await m?.stop();
+    this.cluster?.forceShutdown();
+    this.cluster = undefined;
+  }
+
+  private mgr(): Manager {
+    if (!this.manager) throw new CallError(grpc.status.FAILED_PRECONDITION, NOT_A_MANAGER);
+    return this.manager;
+  }
+
+  private identify(c: { getAuthContext(): { sslPeerCertificate?: { raw?: Buffer } } | null }): CertIdentity | undefined {
+    const m = this.mgr();
+    return peerIdentity(c, m.trustedCA, m.removedNodes());
+  }
+
+  // ---- Control: served locally (trusted socket) and to manager certificates over TLS ----
+
+  private controlHandlers(local: boolean): grpc.UntypedServiceImplementation {
+    const route = <Req, Res>(method: grpc.MethodDefinition<Req, Res>, run: (api: ControlApi, req: Req) => Promise<Res>) =>
+      unaryHandler<Req, Res>(async (c) => {
+        if (!local) requireRole(this.identify(c), ['manager'], 'the control API');
+        if (!this.node) throw new CallError(grpc.status.FAILED_PRECONDITION, NOT_IN_SWARM);
+        if (!this.manager || !this.control) throw new CallError(grpc.status.FAILED_PRECONDITION, NOT_A_MANAGER);
+        if (this.manager.isLeader()) return run(this.control, c.request);
+        if (!local) throw this.manager.notLeader();
+        // A follower forwards the request to the leader on the caller's behalf.
+        const { res } = await callLeader([this.manager.leaderAddr() ?? this.advertiseAddr, ...this.managerAddrs()], this.tls(), method, c.request,
+          { clients: this.leaderClients, timeoutMs: 10_000 });
+        return res;
+      });
+    return {
+      listNodes: route(ControlService.listNodes, (a) => a.listNodes() as never),
+      getNode: route(ControlService.getNode, (a, r) => a.getNode(r.ref)),
+      updateNode: route(ControlService.updateNode, (a, r) => a.updateNode(r as never)),
+      removeNode: route(ControlService.removeNode, (a, r) => a.removeNode(r as never) as never),
+      getCluster: route(ControlService.getCluster, (a) => a.getCluster()),
+      updateCluster: route(ControlService.updateCluster, (a, r) => a.updateCluster(r as never)),
+    };
+  }
+
+  // ---- Local: init, join, leave, info ----
+
+  private async init(req: InstanceType<typeof api.InitRequest>): Promise<InstanceType<typeof api.InitResponse>> {
+    if (req.forceNewCluster) return this.forceNewCluster();
+    if (this.node) {
+      throw new CallError(grpc.status.FAILED_PRECONDITION, 'This node is already part of a swarm. Use `shoal swarm leave` to leave it first, or `shoal swarm init --force-new-cluster` to recover a cluster that lost its quorum');
+    }
+    const advertise = req.advertiseAddr || this.opts.advertiseAddr || '';
+    if (!advertise || advertise.startsWith('0.0.0.0')) {
+      throw new CallError(grpc.status.INVALID_ARGUMENT, 'an advertise address is needed: pass --advertise-addr HOST:PORT (the address other nodes reach this one on)');
+    }
+    const spec = defaultSpec();
+    const s = req.spec;
+    if (s?.raft?.snapshotInterval) spec.raft!.snapshotInterval = s.raft.snapshotInterval;
+    if (s?.raft?.tickMs) spec.raft!.tickMs = s.raft.tickMs;
+    if (s?.raft?.electionTick) spec.raft!.electionTick = s.raft.electionTick;
+    if (s?.dispatcher?.heartbeatPeriodMs) spec.dispatcher!.heartbeatPeriodMs = s.dispatcher.heartbeatPeriodMs;
+    if (s?.ca?.nodeCertExpiryMs) {
+      if (Number(s.ca.nodeCertExpiryMs) < 30_000) throw new CallError(grpc.status.INVALID_ARGUMENT, '--cert-expiry must be at least 30s');
+      spec.ca!.nodeCertExpiryMs = s.ca.nodeCertExpiryMs;
+    }
+    const clusterId = newObjectId();
+    const nodeId = newObjectId();
+    const raftId = newRaftId();
+    const ca = RootCA.create({ clusterId });
+    const { keyPem, csrPem } = generateKeyAndCsr();
+    const { certPem } = ca.issue(csrPem, { nodeId, role: 'manager', clusterId, validityMs: Number(spec.ca!.nodeCertExpiryMs) });
+    const workerToken = formatJoinToken(ca.digest, newTokenSecret());
+    const managerToken = formatJoinToken(ca.digest, newTokenSecret());
+    this.certs = { caPem: ca.certPem, certPem, keyPem };
+    this.node = { nodeId, clusterId, role: 'manager', raftId, listenAddr: this.opts.listenAddr, advertiseAddr: advertise, managers: [{ nodeId, raftId, addr: advertise }] };
+    try {
+      this.dir.saveCerts(this.certs);
+      await this.activate({ clusterId, spec, ca, workerToken, managerToken, hostname: this.opts.hostname ?? os.hostname(), certPem } as never);
+      this.dir.saveState(this.node);
+    } catch (e) {
+      // Nothing half-done: an init that failed leaves the node as it was.
+      await this.deactivate();
+      this.node = undefined;
+      this.certs = undefined;
+      this.dir.reset();
+      throw e;
+    }
+    return { nodeId, workerToken, managerToken, advertiseAddr: advertise } as never;
+  }
+
+  /** Fetch the remote manager's CA certificate over TLS and check it against the token's digest. */
+  private async pinnedCa(remote: string, digestHex: string): Promise<string> {
+    const i = remote.lastIndexOf(':');
+    const host = remote.slice(0, i);
+    const port = Number(remote.slice(i + 1));
+    const chain = await new Promise<tls.DetailedPeerCertificate>((resolve, reject) => {
+      const sock = tls.connect({ host, port, rejectUnauthorized: false, servername: 'swarm-manager', ALPNProtocols: ['h2'] }, () => {
+        const cert = sock.getPeerCertificate(true);
+        sock.destroy();
+        resolve(cert);
+      });
+      sock.setTimeout(5000, () => {
+        sock.destroy();
+        reject(new CallError(grpc.status.UNAVAILABLE, `no answer from ${remote} within 5 s: check the address and that a manager runs there`));
+      });
+      sock.once('error', (e) => reject(new CallError(grpc.status.UNAVAILABLE, `cannot reach a manager at ${remote}: ${e.message}`)));
+    });
+    // Walk up to the self-signed root the manager presents.
+    let c: tls.DetailedPeerCertificate | undefined = chain;
+    const seen = new Set<string>();
+    while (c && c.issuerCertificate && c.issuerCertificate !== c && !seen.has(c.fingerprint256)) {
+      seen.add(c.fingerprint256);
+      c = c.issuerCertificate;
+    }
+    const manager = new crypto.X509Certificate(chain.raw);
+    const candidates = [c?.raw, chain.raw].filter(Boolean) as Buffer[];
+    for (const raw of candidates) {
+      const x = new crypto.X509Certificate(raw);
+      if (x.ca && manager.checkIssued(x)) {
+        checkPinnedCa(x.toString(), digestHex);
+        return x.toString();
+      }
+    }
+    throw new CallError(grpc.status.FAILED_PRECONDITION, `the server at ${remote} did not present its CA certificate; is it a shoal manager?`);
+  }
+
+  private async join(req: InstanceType<typeof api.JoinRequest>): Promise<InstanceType<typeof api.JoinResponse>> {
+    if (this.node) {
+      throw new CallError(grpc.status.FAILED_PRECONDITION, 'This node is already part of a swarm. Use `shoal swarm leave` to leave it first');
+    }
+    let digest: string;
+    try {
+      digest = parseJoinToken(req.token).caDigestHex;
+    } catch (e) {
+      throw new CallError(grpc.status.INVALID_ARGUMENT, (e as Error).message);
+    }
+    let caPem: string;
+    try {
+      caPem = await this.pinnedCa(req.remoteAddr, digest);
+    } catch (e) {
+      if (e instanceof CallError) throw e;
+      throw new CallError(grpc.status.PERMISSION_DENIED, (e as Error).message);
+    }
+    const { keyPem, csrPem } = generateKeyAndCsr();
+    const { res } = await callLeader([req.remoteAddr], { caPem }, NodeCAService.issueNodeCertificate,
+      { token: req.token, csrPem, hostname: this.opts.hostname ?? os.hostname() } as never, { timeoutMs: 20_000 })
+      .catch((e: grpc.ServiceError) => {
+        throw new CallError(e.code ?? grpc.status.UNAVAILABLE, `the manager refused to join this node: ${e.details ?? e.message}`);
+      });
+    const role: NodeRole = res.role === api.NodeRole.ROLE_MANAGER ? 'manager' : 'worker';
+    this.certs = { caPem: res.caCertPem, certPem: res.certPem, keyPem };
+    const advertise = req.advertiseAddr || this.opts.advertiseAddr || this.opts.listenAddr;
+    this.node = {
+      nodeId: res.nodeId, clusterId: res.clusterId, role, listenAddr: this.opts.listenAddr, advertiseAddr: advertise,
+      managers: (res.managers ?? []).map((m) => ({ nodeId: String(m.nodeId), raftId: Number(m.raftId), addr: String(m.addr) })),
+    };
+    try {
+      this.dir.saveCerts(this.certs);
+      if (role === 'manager') await this.joinRaft();
+      this.dir.saveState(this.node);
+      await this.activate();
+    } catch (e) {
+      await this.deactivate();
+      this.node = undefined;
+      this.certs = undefined;
+      this.dir.reset();
+      throw e;
+    }
+    return { nodeId: res.nodeId, role: res.role } as never;
+  }
+
+  /** Ask the leader to add this node to raft; remember the raft id and the members. */
+  private async joinRaft(): Promise<void> {
+    const node = this.node!;
+    const { res } = await callLeader(this.managerAddrs().filter((a) => a !== node.advertiseAddr).concat(node.managers.map((m) => m.addr)),
+      this.tls(), RaftMembershipService.join, { addr: node.advertiseAddr } as never, { timeoutMs: 20_000 });
+    node.raftId = Number(res.raftId);
+    node.managers = (res.members ?? []).map((m) => ({ nodeId: String(m.nodeId), raftId: Number(m.raftId), addr: String(m.addr) }));
+    // A rejoin after demotion starts raft from scratch.
+    fs.rmSync(this.dir.raftDir, { recursive: true, force: true });
+  }
+
+  private async leave(force: boolean): Promise<Record<string, never>> {
+    if (!this.node) throw new CallError(grpc.status.FAILED_PRECONDITION, NOT_IN_SWARM);
+    if (this.node.role === 'manager' && !force) {
+      throw new CallError(grpc.status.FAILED_PRECONDITION,
+        'You are attempting to leave the swarm on a node that is a manager. Demote it first (`shoal node demote <node>` from a manager) so the remaining managers keep their quorum, or use --force to leave anyway');
+    }
+    await this.deactivate();
+    this.dir.reset();
+    this.node = undefined;
+    this.certs = undefined;
+    this.lastError = '';
+    return {};
+  }
+
+  private async info(): Promise<InstanceType<typeof api.InfoResponse>> {
+    const n = this.node;
+    if (!n) return { nodeId: '', localState: 'inactive', role: 0, clusterId: '', leaderAddr: '', managers: [], error: this.lastError, certNotAfter: 0 } as never;
+    const ident = identityOf(this.certs!.certPem);
+    return {
+      nodeId: n.nodeId,
+      localState: this.lastError ? 'error' : 'active',
+      role: n.role === 'manager' ? 1 : 0,
+      clusterId: n.clusterId,
+      leaderAddr: this.manager?.leaderAddr() ?? '',
+      managers: n.managers,
+      error: this.lastError,
+      certNotAfter: ident.notAfter.getTime(),
+    } as never;
+  }
+
+  /** Keep this node's raft state but make it the only member: recovery after losing quorum. */
+  private async forceNewCluster(): Promise<InstanceType<typeof api.InitResponse>> {
+    const n = this.node;
+    if (!n || n.role !== 'manager' || !n.raftId) {
+      throw new CallError(grpc.status.FAILED_PRECONDITION, '--force-new-cluster needs a node that was a manager: it keeps that manager\'s state and makes it the only member');
+    }
+    await this.deactivate();
+    const { Store } = await import('../../manager/store/index.js');
+    const { clusterTables } = await import('../../manager/cluster/tables.js');
+    RaftNode.forceNewCluster({ id: n.raftId, dataDir: this.dir.raftDir, stateMachine: new Store({ tables: clusterTables }), advertiseAddr: n.advertiseAddr });
+    n.managers = [{ nodeId: n.nodeId, raftId: n.raftId, addr: n.advertiseAddr }];
+    this.dir.saveState(n);
+    await this.activate();
+    // Everyone else is gone from raft: drop them from the store's view of managers.
+    const m = this.manager!;
+    const deadline = Date.now() + 20_000;
+    while (!m.isLeader() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await m.forgetOtherManagers();
+    const c = m.cluster();
+    return { nodeId: n.nodeId, workerToken: c?.rootCa?.joinTokens?.worker ?? '', managerToken: c?.rootCa?.joinTokens?.manager ?? '', advertiseAddr: n.advertiseAddr } as never;
+  }
+
+  // ---- role switches and certificate renewal ----
+
+  private switchRole(desired: 'manager' | 'worker'): void {
+    if (this.roleChange) return;
+    this.roleChange = this.renew().catch((e) => this.log.warn({ err: String(e) }, 'role change failed; will retry'))
+      .finally(() => { this.roleChange = undefined; });
+    void desired;
+  }
+
+  private scheduleRenewal(): void {
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    if (!this.certs) return;
+    const ident = identityOf(this.certs.certPem);
+    // Issued-at: the certificate's notBefore is backdated an hour; the file's write time is closer.
+    const life = ident.notAfter.getTime() - ident.notBefore.getTime();
+    const issuedAt = new Date(Math.max(ident.notBefore.getTime() + Math.min(3600_000, life / 2), Date.now() - life));
+    const at = renewAt(ident, issuedAt).getTime();
+    const delay = Math.max(1000, Math.min(at - Date.now(), 2 ** 31 - 1));
+    this.renewTimer = setTimeout(() => {
+      this.renew().catch((e) => {
+        this.log.warn({ err: String(e) }, 'certificate renewal failed; retrying in 5 s');
+        this.renewTimer = setTimeout(() => this.scheduleRenewal(), 5000);
+      });
+    }, delay);
+  }
+
+  /** Get a fresh certificate; if the role in it changed, switch role. */
+  private async renew(): Promise<void> {
+    const node = this.node;
+    if (!node || !this.certs) return;
+    const { keyPem, csrPem } = generateKeyAndCsr();
+    const { res } = await callLeader(this.managerAddrs(), this.tls(), NodeCAService.renewNodeCertificate, { csrPem } as never, { timeoutMs: 15_000 });
+    const newRole: NodeRole = res.role === api.NodeRole.ROLE_MANAGER ? 'manager' : 'worker';
+    this.certs = { caPem: this.certs.caPem, certPem: res.certPem, keyPem };
+    this.dir.saveCerts(this.certs);
+    this.certProvider?.update(this.certs.caPem, this.certs.certPem, this.certs.keyPem);
+    this.manager?.transport.updateCredentials({ ca: Buffer.from(this.certs.caPem), cert: Buffer.from(this.certs.certPem), key: Buffer.from(this.certs.keyPem) });
+    this.log.info({ role: newRole, notAfter: identityOf(res.certPem).notAfter }, 'certificate renewed');
+    if (newRole !== node.role) {
+      if (newRole === 'manager') {
+        const next: NodeState = { ...node, role: 'manager' };
+        this.node = next;
+        await this.joinRaft();
+        this.dir.saveState(next);
+        await this.startManager();
+      } else {
+        await this.stopManager();
+        fs.rmSync(this.dir.raftDir, { recursive: true, force: true });
+        this.node = { ...node, role: 'worker', raftId: undefined };
+        this.dir.saveState(this.node);
+      }
+      this.log.info({ role: newRole }, 'role switched');
+    }
+    this.scheduleRenewal();
+  }
+}

@@ -1,0 +1,92 @@
+// What a node keeps in its state dir once it belongs to a cluster: its ID,
+// role, cluster, certificates, and the managers it last knew. Written
+// atomically (temp file, fsync, rename) so a crash never leaves half of it.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface NodeState {
+  nodeId: string;
+  clusterId: string;
+  role: 'manager' | 'worker';
+  raftId?: number;
+  listenAddr: string;
+  advertiseAddr: string;
+  managers: Array<{ nodeId: string; raftId: number; addr: string }>;
+}
+
+export interface Certs {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
+function writeAtomic(file: string, data: string, mode = 0o600): void {
+  const tmp = `${file}.tmp`;
+  const fd = fs.openSync(tmp, 'w', mode);
+  try {
+    fs.writeFileSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  const dfd = fs.openSync(path.dirname(file), 'r');
+  try {
+    fs.fsyncSync(dfd);
+  } finally {
+    fs.closeSync(dfd);
+  }
+}
+
+export class StateDir {
+  constructor(readonly dir: string) {
+    fs.mkdirSync(path.join(dir, 'certs'), { recursive: true, mode: 0o700 });
+  }
+
+  private file(name: string): string {
+    return path.join(this.dir, name);
+  }
+
+  loadState(): NodeState | undefined {
+    try {
+      return JSON.parse(fs.readFileSync(this.file('node.json'), 'utf8')) as NodeState;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new Error(`${this.file('node.json')} is unreadable (${(e as Error).message}): fix or remove it (\`shoal swarm leave --force\` resets the node)`);
+    }
+  }
+
+  saveState(s: NodeState): void {
+    writeAtomic(this.file('node.json'), JSON.stringify(s, null, 2));
+  }
+
+  loadCerts(): Certs | undefined {
+    try {
+      return {
+        caPem: fs.readFileSync(this.file('certs/ca.pem'), 'utf8'),
+        certPem: fs.readFileSync(this.file('certs/node.pem'), 'utf8'),
+        keyPem: fs.readFileSync(this.file('certs/node-key.pem'), 'utf8'),
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  /** Key first, then the certificate that goes with it: a crash between leaves the old pair unusable only until the next renewal. */
+  saveCerts(c: Certs): void {
+    writeAtomic(this.file('certs/ca.pem'), c.caPem, 0o644);
+    writeAtomic(this.file('certs/node-key.pem'), c.keyPem);
+    writeAtomic(this.file('certs/node.pem'), c.certPem, 0o644);
+  }
+
+  /** Forget the cluster: state, certificates and raft data. */
+  reset(): void {
+    for (const f of ['node.json', 'certs', 'raft']) fs.rmSync(this.file(f), { recursive: true, force: true });
+    fs.mkdirSync(path.join(this.dir, 'certs'), { recursive: true, mode: 0o700 });
+  }
+
+  get raftDir(): string {
+    return this.file('raft');
+  }
+}

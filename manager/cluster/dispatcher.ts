@@ -1,0 +1,94 @@
+// Dispatcher (leader only): nodes heartbeat here; a node whose heartbeats stop
+// is marked down with the time and reason. Heartbeats live in memory: only
+// state changes are written to the store, so a healthy cluster costs raft
+// nothing per heartbeat.
+import * as grpc from '@grpc/grpc-js';
+import { api, plain, type NodeDescription } from '../../proto/services.js';
+import type { CertIdentity } from '../ca/index.js';
+import { CallError } from './auth.js';
+import { nodesTable, type NodeObject } from './tables.js';
+import type { Manager } from './manager.js';
+
+export const DEFAULT_HEARTBEAT_MS = 1000;
+/** Missed periods before a node is declared down. */
+const GRACE_PERIODS = 3;
+
+export class Dispatcher {
+  private readonly lastSeen = new Map<string, number>();
+  private leaderSince = 0;
+
+  constructor(private readonly m: Manager) {}
+
+  periodMs(): number {
+    return Number(this.m.cluster()?.spec?.dispatcher?.heartbeatPeriodMs) || DEFAULT_HEARTBEAT_MS;
+  }
+
+  async heartbeat(id: CertIdentity, desc: NodeDescription | null | undefined, peerAddr: string): Promise<InstanceType<typeof api.HeartbeatResponse>> {
+    if (!this.m.isLeader()) throw this.m.notLeader();
+    const node = this.m.store.view((r) => r.get(nodesTable, id.nodeId));
+    if (!node) throw new CallError(grpc.status.NOT_FOUND, `node ${id.nodeId} is not part of the cluster (was it removed?)`);
+    this.lastSeen.set(id.nodeId, Date.now());
+    const hostChanged = desc && (desc.hostname !== node.description?.hostname || !node.description?.platform);
+    if (node.status?.state !== api.NodeState.NODE_READY || hostChanged || node.status?.addr !== peerAddr) {
+      await this.m.store.update((tx) => {
+        const cur = tx.get(nodesTable, id.nodeId);
+        if (!cur) return;
+        const next = plain(cur) as NodeObject;
+        if (desc) next.description = plain(desc) as never;
+        next.status = { state: api.NodeState.NODE_READY, message: '', addr: peerAddr, updatedAt: Date.now() } as never;
+        tx.update(nodesTable, next);
+      }, { retries: 5 }).catch((e) => { throw this.m.wrap(e); });
+    }
+    return {
+      periodMs: this.periodMs(),
+      managers: this.m.managers(),
+      desiredRole: node.spec?.desiredRole ?? api.NodeRole.ROLE_WORKER,
+      leaderAddr: this.m.leaderAddr() ?? '',
+    } as never;
+  }
+
+  /** Raft peers count as reachable when their heartbeats or raft traffic are recent. */
+  raftReachable(raftId: number): boolean {
+    const st = this.m.raft.status();
+    const pr = st.progress.get(raftId);
+    if (!pr) return false;
+    if (pr.recentActive) return true;
+    const owner = this.m.store.view((r) => r.find(nodesTable, 'raftId', String(raftId))[0]);
+    const seen = owner ? this.lastSeen.get(owner.id) : undefined;
+    return seen !== undefined && Date.now() - seen < this.periodMs() * GRACE_PERIODS;
+  }
+
+  /** Leader loop: mark nodes whose heartbeats stopped as down. */
+  async run(signal: AbortSignal): Promise<void> {
+    this.leaderSince = Date.now();
+    // A new leader has seen nobody yet: everyone gets a full grace period.
+    this.lastSeen.clear();
+    while (!signal.aborted) {
+      const period = this.periodMs();
+      await new Promise((r) => setTimeout(r, Math.max(50, period / 4)));
+      if (signal.aborted) break;
+      const now = Date.now();
+      const bound = period * GRACE_PERIODS;
+      const stale = this.m.store.view((r) => r.list(nodesTable)).filter((n) => {
+        if (n.status?.state === api.NodeState.NODE_DOWN) return false;
+        const seen = this.lastSeen.get(n.id) ?? this.leaderSince;
+        return now - seen > bound;
+      });
+      for (const n of stale) {
+        const seen = this.lastSeen.get(n.id);
+        await this.m.store.update((tx) => {
+          const cur = tx.get(nodesTable, n.id);
+          if (!cur) return;
+          const next = plain(cur) as NodeObject;
+          next.status = {
+            state: api.NodeState.NODE_DOWN,
+            message: `heartbeat failure: no heartbeat for ${Math.round((now - (seen ?? this.leaderSince)) / 100) / 10} s (period ${period} ms)`,
+            addr: cur.status?.addr ?? '', updatedAt: now,
+          } as never;
+          tx.update(nodesTable, next);
+        }, { retries: 3 }).catch((e) => this.m.logger.warn({ err: String(e), node: n.id }, 'could not mark node down'));
+        this.m.logger.info({ node: n.id }, 'node marked down: heartbeat failure');
+      }
+    }
+  }
+}

@@ -1,0 +1,90 @@
+// Calling shoal's services: mutual-TLS channels to managers (checked against
+// the cluster CA, any manager certificate matches the fixed server name), unary
+// calls with deadlines, and following "not the leader" redirects.
+import * as grpc from '@grpc/grpc-js';
+
+/** Every manager certificate carries this DNS name; worker certificates do not. */
+export const MANAGER_SERVER_NAME = 'swarm-manager';
+export const LEADER_META = 'x-shoal-leader';
+
+export interface TlsMaterial {
+  caPem: string;
+  certPem?: string;
+  keyPem?: string;
+}
+
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.ssl_target_name_override': MANAGER_SERVER_NAME,
+  'grpc.default_authority': MANAGER_SERVER_NAME,
+  'grpc.enable_retries': 0,
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 1000,
+  'grpc.use_local_subchannel_pool': 1,
+};
+
+export function managerClient(addr: string, tls: TlsMaterial): grpc.Client {
+  const creds = grpc.credentials.createSsl(
+    Buffer.from(tls.caPem),
+    tls.keyPem ? Buffer.from(tls.keyPem) : null,
+    tls.certPem ? Buffer.from(tls.certPem) : null,
+  );
+  return new grpc.Client(addr, creds, CHANNEL_OPTIONS);
+}
+
+export function localClient(socketPath: string): grpc.Client {
+  return new grpc.Client(`unix://${socketPath}`, grpc.credentials.createInsecure(), { 'grpc.enable_retries': 0 });
+}
+
+export function call<Req, Res>(client: grpc.Client, def: grpc.MethodDefinition<Req, Res>, req: Req, timeoutMs = 10_000): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, req, new grpc.Metadata(),
+      { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res!)));
+  });
+}
+
+export function leaderHint(err: unknown): string | undefined {
+  const md = (err as grpc.ServiceError)?.metadata;
+  const v = md?.get(LEADER_META)?.[0];
+  return typeof v === 'string' && v ? v : undefined;
+}
+
+/**
+ * Call a leader-only method: try `addrs` in turn, jump straight to the leader
+ * when a manager names it, until one answers or the deadline passes.
+ */
+export async function callLeader<Req, Res>(
+  addrs: string[], tls: TlsMaterial, def: grpc.MethodDefinition<Req, Res>, req: Req,
+  opts: { timeoutMs?: number; clients?: Map<string, grpc.Client> } = {},
+): Promise<{ res: Res; addr: string }> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+  const clients = opts.clients ?? new Map<string, grpc.Client>();
+  const own = !opts.clients;
+  const queue = [...addrs];
+  let last: unknown;
+  try {
+    for (let i = 0; Date.now() < deadline; i++) {
+      const addr = queue.length > 0 ? queue.shift()! : addrs[i % addrs.length]!;
+      if (!addr) break;
+      let c = clients.get(addr);
+      if (!c) clients.set(addr, (c = managerClient(addr, tls)));
+      try {
+        const res = await call(c, def, req, Math.max(500, Math.min(5000, deadline - Date.now())));
+        return { res, addr };
+      } catch (e) {
+        last = e;
+        const code = (e as grpc.ServiceError).code;
+        const hint = leaderHint(e);
+        if (hint) {
+          queue.unshift(hint);
+          continue;
+        }
+        // Definite answers (bad request, permission) are final.
+        if (code !== grpc.status.UNAVAILABLE && code !== grpc.status.DEADLINE_EXCEEDED && code !== grpc.status.FAILED_PRECONDITION) throw e;
+        if (queue.length === 0) await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  } finally {
+    if (own) for (const c of clients.values()) c.close();
+  }
+  throw last ?? new Error('no manager address known');
+}

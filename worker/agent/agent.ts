@@ -1,0 +1,87 @@
+// The worker agent's session with the managers: heartbeats to the leader
+// (following redirects, falling back through every known manager), learning
+// the current manager list and the role the cluster wants this node to have.
+// Tasks join this loop with the services issue.
+import * as os from 'node:os';
+import * as grpc from '@grpc/grpc-js';
+import { callLeader, type TlsMaterial } from '../../proto/client.js';
+import { DispatcherService, api, type ManagerAddr } from '../../proto/services.js';
+
+export interface AgentOptions {
+  tls: () => TlsMaterial;
+  managers: () => string[];
+  role: () => 'manager' | 'worker';
+  onManagers: (m: ManagerAddr[]) => void;
+  onDesiredRole: (role: 'manager' | 'worker') => void;
+  /** The cluster refused this node (removed): stop trying. */
+  onRemoved: (why: string) => void;
+  logger: { info(o: object, m?: string): void; warn(o: object, m?: string): void; debug(o: object, m?: string): void };
+  hostname?: string;
+}
+
+export function describeHost(hostname?: string): InstanceType<typeof api.NodeDescription> {
+  return {
+    hostname: hostname ?? os.hostname(),
+    platform: { os: process.platform, architecture: process.arch },
+    resources: { nanoCpus: os.cpus().length * 1e9, memoryBytes: os.totalmem() },
+    version: '0.1.0',
+    engineLabels: {},
+  } as never;
+}
+
+export class Agent {
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private periodMs = 1000;
+  private readonly clients = new Map<string, grpc.Client>();
+  private tlsKey = '';
+  lastOk = 0;
+
+  constructor(private readonly opts: AgentOptions) {}
+
+  start(): void {
+    void this.beat();
+  }
+
+  private resetClientsIfTlsChanged(tls: TlsMaterial): void {
+    const key = tls.certPem ?? '';
+    if (key === this.tlsKey) return;
+    this.tlsKey = key;
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+
+  private async beat(): Promise<void> {
+    if (this.stopped) return;
+    const tls = this.opts.tls();
+    this.resetClientsIfTlsChanged(tls);
+    const addrs = this.opts.managers();
+    const role = this.opts.role();
+    try {
+      const { res } = await callLeader(addrs, tls, DispatcherService.heartbeat,
+        { description: describeHost(this.opts.hostname), role: role === 'manager' ? 1 : 0 } as never,
+        { timeoutMs: Math.max(2000, this.periodMs * 2), clients: this.clients });
+      this.lastOk = Date.now();
+      this.periodMs = res.periodMs || 1000;
+      if (res.managers?.length) this.opts.onManagers(res.managers as ManagerAddr[]);
+      const desired = res.desiredRole === api.NodeRole.ROLE_MANAGER ? 'manager' : 'worker';
+      if (desired !== role) this.opts.onDesiredRole(desired);
+    } catch (e) {
+      const err = e as grpc.ServiceError;
+      if (err.code === grpc.status.PERMISSION_DENIED || err.code === grpc.status.NOT_FOUND) {
+        this.opts.logger.warn({ err: err.details }, 'the cluster refused this node');
+        this.opts.onRemoved(err.details ?? String(e));
+      } else {
+        this.opts.logger.debug({ err: err.details ?? String(e) }, 'heartbeat failed');
+      }
+    }
+    if (!this.stopped) this.timer = setTimeout(() => void this.beat(), this.periodMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}
