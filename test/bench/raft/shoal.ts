@@ -1,31 +1,76 @@
-// shoal's side of `bench:raft`: a 3-process raft KV (manager/raft) behind the
-// BenchSystem / BenchClient interfaces of ./systems.ts. Not wired yet: both
-// entry points throw, and the bench skips the shoal column with a note.
-//
-// To plug in (see test/bench/README.md):
-//  - shoalSystem.start(workDir): spawn 3 server processes (node, one per
-//    raft member, data under workDir/<member>, fsync on), wait until a put is
-//    committed, return { clientArgs } as plain JSON (e.g. the leader's
-//    address); stop(): SIGTERM each pid, SIGKILL after 5 s, await exit.
-//  - makeShoalClient(clientArgs, opts): a BenchClient over one connection
-//    to the leader: put resolves once committed, get is a linearizable read.
-//    Build its calls on makeUnaryTransport(opts.transport, endpoint) from
-//    ../lib/grpc-unary.ts (as etcd-client.ts does) so both systems are
-//    driven by the same client code; optionally implement getValue for the
-//    one-off round-trip check.
-
+// shoal's side of `bench:raft`: raftkv (test/support/raftkv), a 3-process KV
+// on raft-ts with its WAL fsynced, driven by the same lean unary client as etcd.
+// Writes go to the leader (a follower answers "not leader"); reads too, so both
+// systems serve linearizable reads the same way (ReadIndex on the leader).
+import { makeUnaryTransport } from '../lib/grpc-unary.js';
+import { KvClient } from '../../support/raftkv/client.js';
+import { RaftKvCluster } from '../../support/raftkv/cluster.js';
+import { encodePut, kvService } from '../../support/raftkv/protocol.js';
 import type { BenchClient, BenchClientOptions, BenchSystem } from './systems.js';
 
-const notWired = (): Error => new Error('shoal raft server not wired yet');
+interface ShoalArgs {
+  leader: string;
+}
+
+let cluster: RaftKvCluster | undefined;
+let startTerm = 0;
+
+async function leaderStatus(c: RaftKvCluster) {
+  const kc = new KvClient(c.clientAddrs);
+  try {
+    const leader = await kc.findLeader();
+    return { leader, status: await kc.status(leader) };
+  } finally {
+    kc.close();
+  }
+}
 
 export const shoalSystem: BenchSystem = {
   name: 'shoal',
-  async start(_workDir: string): Promise<{ clientArgs: unknown }> {
-    throw notWired();
+  async start(workDir: string) {
+    cluster = await RaftKvCluster.create({ size: 3, baseDir: workDir });
+    const kc = new KvClient(cluster.clientAddrs);
+    try {
+      await kc.findLeader();
+      await kc.put(Buffer.from('bench/warm'), Buffer.alloc(256, 1));
+    } finally {
+      kc.close();
+    }
+    const { leader, status } = await leaderStatus(cluster);
+    startTerm = status.term;
+    return {
+      clientArgs: { leader } satisfies ShoalArgs,
+      notes: [`shoal: raftkv on raft-ts, 3 processes, leader n${status.id} at ${leader}, term ${status.term}, tick 100 ms, election 1-2 s`],
+    };
   },
-  async stop(): Promise<void> {},
+  async stop() {
+    if (!cluster) return;
+    try {
+      const { status } = await leaderStatus(cluster);
+      // Any election under load would show as a term change.
+      console.log(`shoal: term at start ${startTerm}, at end ${status.term}: ${status.term - startTerm} elections during the run`);
+    } catch (e) {
+      console.log(`shoal: could not read the final term: ${(e as Error).message}`);
+    }
+    await cluster.stop();
+    cluster = undefined;
+  },
 };
 
-export function makeShoalClient(_clientArgs: unknown, _opts?: BenchClientOptions): BenchClient {
-  throw notWired();
+export function makeShoalClient(clientArgs: unknown, opts?: BenchClientOptions): BenchClient {
+  const { leader } = clientArgs as ShoalArgs;
+  const rpc = makeUnaryTransport(opts?.transport ?? 'h2', leader, { timeoutMs: 10_000 });
+  return {
+    async put(key: Buffer, value: Buffer) {
+      await rpc.call(kvService.put.path, encodePut(key, value));
+    },
+    async get(key: Buffer) {
+      await rpc.call(kvService.get.path, key);
+    },
+    async getValue(key: Buffer) {
+      const v = await rpc.call(kvService.get.path, key);
+      return v.length > 0 ? v : undefined;
+    },
+    close: () => rpc.close(),
+  };
 }
