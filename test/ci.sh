@@ -10,14 +10,15 @@ SIM_SEEDS="${SIM_SEEDS:-500}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# System packages. Nothing in the raft tests needs more than Node.js yet;
-# later components (containerd, nftables, iproute2) are installed here.
-APT_PACKAGES="${APT_PACKAGES:-}"
-if [ -n "$APT_PACKAGES" ]; then
-  if [ "$(id -u)" -ne 0 ]; then echo "ci.sh: installing system packages needs root (run with sudo)" >&2; exit 1; fi
-  step "apt-get install $APT_PACKAGES"
+# System packages the lab and system tests need (network namespaces, nftables).
+APT_PACKAGES="${APT_PACKAGES:-iproute2 nftables util-linux hostname}"
+missing=""
+for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" -ne 0 ]; then echo "ci.sh: installing$missing needs root (run with sudo)" >&2; exit 1; fi
+  step "apt-get install$missing"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $APT_PACKAGES
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
 fi
 
 command -v node >/dev/null || { echo "ci.sh: Node.js 20 or newer is required (apt-get install nodejs npm)" >&2; exit 1; }
