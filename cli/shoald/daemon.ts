@@ -12,7 +12,7 @@ import * as tls from 'node:tls';
 import * as crypto from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import {
-  RootCA, checkPinnedCa, formatJoinToken, generateKeyAndCsr, identityOf, newTokenSecret, parseJoinToken, renewAt,
+  KeyPool, RootCA, checkPinnedCa, formatJoinToken, generateKeyAndCsr, identityOf, newTokenSecret, parseJoinToken, renewAt,
   type CertIdentity, type NodeRole,
 } from '../../manager/ca/index.js';
 import { CallError, peerIdentity, requireRole } from '../../manager/cluster/auth.js';
@@ -93,6 +93,7 @@ export class Daemon {
   private roleChange?: Promise<void>;
   private lastError = '';
   private readonly leaderClients = new Map<string, grpc.Client>();
+  private readonly keys = new KeyPool(2);
 
   constructor(private readonly opts: DaemonOptions) {
     this.dir = new StateDir(opts.stateDir);
@@ -305,8 +306,8 @@ export class Daemon {
     const clusterId = newObjectId();
     const nodeId = newObjectId();
     const raftId = newRaftId();
-    const ca = RootCA.create({ clusterId });
-    const { keyPem, csrPem } = generateKeyAndCsr();
+    const ca = RootCA.create({ clusterId, key: this.keys.take() });
+    const { keyPem, csrPem } = generateKeyAndCsr(this.keys.take());
     const { certPem } = ca.issue(csrPem, { nodeId, role: 'manager', clusterId, validityMs: Number(spec.ca!.nodeCertExpiryMs) });
     const workerToken = formatJoinToken(ca.digest, newTokenSecret());
     const managerToken = formatJoinToken(ca.digest, newTokenSecret());
@@ -380,7 +381,7 @@ export class Daemon {
       if (e instanceof CallError) throw e;
       throw new CallError(grpc.status.PERMISSION_DENIED, (e as Error).message);
     }
-    const { keyPem, csrPem } = generateKeyAndCsr();
+    const { keyPem, csrPem } = generateKeyAndCsr(this.keys.take());
     const { res } = await callLeader([req.remoteAddr], { caPem }, NodeCAService.issueNodeCertificate,
       { token: req.token, csrPem, hostname: this.opts.hostname ?? os.hostname() } as never, { timeoutMs: 20_000 })
       .catch((e: grpc.ServiceError) => {
@@ -501,7 +502,7 @@ export class Daemon {
   private async renew(): Promise<void> {
     const node = this.node;
     if (!node || !this.certs) return;
-    const { keyPem, csrPem } = generateKeyAndCsr();
+    const { keyPem, csrPem } = generateKeyAndCsr(this.keys.take());
     const { res } = await callLeader(this.managerAddrs(), this.tls(), NodeCAService.renewNodeCertificate, { csrPem } as never, { timeoutMs: 15_000 });
     const newRole: NodeRole = res.role === api.NodeRole.ROLE_MANAGER ? 'manager' : 'worker';
     this.certs = { caPem: this.certs.caPem, certPem: res.certPem, keyPem };

@@ -20,3 +20,4 @@ export {
   TOKEN_SECRET_CHARS,
 } from './join.js';
 export { renewAt, type RenewPolicy } from './renew.js';
+export { KeyPool } from './keypool.js';

@@ -90,14 +90,14 @@ export class RootCA {
     return this.key !== undefined;
   }
 
-  static create(opts: { clusterId: string; commonName?: string; validityDays?: number }): RootCA {
+  static create(opts: { clusterId: string; commonName?: string; validityDays?: number; key?: KeyObject }): RootCA {
     checkClusterId(opts.clusterId);
     const cn = opts.commonName ?? DEFAULT_CA_CN;
     if (!CLUSTER_ID_RE.test(cn)) throw new CaError('BAD_IDENTITY', `CA common name ${JSON.stringify(cn)} must be 1-64 printable ASCII characters`);
     const days = opts.validityDays ?? DEFAULT_CA_DAYS;
     if (!(Number.isFinite(days) && days > 0)) throw new CaError('BAD_IDENTITY', `CA validityDays must be a positive number, got ${days}`);
 
-    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const privateKey = opts.key ?? generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
     const now = Date.now();
     const cert = forge.pki.createCertificate();
     cert.publicKey = forgePublicKey(privateKey);
@@ -269,8 +269,9 @@ export class RootCA {
 }
 
 /** The node side of joining: a fresh RSA-2048 key and a CSR for it (its subject is a placeholder the CA replaces). */
-export function generateKeyAndCsr(): { keyPem: string; csrPem: string } {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+export function generateKeyAndCsr(key?: KeyObject): { keyPem: string; csrPem: string } {
+  // A key made ahead of time (off the event loop, see KeyPool) saves ~200 ms on the join path.
+  const privateKey = key ?? generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
   const csr = forge.pki.createCertificationRequest();
   csr.publicKey = forgePublicKey(privateKey);
   csr.setSubject([utf8Attr('CN', 'shoal-node')]);
