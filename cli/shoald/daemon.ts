@@ -374,9 +374,12 @@ export class Daemon {
     } catch (e) {
       throw new CallError(grpc.status.INVALID_ARGUMENT, (e as Error).message);
     }
+    const t0 = performance.now();
+    const lap = (what: string) => this.log.info({ ms: Math.round(performance.now() - t0) }, `join: ${what}`);
     let caPem: string;
     try {
       caPem = await this.pinnedCa(req.remoteAddr, digest);
+      lap('CA pinned');
     } catch (e) {
       if (e instanceof CallError) throw e;
       throw new CallError(grpc.status.PERMISSION_DENIED, (e as Error).message);
@@ -387,6 +390,7 @@ export class Daemon {
       .catch((e: grpc.ServiceError) => {
         throw new CallError(e.code ?? grpc.status.UNAVAILABLE, `the manager refused to join this node: ${e.details ?? e.message}`);
       });
+    lap('certificate issued');
     const role: NodeRole = res.role === api.NodeRole.ROLE_MANAGER ? 'manager' : 'worker';
     this.certs = { caPem: res.caCertPem, certPem: res.certPem, keyPem };
     const advertise = req.advertiseAddr || this.opts.advertiseAddr || this.opts.listenAddr;
@@ -396,9 +400,11 @@ export class Daemon {
     };
     try {
       this.dir.saveCerts(this.certs);
+      lap('certificates saved');
       if (role === 'manager') await this.joinRaft();
       this.dir.saveState(this.node);
       await this.activate();
+      lap('active');
     } catch (e) {
       await this.deactivate();
       this.node = undefined;
