@@ -49,10 +49,14 @@ export interface RaftNodeOptions {
   /** Ticks; defaults 10 and 1: a leader is missed after 1-2 s, heartbeats every 100 ms. */
   electionTick?: number;
   heartbeatTick?: number;
-  /** Take a snapshot (and compact the log) after this many applied entries. Default 10,000. */
-  snapshotEntries?: number;
+  /**
+   * Take a snapshot (and compact the log) after this many applied entries. Default 10,000.
+   * A function is asked at every check, so the policy can follow configuration that changes
+   * at run time (shoal keeps it in the replicated cluster object).
+   */
+  snapshotEntries?: number | (() => number);
   /** Entries kept in the log behind a snapshot so slow followers catch up without one. Default 5,000. */
-  compactionMargin?: number;
+  compactionMargin?: number | (() => number);
   /** Max bytes of one proposal. Default 1.5 MiB. */
   maxEntryBytes?: number;
   /** Leader lease reads instead of a heartbeat round per read batch. Default false. */
@@ -112,8 +116,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private applied: number;
   private lastSnapIndex: number;
   private confState: ConfState;
-  private readonly snapshotEntries: number;
-  private readonly compactionMargin: number;
+  private readonly snapshotEntries: () => number;
+  private readonly compactionMargin: () => number;
   private readonly requestTimeoutMs: number;
   private ticker: NodeJS.Timeout | undefined;
   private scheduled = false;
@@ -139,8 +143,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.sm = opts.stateMachine;
     this.log = opts.logger ?? noLog;
     this.tickMs = opts.tickMs ?? 100;
-    this.snapshotEntries = opts.snapshotEntries ?? 10_000;
-    this.compactionMargin = opts.compactionMargin ?? 5_000;
+    const se = opts.snapshotEntries ?? 10_000;
+    const cm = opts.compactionMargin ?? 5_000;
+    this.snapshotEntries = typeof se === 'function' ? se : () => se;
+    this.compactionMargin = typeof cm === 'function' ? cm : () => cm;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
 
     const opened = RaftDisk.open(opts.dataDir, { noSync: opts.noSync, logger: (m) => this.log.warn({}, m) });
@@ -548,7 +554,11 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (rd.entries.length > 0) this.storage.append(rd.entries);
     if (rd.hardState) this.storage.setHardState(rd.hardState);
 
-    if (!rd.sendFirst && rd.messages.length > 0) transport.send(rd.messages);
+    if (!rd.sendFirst && rd.messages.length > 0) {
+      transport.send(rd.messages);
+      // Answers (a follower's AppResp) go out now rather than a loop turn later.
+      transport.flushNow?.();
+    }
 
     if (rd.snapshot) this.restoreSnapshot(rd.snapshot);
     for (const e of rd.committedEntries) this.applyEntry(e.index, e.term, e.type, e.data);
@@ -670,12 +680,12 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   }
 
   private maybeSnapshot(): void {
-    if (this.applied - this.lastSnapIndex < this.snapshotEntries) return;
+    if (this.applied - this.lastSnapIndex < this.snapshotEntries()) return;
     const index = this.applied;
     const snap = this.storage.createSnapshot(index, this.confState, encodeEnvelope(this.peersForSnapshot(), this.sm.snapshot()));
     this.disk.saveSnapshot(snap);
     this.disk.save(undefined, [], snap, true);
-    const compactTo = index - this.compactionMargin;
+    const compactTo = index - this.compactionMargin();
     if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
     this.disk.releaseTo(index);
     this.lastSnapIndex = index;

@@ -2,11 +2,11 @@
 // member. Used by the real-process crash test and the raft benchmark.
 //   node dist/test/support/raftkv/server.js --id 1 --data-dir D --raft-addr 127.0.0.1:P
 //     --client-addr 127.0.0.1:Q --peers 1=127.0.0.1:P,2=... --clients 1=127.0.0.1:Q,2=...
-import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { RaftError, NONE } from '../../../manager/raft/core/index.js';
 import { RaftNode, type StateMachine } from '../../../manager/raft/node/index.js';
 import { GrpcTransport } from '../../../manager/raft/transport/index.js';
+import { H2GrpcServer, RpcError } from './h2server.js';
 import { decodePut, kvService, LEADER_META } from './protocol.js';
 
 function arg(name: string, def?: string): string {
@@ -80,48 +80,37 @@ async function main(): Promise<void> {
   await transport.start();
   node.start(transport);
 
-  const fail = (cb: grpc.sendUnaryData<Buffer>, e: unknown) => {
-    const md = new grpc.Metadata();
+  const toRpcError = (e: unknown): RpcError => {
     if (e instanceof RaftError && e.code === 'NOT_LEADER') {
       const lead = node.leader().id;
-      if (lead !== NONE && clients[lead]) md.set(LEADER_META, clients[lead]!);
-      cb({ code: grpc.status.FAILED_PRECONDITION, details: e.message, metadata: md });
-    } else if (e instanceof RaftError && (e.code === 'TIMEOUT' || e.code === 'PROPOSAL_DROPPED')) {
-      cb({ code: grpc.status.UNAVAILABLE, details: e.message, metadata: md });
-    } else {
-      cb({ code: grpc.status.INTERNAL, details: (e as Error).message, metadata: md });
+      return new RpcError(9 /* FAILED_PRECONDITION */, e.message, lead !== NONE && clients[lead] ? { [LEADER_META]: clients[lead]! } : {});
     }
+    if (e instanceof RaftError && (e.code === 'TIMEOUT' || e.code === 'PROPOSAL_DROPPED')) return new RpcError(14 /* UNAVAILABLE */, e.message);
+    return new RpcError(13 /* INTERNAL */, (e as Error).message);
   };
-
-  const server = new grpc.Server();
-  server.addService(kvService, {
-    put: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      node.propose(call.request).then(() => cb(null, Buffer.alloc(0)), (e) => fail(cb, e));
+  const EMPTY = Buffer.alloc(0);
+  const server = new H2GrpcServer({
+    [kvService.put.path]: (body) => node.propose(body).then(() => EMPTY, (e) => { throw toRpcError(e); }),
+    [kvService.get.path]: (body) => {
+      const key = body.toString('latin1');
+      return node.readBarrier().then(() => sm.map.get(key) ?? EMPTY, (e) => { throw toRpcError(e); });
     },
-    get: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      const key = call.request.toString('latin1');
-      node.readBarrier().then(() => cb(null, sm.map.get(key) ?? Buffer.alloc(0)), (e) => fail(cb, e));
-    },
-    dump: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      cb(null, Buffer.from(JSON.stringify({ order: sm.order, applied: node.status().applied })));
-    },
-    status: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+    [kvService.dump.path]: () => Buffer.from(JSON.stringify({ order: sm.order, applied: node.status().applied })),
+    [kvService.status.path]: () => {
       const st = node.status();
       const lead = st.lead;
-      cb(null, Buffer.from(JSON.stringify({
+      return Buffer.from(JSON.stringify({
         id, term: st.term, lead, state: st.state, commit: st.commit, applied: st.applied,
         leaderClientAddr: lead !== NONE ? clients[lead] : undefined, disk: node.diskStats(),
-      })));
+      }));
     },
   });
-  await new Promise<void>((resolve, reject) => {
-    server.bindAsync(arg('client-addr'), grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
-  });
+  await server.listen(arg('client-addr'));
   process.stdout.write(`READY ${JSON.stringify({ id })}\n`);
 
   const shutdown = () => {
     node.stop();
-    server.forceShutdown();
+    server.close();
     void transport.stop().finally(() => process.exit(0));
   };
   process.on('SIGTERM', shutdown);
