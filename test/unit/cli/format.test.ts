@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { formatDuration, parseDuration, table } from '../../../cli/shoal/format.js';
+
+describe('durations, as docker writes them', () => {
+  it.each([
+    ['500ms', 500], ['5s', 5000], ['1m30s', 90_000], ['2160h', 2160 * 3_600_000], ['1.5s', 1500], ['1h1m1s', 3_661_000],
+  ])('%s is %i ms', (s, ms) => {
+    expect(parseDuration(s, '--x')).toBe(ms);
+  });
+
+  it.each(['', '5', 's', '5 s', '5sec', '-5s', '5s junk', '1d'])('"%s" is refused with the flag named and an example', (s) => {
+    expect(() => parseDuration(s, '--cert-expiry')).toThrow(/invalid duration .* for --cert-expiry: use a number with a unit, e\.g\. 500ms/);
+  });
+
+  it.each([[500, '500ms'], [5000, '5s'], [90_000, '90s'], [120_000, '2m'], [7_200_000, '2h']])('%i ms prints as %s', (ms, s) => {
+    expect(formatDuration(ms)).toBe(s);
+  });
+});
+
+describe('tables', () => {
+  it('aligns columns three spaces apart under upper-case headers, without trailing spaces', () => {
+    const t = table(['ID', 'HOSTNAME', 'STATUS'], [['abc *', 'host1', 'Ready'], ['defghij', 'h2', '']]);
+    expect(t.split('\n')).toEqual([
+      'ID        HOSTNAME   STATUS',
+      'abc *     host1      Ready',
+      'defghij   h2',
+    ]);
+  });
+});

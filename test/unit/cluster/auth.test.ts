@@ -1,0 +1,77 @@
+// Who may call what: identities come from certificates checked against the
+// cluster CA, removed nodes are refused, and roles gate the APIs.
+import * as grpc from '@grpc/grpc-js';
+import { X509Certificate } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { RootCA, generateKeyAndCsr } from '../../../manager/ca/index.js';
+import { CallError, derToPem, peerIdentity, requireRole } from '../../../manager/cluster/auth.js';
+import { newObjectId, newRaftId } from '../../../manager/cluster/ids.js';
+
+const callWith = (pem?: string) => ({
+  getAuthContext: () => ({ sslPeerCertificate: pem ? { raw: new X509Certificate(pem).raw } : undefined }),
+});
+
+describe('caller identity from client certificates', () => {
+  let ca: RootCA;
+  let other: RootCA;
+  let managerPem: string;
+  let workerPem: string;
+  let foreignPem: string;
+  beforeAll(() => {
+    ca = RootCA.create({ clusterId: 'c1' });
+    other = RootCA.create({ clusterId: 'c2' });
+    const { csrPem } = generateKeyAndCsr();
+    managerPem = ca.issue(csrPem, { nodeId: 'mgr1', role: 'manager', clusterId: 'c1', validityMs: 3600_000 }).certPem;
+    workerPem = ca.issue(csrPem, { nodeId: 'wrk1', role: 'worker', clusterId: 'c1', validityMs: 3600_000 }).certPem;
+    foreignPem = other.issue(csrPem, { nodeId: 'mgr1', role: 'manager', clusterId: 'c2', validityMs: 3600_000 }).certPem;
+  });
+
+  it('derToPem round-trips a certificate', () => {
+    expect(new X509Certificate(derToPem(new X509Certificate(managerPem).raw)).fingerprint256).toBe(new X509Certificate(managerPem).fingerprint256);
+  });
+
+  it('no certificate: no identity (only NodeCA.IssueNodeCertificate accepts that)', () => {
+    expect(peerIdentity(callWith(), ca, new Set())).toBeUndefined();
+  });
+
+  it('reads node ID and role from a certificate of this cluster', () => {
+    expect(peerIdentity(callWith(workerPem), ca, new Set())).toMatchObject({ nodeId: 'wrk1', role: 'worker', clusterId: 'c1' });
+  });
+
+  const cases: Array<[string, () => string, Set<string>, grpc.status, RegExp]> = [
+    ['a certificate of another cluster', () => foreignPem, new Set(), grpc.status.UNAUTHENTICATED, /client certificate refused/],
+    ['a removed node', () => managerPem, new Set(['mgr1']), grpc.status.PERMISSION_DENIED, /was removed from the cluster/],
+  ];
+  it.each(cases)('refuses %s', (_what, pem, removed, code, msg) => {
+    try {
+      peerIdentity(callWith(pem()), ca, removed);
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(CallError);
+      expect((e as CallError).code).toBe(code);
+      expect((e as CallError).message).toMatch(msg);
+    }
+  });
+
+  it('a worker certificate may not call the control API; a manager certificate may', () => {
+    const w = peerIdentity(callWith(workerPem), ca, new Set());
+    expect(() => requireRole(w, ['manager'], 'the control API')).toThrow(/the control API is not allowed for a worker certificate \(node wrk1\)/);
+    expect(requireRole(peerIdentity(callWith(managerPem), ca, new Set()), ['manager'], 'x').nodeId).toBe('mgr1');
+    expect(() => requireRole(undefined, ['manager'], 'the control API')).toThrow(/needs a cluster client certificate/);
+  });
+});
+
+describe('identifiers', () => {
+  it('node IDs are 25 base-36 characters and distinct', () => {
+    const ids = Array.from({ length: 200 }, newObjectId);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-z]{25}$/);
+    expect(new Set(ids).size).toBe(200);
+  });
+  it('raft IDs are positive safe integers, never 0 (raft\'s "none")', () => {
+    for (let i = 0; i < 1000; i++) {
+      const r = newRaftId();
+      expect(r).toBeGreaterThan(0);
+      expect(Number.isSafeInteger(r)).toBe(true);
+    }
+  });
+});
