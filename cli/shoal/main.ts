@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // shoal: the command line. Talks to the local shoald over its unix socket.
+import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { Command, Option } from 'commander';
-import { call, localClient } from '../../proto/client.js';
+import { call, callLeader, localClient, managerClient } from '../../proto/client.js';
 import { ControlService, LocalService, api, type Node } from '../../proto/services.js';
 import { ago, formatDuration, parseDuration, table, titleCase } from './format.js';
 
@@ -10,19 +11,42 @@ const DEFAULT_SOCKET = process.env.SHOAL_SOCKET ?? '/var/lib/shoal/shoald.sock';
 
 class UsageError extends Error {}
 
+interface GlobalOpts { socket: string; host?: string; tlscacert?: string; tlscert?: string; tlskey?: string }
+
 let client: grpc.Client | undefined;
+/** The local daemon over its unix socket, or with --host a remote manager over mutual TLS. */
 function daemon(): grpc.Client {
-  if (!client) client = localClient(program.opts<{ socket: string }>().socket);
-  return client;
+  if (client) return client;
+  const o = program.opts<GlobalOpts>();
+  if (!o.host) return (client = localClient(o.socket));
+  if (!o.tlscacert || !o.tlscert || !o.tlskey) {
+    throw new UsageError('--host needs --tlscacert, --tlscert and --tlskey: a manager\'s client certificate (e.g. from its state dir: certs/ca.pem, certs/node.pem, certs/node-key.pem)');
+  }
+  const read = (f: string) => fs.readFileSync(f, 'utf8');
+  return (client = managerClient(o.host, { caPem: read(o.tlscacert), certPem: read(o.tlscert), keyPem: read(o.tlskey) }));
 }
 
 async function rpc<Req, Res>(def: grpc.MethodDefinition<Req, Res>, req: Req, timeoutMs = 30_000): Promise<Res> {
+  if (program.opts<GlobalOpts>().host && def.path.startsWith('/shoal.api.Local/')) {
+    throw new UsageError('this command acts on the local node: run it on that node (without --host)');
+  }
   try {
+    const o = program.opts<GlobalOpts>();
+    if (o.host) {
+      daemon(); // validates the TLS flags
+      const read = (f: string) => fs.readFileSync(f, 'utf8');
+      // A remote follower names the leader; follow it.
+      return (await callLeader([o.host], { caPem: read(o.tlscacert!), certPem: read(o.tlscert!), keyPem: read(o.tlskey!) }, def, req, { timeoutMs })).res;
+    }
     return await call(daemon(), def, req, timeoutMs);
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     const err = e as grpc.ServiceError;
     const socket = program.opts<{ socket: string }>().socket;
-    if (err.code === grpc.status.UNAVAILABLE && /No connection established/.test(err.details ?? '') && /ENOENT|ECONNREFUSED|EACCES/.test(err.details ?? '')) {
+    // Only when the failed connection is to our own socket: an UNAVAILABLE from
+    // the daemon (say, about another manager) is reported as the daemon said it.
+    if (err.code === grpc.status.UNAVAILABLE && /No connection established/.test(err.details ?? '') && /ENOENT|ECONNREFUSED|EACCES/.test(err.details ?? '')
+      && (err.details ?? '').includes(socket)) {
       throw new Error(`cannot reach shoald at ${socket}: is the daemon running, and are you root? (set --socket or SHOAL_SOCKET)`);
     }
     throw new Error(err.details || err.message);
@@ -94,6 +118,10 @@ const program = new Command()
   .name('shoal')
   .description('Run containers on a cluster of hosts (a Docker Swarm-style orchestrator).')
   .option('--socket <path>', 'shoald\'s unix socket (env SHOAL_SOCKET)', DEFAULT_SOCKET)
+  .option('-H, --host <host:port>', 'a remote manager instead of the local daemon (mutual TLS)')
+  .option('--tlscacert <file>', 'cluster CA certificate, with --host')
+  .option('--tlscert <file>', 'client certificate (a manager\'s), with --host')
+  .option('--tlskey <file>', 'client key, with --host')
   .showHelpAfterError();
 
 // ---- swarm ----
@@ -189,7 +217,8 @@ node.command('ls')
   .option('-q, --quiet', 'only IDs')
   .addOption(new Option('--format <format>', 'table or json').choices(['table', 'json']).default('table'))
   .action(async (o: { quiet?: boolean; format: string }) => {
-    const [list, info] = await Promise.all([rpc(ControlService.listNodes, {} as never), rpc(LocalService.info, {} as never)]);
+    const remote = !!program.opts<GlobalOpts>().host;
+    const [list, info] = await Promise.all([rpc(ControlService.listNodes, {} as never), remote ? Promise.resolve({ nodeId: '' }) : rpc(LocalService.info, {} as never)]);
     const nodes = (list.nodes ?? []) as Node[];
     const sorted = [...nodes].sort((a, b) => (a.description?.hostname ?? '').localeCompare(b.description?.hostname ?? '') || a.id.localeCompare(b.id));
     if (o.quiet) return out(sorted.map((n) => n.id).join('\n'));

@@ -21,7 +21,7 @@ import { Manager } from '../../manager/cluster/manager.js';
 import { ControlApi } from '../../manager/controlapi/control.js';
 import { RaftNode } from '../../manager/raft/node/index.js';
 import { Agent } from '../../worker/agent/agent.js';
-import { callLeader } from '../../proto/client.js';
+import { callLeader, elsewhereMetadata, triesElsewhere } from '../../proto/client.js';
 import {
   ControlService, DispatcherService, LocalService, NodeCAService, RaftMembershipService, api, serviceDef,
   type ClusterSpec, type ManagerAddr,
@@ -63,6 +63,8 @@ function peerHost(c: { getPeer(): string }): string {
   return (i > 0 ? p.slice(0, i) : p).replace(/^ipv4:|^ipv6:|^\[|\]$/g, '');
 }
 
+/** How long a follower tries to hand a control request to the leader. */
+const FORWARD_TIMEOUT_MS = 10_000;
 const NOT_IN_SWARM = 'This node is not part of a swarm: use `shoal swarm init` or `shoal swarm join` first';
 const NOT_A_MANAGER = 'This node is not a swarm manager. Use `shoal swarm init` or `shoal swarm join` to connect this node to a swarm as a manager, or run the command on a manager';
 
@@ -248,7 +250,7 @@ export class Daemon {
   }
 
   private mgr(): Manager {
-    if (!this.manager) throw new CallError(grpc.status.FAILED_PRECONDITION, NOT_A_MANAGER);
+    if (!this.manager) throw new CallError(grpc.status.FAILED_PRECONDITION, NOT_A_MANAGER, elsewhereMetadata());
     return this.manager;
   }
 
@@ -263,14 +265,24 @@ export class Daemon {
     const route = <Req, Res>(method: grpc.MethodDefinition<Req, Res>, run: (api: ControlApi, req: Req) => Promise<Res>) =>
       unaryHandler<Req, Res>(async (c) => {
         if (!local) requireRole(this.identify(c), ['manager'], 'the control API');
-        if (!this.node) throw new CallError(grpc.status.FAILED_PRECONDITION, NOT_IN_SWARM);
-        if (!this.manager || !this.control) throw new CallError(grpc.status.FAILED_PRECONDITION, NOT_A_MANAGER);
+        if (!this.node) throw new CallError(grpc.status.FAILED_PRECONDITION, NOT_IN_SWARM, local ? undefined : elsewhereMetadata());
+        if (!this.manager || !this.control) throw new CallError(grpc.status.FAILED_PRECONDITION, NOT_A_MANAGER, local ? undefined : elsewhereMetadata());
         if (this.manager.isLeader()) return run(this.control, c.request);
         if (!local) throw this.manager.notLeader();
         // A follower forwards the request to the leader on the caller's behalf.
-        const { res } = await callLeader([this.manager.leaderAddr() ?? this.advertiseAddr, ...this.managerAddrs()], this.tls(), method, c.request,
-          { clients: this.leaderClients, timeoutMs: 10_000 });
-        return res;
+        try {
+          const { res } = await callLeader([this.manager.leaderAddr() ?? this.advertiseAddr, ...this.managerAddrs()], this.tls(), method, c.request,
+            { clients: this.leaderClients, timeoutMs: FORWARD_TIMEOUT_MS });
+          return res;
+        } catch (e) {
+          const err = e as grpc.ServiceError;
+          // The leader's own answers pass through; failing to find one is said as what it is,
+          // not as the last connection error (which the CLI would take for its own socket's).
+          if (err.code !== grpc.status.UNAVAILABLE && err.code !== grpc.status.DEADLINE_EXCEEDED && !triesElsewhere(err)) throw e;
+          throw new CallError(grpc.status.UNAVAILABLE,
+            `this manager could not reach a leader within ${FORWARD_TIMEOUT_MS / 1000} s (last error: ${err.details || err.message}): the cluster may have lost quorum. ` +
+            'It needs a majority of its managers up; if they are gone for good, recover with `shoal swarm init --force-new-cluster` on a surviving manager');
+        }
       });
     return {
       listNodes: route(ControlService.listNodes, (a) => a.listNodes() as never),
@@ -491,9 +503,12 @@ export class Daemon {
     if (this.renewTimer) clearTimeout(this.renewTimer);
     if (!this.certs) return;
     const ident = identityOf(this.certs.certPem);
-    // Issued-at: the certificate's notBefore is backdated an hour; the file's write time is closer.
-    const life = ident.notAfter.getTime() - ident.notBefore.getTime();
-    const issuedAt = new Date(Math.max(ident.notBefore.getTime() + Math.min(3600_000, life / 2), Date.now() - life));
+    // Issued-at: when this node received the certificate, i.e. when it was written to the
+    // state dir. notBefore says little: it is backdated an hour (or to the CA's own notBefore),
+    // and counting from it put the renewal point of a short-lived certificate in the past,
+    // so nodes renewed every second.
+    const received = this.dir.certsWrittenAt() ?? Date.now();
+    const issuedAt = new Date(Math.min(Date.now(), Math.max(ident.notBefore.getTime(), received)));
     const at = renewAt(ident, issuedAt).getTime();
     const delay = Math.max(1000, Math.min(at - Date.now(), 2 ** 31 - 1));
     this.renewTimer = setTimeout(() => {
@@ -514,6 +529,10 @@ export class Daemon {
     this.certs = { caPem: this.certs.caPem, certPem: res.certPem, keyPem };
     this.dir.saveCerts(this.certs);
     this.certProvider?.update(this.certs.caPem, this.certs.certPem, this.certs.keyPem);
+    // Channels to the leader (forwarded control calls) were opened with the old certificate,
+    // which the leader checks on every call: they would fail once it expires.
+    for (const c of this.leaderClients.values()) c.close();
+    this.leaderClients.clear();
     this.manager?.transport.updateCredentials({ ca: Buffer.from(this.certs.caPem), cert: Buffer.from(this.certs.certPem), key: Buffer.from(this.certs.keyPem) });
     this.log.info({ role: newRole, notAfter: identityOf(res.certPem).notAfter }, 'certificate renewed');
     if (newRole !== node.role) {

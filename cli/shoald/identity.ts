@@ -80,6 +80,15 @@ export class StateDir {
     writeAtomic(this.file('certs/node.pem'), c.certPem, 0o644);
   }
 
+  /** When the node's certificate was last written (received), or undefined without one. */
+  certsWrittenAt(): number | undefined {
+    try {
+      return fs.statSync(this.file('certs/node.pem')).mtimeMs;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Forget the cluster: state, certificates and raft data. */
   reset(): void {
     for (const f of ['node.json', 'certs', 'raft']) fs.rmSync(this.file(f), { recursive: true, force: true });

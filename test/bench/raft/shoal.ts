@@ -48,9 +48,9 @@ export const shoalSystem: BenchSystem = {
     try {
       const { status } = await leaderStatus(cluster);
       // Any election under load would show as a term change.
-      console.log(`shoal: term at start ${startTerm}, at end ${status.term}: ${status.term - startTerm} elections during the run`);
+      console.error(`shoal: term at start ${startTerm}, at end ${status.term}: ${status.term - startTerm} elections during the run`);
     } catch (e) {
-      console.log(`shoal: could not read the final term: ${(e as Error).message}`);
+      console.error(`shoal: could not read the final term: ${(e as Error).message}`);
     }
     await cluster.stop();
     cluster = undefined;
