@@ -52,7 +52,7 @@ export class Dispatcher {
     const st = this.m.raft.status();
     const pr = st.progress.get(raftId);
     if (!pr) return false;
-    if (pr.recentActive) return true;
+    if (pr.recentActive || this.m.peerActive(raftId)) return true;
     const owner = this.m.store.view((r) => r.find(nodesTable, 'raftId', String(raftId))[0]);
     const seen = owner ? this.lastSeen.get(owner.id) : undefined;
     return seen !== undefined && Date.now() - seen < this.periodMs() * GRACE_PERIODS;

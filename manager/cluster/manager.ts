@@ -11,6 +11,7 @@ import { LeadershipGate, Store, StoreError } from '../store/index.js';
 import { RootCA, identityOf, parseJoinToken, tokenMatches, type CertIdentity, type NodeRole } from '../ca/index.js';
 import { newObjectId, newRaftId } from './ids.js';
 import { api, plain, type ClusterSpec, type ManagerAddr } from '../../proto/services.js';
+import { elsewhereMetadata } from '../../proto/client.js';
 import { CallError, derToPem } from './auth.js';
 import { clusterTables, clustersTable, nodesTable, type ClusterObject, type NodeObject } from './tables.js';
 import { Dispatcher } from './dispatcher.js';
@@ -52,6 +53,8 @@ export class Manager {
   private stopped = false;
   /** The cluster CA as this node knows it from its own state (verify only): usable before the store has caught up. */
   readonly trustedCA: RootCA;
+  /** When raft last received a message from each peer (raft id -> ms). */
+  private readonly lastHeard = new Map<number, number>();
 
   private constructor(opts: ManagerOptions, store: Store, raft: RaftNode, transport: GrpcTransport) {
     this.opts = opts;
@@ -67,6 +70,9 @@ export class Manager {
 
   static async start(opts: ManagerOptions): Promise<Manager> {
     const store = new Store({ tables: clusterTables });
+    // The cluster's raft.snapshot_interval (`swarm init/update --snapshot-interval`) applies to
+    // every manager and follows updates; the flag value is the fallback until the store has it.
+    const snapshotEvery = () => Number(store.view((r) => r.list(clustersTable)[0])?.spec?.raft?.snapshotInterval) || opts.snapshotInterval;
     const raft = RaftNode.open({
       id: opts.raftId,
       dataDir: path.join(opts.stateDir, 'raft'),
@@ -77,29 +83,46 @@ export class Manager {
       tickMs: opts.tickMs,
       electionTick: opts.electionTick,
       heartbeatTick: 1,
-      snapshotEntries: opts.snapshotInterval,
-      compactionMargin: Math.min(500, Math.floor(opts.snapshotInterval / 2)),
+      snapshotEntries: snapshotEvery,
+      compactionMargin: () => Math.min(500, Math.floor(snapshotEvery() / 2)),
       logger: opts.logger,
     });
     store.setRaft(raft);
-    let m: Manager | undefined;
+    // The transport's callbacks need the manager, which needs the transport.
+    const late: { m?: Manager } = {};
     const transport: GrpcTransport = new GrpcTransport({
       id: opts.raftId,
-      onMessage: (m) => raft.step(m),
+      onMessage: (msg) => {
+        late.m?.lastHeard.set(msg.from, Date.now());
+        raft.step(msg);
+      },
       onUnreachable: (p) => raft.reportUnreachable(p),
       onSnapshotStatus: (p, f) => raft.reportSnapshot(p, f),
       logger: opts.logger as never,
       credentials: {
         ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key,
-        verifyPeer: (peer, cert): Error | undefined => (m ? m.verifyRaftPeer(peer, cert.raw) : new Error('manager starting')),
+        verifyPeer: (peer, cert): Error | undefined => (late.m ? late.m.verifyRaftPeer(peer, cert.raw) : new Error('manager starting')),
       },
     });
-    m = new Manager(opts, store, raft, transport);
+    const m = (late.m = new Manager(opts, store, raft, transport));
     transport.attach(opts.server);
     raft.start(transport);
     m.gate.start();
     if (opts.bootstrap) await m.bootstrapCluster(opts.bootstrap);
+    m.followSettings();
     return m;
+  }
+
+  /** Every manager follows the cluster's replicated raft settings (the snapshot interval can change at run time). */
+  private settingsTimer?: NodeJS.Timeout;
+  private followSettings(): void {
+    const apply = () => {
+      const n = Number(this.cluster()?.spec?.raft?.snapshotInterval ?? 0);
+      if (n > 0) this.raft.setSnapshotEntries(n);
+    };
+    apply();
+    this.settingsTimer = setInterval(apply, 1000);
+    this.settingsTimer.unref();
   }
 
   /** A raft peer must present a manager certificate of the node that owns that raft id. */
@@ -186,7 +209,7 @@ export class Manager {
 
   /** A call that only the leader can serve: say where the leader is. */
   notLeader(): CallError {
-    const md = new grpc.Metadata();
+    const md = elsewhereMetadata();
     const addr = this.leaderAddr();
     if (addr) md.set(LEADER_META, addr);
     return new CallError(grpc.status.FAILED_PRECONDITION,
@@ -342,7 +365,7 @@ export class Manager {
       if (n.spec?.desiredRole === ROLE.worker && raftId && (st.config.voters.includes(raftId) || st.config.learners.includes(raftId))) {
         if (raftId === this.opts.raftId) {
           // Demoting the leader: hand leadership to another voter first.
-          const other = st.config.voters.find((v) => v !== raftId && st.progress.get(v)?.recentActive);
+          const other = st.config.voters.find((v) => v !== raftId && this.peerActive(v));
           if (other !== undefined) await this.raft.transferLeadership(other, 5000).catch(() => undefined);
           return;
         }
@@ -381,12 +404,24 @@ export class Manager {
     const voters = st.config.voters.filter((v) => v !== raftId);
     if (!st.config.voters.includes(raftId)) return { ok: true, why: '' };
     if (voters.length === 0) return { ok: false, why: 'it is the last manager' };
-    const reachable = voters.filter((v) => v === this.opts.raftId || st.progress.get(v)?.recentActive).length;
+    const reachable = voters.filter((v) => this.peerActive(v)).length;
     const need = Math.floor(voters.length / 2) + 1;
     if (reachable < need) {
       return { ok: false, why: `only ${reachable} of the ${voters.length} remaining managers are reachable and ${need} are needed for a quorum` };
     }
     return { ok: true, why: '' };
+  }
+
+  /**
+   * Has raft heard from this peer within an election timeout? Raft's own
+   * recentActive flags are no substitute: CheckQuorum clears them every
+   * election timeout, so a healthy peer reads inactive until its next
+   * response arrives, and a decision taken in that moment would be wrong.
+   */
+  peerActive(raftId: number): boolean {
+    if (raftId === this.opts.raftId) return true;
+    const t = this.lastHeard.get(raftId);
+    return t !== undefined && Date.now() - t < this.opts.tickMs * this.opts.electionTick;
   }
 
   reachability(raftId: number): number {
@@ -422,6 +457,7 @@ export class Manager {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.settingsTimer) clearInterval(this.settingsTimer);
     await this.gate.stop?.();
     this.raft.stop();
     await this.transport.stop();
