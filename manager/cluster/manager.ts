@@ -109,20 +109,7 @@ export class Manager {
     raft.start(transport);
     m.gate.start();
     if (opts.bootstrap) await m.bootstrapCluster(opts.bootstrap);
-    m.followSettings();
     return m;
-  }
-
-  /** Every manager follows the cluster's replicated raft settings (the snapshot interval can change at run time). */
-  private settingsTimer?: NodeJS.Timeout;
-  private followSettings(): void {
-    const apply = () => {
-      const n = Number(this.cluster()?.spec?.raft?.snapshotInterval ?? 0);
-      if (n > 0) this.raft.setSnapshotEntries(n);
-    };
-    apply();
-    this.settingsTimer = setInterval(apply, 1000);
-    this.settingsTimer.unref();
   }
 
   /** A raft peer must present a manager certificate of the node that owns that raft id. */
@@ -457,7 +444,6 @@ export class Manager {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.settingsTimer) clearInterval(this.settingsTimer);
     await this.gate.stop?.();
     this.raft.stop();
     await this.transport.stop();

@@ -699,11 +699,6 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     return out;
   }
 
-  /** Change how many applied entries trigger a snapshot (a replicated setting may change it). */
-  setSnapshotEntries(n: number): void {
-    if (Number.isInteger(n) && n > 0) this.snapshotEntries = n;
-  }
-
   /** Milliseconds per tick (for callers computing timeouts). */
   get tickInterval(): number {
     return this.tickMs;
