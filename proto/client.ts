@@ -6,6 +6,21 @@ import * as grpc from '@grpc/grpc-js';
 /** Every manager certificate carries this DNS name; worker certificates do not. */
 export const MANAGER_SERVER_NAME = 'swarm-manager';
 export const LEADER_META = 'x-shoal-leader';
+/**
+ * Marks a refusal that means "not here" (this manager is not the leader, or
+ * not a manager at all): the caller should try another manager. Any other
+ * refusal is the cluster's answer and is final.
+ */
+export const ELSEWHERE_META = 'x-shoal-try-elsewhere';
+
+export function elsewhereMetadata(md: grpc.Metadata = new grpc.Metadata()): grpc.Metadata {
+  md.set(ELSEWHERE_META, '1');
+  return md;
+}
+
+export function triesElsewhere(err: unknown): boolean {
+  return (err as grpc.ServiceError)?.metadata?.get(ELSEWHERE_META)?.[0] === '1';
+}
 
 export interface TlsMaterial {
   caPem: string;
@@ -78,8 +93,9 @@ export async function callLeader<Req, Res>(
           queue.unshift(hint);
           continue;
         }
-        // Definite answers (bad request, permission) are final.
-        if (code !== grpc.status.UNAVAILABLE && code !== grpc.status.DEADLINE_EXCEEDED && code !== grpc.status.FAILED_PRECONDITION) throw e;
+        // Definite answers (bad request, permission, a refused change) are final: only
+        // "cannot answer" and "not here" move on to another manager.
+        if (code !== grpc.status.UNAVAILABLE && code !== grpc.status.DEADLINE_EXCEEDED && !triesElsewhere(e)) throw e;
         if (queue.length === 0) await new Promise((r) => setTimeout(r, 100));
       }
     }
