@@ -36,7 +36,9 @@ export function peerIdentity(call: AuthCall, ca: RootCA, removed: ReadonlySet<st
 
 /** Require a certificate of one of `roles`. */
 export function requireRole(id: CertIdentity | undefined, roles: NodeRole[], what: string): CertIdentity {
-  if (!id) throw new CallError(grpc.status.UNAUTHENTICATED, `${what} needs a cluster client certificate`);
+  // The TLS layer hands over only certificates that verified against the cluster CA: an expired
+  // or foreign one arrives as no certificate at all, so say so.
+  if (!id) throw new CallError(grpc.status.UNAUTHENTICATED, `${what} needs a cluster client certificate (none was presented, or it did not verify: expired, or not issued by this cluster's CA)`);
   if (!roles.includes(id.role)) {
     throw new CallError(grpc.status.PERMISSION_DENIED, `${what} is not allowed for a ${id.role} certificate (node ${id.nodeId}); it needs: ${roles.join(' or ')}`);
   }

@@ -47,15 +47,15 @@ export class Dispatcher {
     } as never;
   }
 
-  /** Raft peers count as reachable when their heartbeats or raft traffic are recent. */
+  /**
+   * A raft peer is reachable when raft heard from it within an election
+   * timeout: the same test the quorum checks of demote and rm use, so a
+   * manager `node ls` shows as Reachable is one they count. (Agent heartbeats
+   * say nothing about raft: a manager that just restarted heartbeats before
+   * its raft streams are up, and a dead one was seen up to 3 periods ago.)
+   */
   raftReachable(raftId: number): boolean {
-    const st = this.m.raft.status();
-    const pr = st.progress.get(raftId);
-    if (!pr) return false;
-    if (pr.recentActive || this.m.peerActive(raftId)) return true;
-    const owner = this.m.store.view((r) => r.find(nodesTable, 'raftId', String(raftId))[0]);
-    const seen = owner ? this.lastSeen.get(owner.id) : undefined;
-    return seen !== undefined && Date.now() - seen < this.periodMs() * GRACE_PERIODS;
+    return this.m.raft.status().progress.has(raftId) && this.m.peerActive(raftId);
   }
 
   /** Leader loop: mark nodes whose heartbeats stopped as down. */
