@@ -40,10 +40,13 @@ mkdirSync(out, { recursive: true });
 const protos = readdirSync(here).filter((f) => f.endsWith('.proto')).sort();
 const byPackage = new Map();
 for (const file of protos) {
-  const m = /^package\s+shoal\.(\w+)\s*;/m.exec(readFileSync(join(here, file), 'utf8'));
-  if (!m) throw new Error(`proto/${file}: expected "package shoal.<name>;"`);
-  if (!byPackage.has(m[1])) byPackage.set(m[1], []);
-  byPackage.get(m[1]).push(file);
+  // containerd's own API keeps its real package names (containerd.services.tasks.v1, ...), all
+  // in one module: gen/containerd.js.
+  const m = /^package\s+(?:shoal\.(\w+)|(containerd)(?:\.[\w.]+)?)\s*;/m.exec(readFileSync(join(here, file), 'utf8'));
+  if (!m) throw new Error(`proto/${file}: expected "package shoal.<name>;" or "package containerd.<...>;"`);
+  const name = m[1] ?? m[2];
+  if (!byPackage.has(name)) byPackage.set(name, []);
+  byPackage.get(name).push(file);
 }
 for (const [name, files] of byPackage) {
   const js = join(out, `${name}.js`);

@@ -1,0 +1,160 @@
+// A private containerd for tests: its own root, state, sockets and config
+// under a temp dir, so it never meets a system containerd (or another test's).
+// Started and stopped by PID; the shims it leaves are found by the temp dir in
+// their command line and ended by PID too.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ContainerdClient, M } from '../../../worker/runtime/containerd/client.js';
+
+/** Debian packages the runtime tests need. */
+export const RUNTIME_PACKAGES = ['containerd', 'runc', 'busybox-static', 'tini'];
+
+function which(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+function missingPackages(): string[] {
+  const missing: string[] = [];
+  if (!which('containerd') || !which('containerd-shim-runc-v2')) missing.push('containerd');
+  if (!which('runc')) missing.push('runc');
+  if (spawnSync('dpkg', ['-s', 'busybox-static'], { stdio: 'ignore' }).status !== 0) missing.push('busybox-static');
+  if (!existsSync('/usr/bin/tini-static')) missing.push('tini');
+  return missing;
+}
+
+/** Check (and as root, install) what the runtime tests need; returns the problems left. */
+export function prepareRuntimePrerequisites(): string[] {
+  if (process.platform !== 'linux') return ['not Linux'];
+  if (process.getuid?.() !== 0) return ['not root'];
+  if (!existsSync('/sys/fs/cgroup/memory') && !existsSync('/sys/fs/cgroup/cgroup.controllers')) return ['no cgroup hierarchy mounted'];
+  let missing: string[];
+  try {
+    missing = missingPackages();
+  } catch {
+    missing = RUNTIME_PACKAGES;
+  }
+  if (missing.length === 0) return [];
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  let r = spawnSync('apt-get', ['install', '-y', '-qq', ...missing], { env, encoding: 'utf8', timeout: 300_000 });
+  if (r.status !== 0) {
+    spawnSync('apt-get', ['update', '-qq'], { env, timeout: 300_000 });
+    r = spawnSync('apt-get', ['install', '-y', '-qq', ...missing], { env, encoding: 'utf8', timeout: 300_000 });
+  }
+  if (r.status !== 0) return [`apt-get install ${missing.join(' ')} failed: ${(r.stderr || '').trim().split('\n').pop()}`];
+  const still = missingPackages();
+  return still.length ? [`still missing after apt-get: ${still.join(' ')}`] : [];
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    // State Z (zombie) counts as gone.
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
+
+export class PrivateContainerd {
+  readonly socket: string;
+  readonly logFile: string;
+  private proc?: ChildProcess;
+
+  constructor(readonly dir: string) {
+    this.socket = join(dir, 'containerd.sock');
+    this.logFile = join(dir, 'containerd.log');
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  async start(timeoutMs = 30_000): Promise<void> {
+    mkdirSync(this.dir, { recursive: true });
+    const config = join(this.dir, 'config.toml');
+    writeFileSync(
+      config,
+      [
+        'version = 2',
+        `root = "${join(this.dir, 'root')}"`,
+        `state = "${join(this.dir, 'state')}"`,
+        // Only what shoal uses: no CRI, no snapshotters but overlayfs (and native).
+        'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]',
+        '[grpc]',
+        `  address = "${this.socket}"`,
+        '[ttrpc]',
+        `  address = "${this.socket}.ttrpc"`,
+        '[metrics]',
+        '  address = ""',
+        '',
+      ].join('\n'),
+    );
+    const log = openSync(this.logFile, 'a');
+    this.proc = spawn('containerd', ['--config', config], { stdio: ['ignore', log, log] });
+    const exited = new Promise<never>((_, reject) => this.proc!.once('exit', (code) => reject(new Error(`containerd exited (${code}); see ${this.logFile}`))));
+    exited.catch(() => undefined);
+    const client = new ContainerdClient(this.socket, 'shoal', 2_000);
+    try {
+      await Promise.race([waitFor('containerd to answer', () => (existsSync(this.socket) ? client.call(M.version, {}) : undefined), timeoutMs, 100), exited]);
+    } finally {
+      client.close();
+    }
+  }
+
+  /** PIDs of shims this containerd started (their command line names our socket). */
+  shimPids(): number[] {
+    const out: number[] = [];
+    for (const p of readdirSync('/proc')) {
+      if (!/^\d+$/.test(p)) continue;
+      try {
+        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+        if (cmd.includes('containerd-shim') && cmd.includes(this.socket)) out.push(Number(p));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    const pid = this.proc?.pid;
+    if (pid && alive(pid)) {
+      process.kill(pid, 'SIGTERM');
+      await waitFor('containerd to exit', () => (alive(pid) ? undefined : true), 10_000).catch(() => process.kill(pid, 'SIGKILL'));
+    }
+    for (const shim of this.shimPids()) {
+      try {
+        process.kill(shim, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** Stop, unmount whatever is left under the dir, delete it. */
+  async destroy(): Promise<void> {
+    await this.stop();
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4] ?? '')
+      .filter((m) => m.startsWith(this.dir))
+      .sort((a, b) => b.length - a.length);
+    for (const m of mounts) spawnSync('umount', ['-l', m]);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,174 @@
+// The containerd adapter against a real, private containerd (1.6 + runc) with
+// the busybox test image. Needs root, containerd, runc, busybox-static and
+// tini (installed with apt-get when missing): without them the suite skips,
+// and fails under CI=true.
+import { mkdtempSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ContainerdRuntime } from '../../../worker/runtime/containerd/runtime.js';
+import { ImageNotFoundError, type ContainerSpec } from '../../../worker/runtime/runtime.js';
+import { buildBusyboxImage, writeImage } from '../../../deploy/images/busybox.js';
+import { PrivateContainerd, prepareRuntimePrerequisites, waitFor } from './containerd-harness.js';
+
+const inCI = process.env.CI === 'true';
+const problems = prepareRuntimePrerequisites();
+if (problems.length && !inCI) console.log(`skipping containerd runtime system tests: ${problems.join('; ')}`);
+
+const IMAGE = 'shoal.local/busybox:1';
+
+describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private containerd)', () => {
+  let dir: string;
+  let daemon: PrivateContainerd;
+  let rt: ContainerdRuntime;
+  const cgroupParent = `/shoal-test-${process.pid}`;
+  // runc keeps its state under /run/containerd/runc/<namespace> whatever containerd's --state:
+  // a namespace of our own keeps clear of any other containerd on this machine.
+  const namespace = `shoal-test-${process.pid}`;
+  const created: string[] = [];
+
+  const spec = (id: string, extra: Partial<ContainerSpec>): ContainerSpec => {
+    created.push(id);
+    return { id, image: IMAGE, logPath: join(dir, 'logs', `${id}.log`), ...extra };
+  };
+
+  beforeAll(async () => {
+    if (problems.length) throw new Error(`prerequisites missing: ${problems.join('; ')}`);
+    dir = mkdtempSync(join(tmpdir(), 'shoal-rt-'));
+    daemon = new PrivateContainerd(dir);
+    await daemon.start();
+    rt = new ContainerdRuntime({ socket: daemon.socket, namespace, cgroupParent });
+  }, 120_000);
+
+  afterAll(async () => {
+    if (rt) {
+      for (const id of created) await rt.remove(id).catch(() => undefined);
+      rt.close();
+    }
+    await daemon?.destroy();
+    // The parent cgroups runc made, and runc's state dir of our namespace.
+    for (const h of readdirSync('/sys/fs/cgroup')) {
+      try {
+        rmdirSync(`/sys/fs/cgroup/${h}${cgroupParent}`);
+      } catch {
+        // not there or not a hierarchy
+      }
+    }
+    try {
+      rmdirSync(`/run/containerd/runc/${namespace}`);
+    } catch {
+      // never made
+    }
+  }, 60_000);
+
+  it('answers and loads the busybox OCI tarball (idempotently)', async () => {
+    expect(await rt.ping()).toMatch(/\d+\.\d+/);
+    const img = buildBusyboxImage({ name: IMAGE });
+    const tarPath = join(dir, 'busybox.tar');
+    writeImage(img, tarPath);
+    const loaded = await rt.loadImage(tarPath);
+    expect(loaded).toEqual([{ name: IMAGE, digest: img.manifest.digest }]);
+    expect(await rt.loadImage(tarPath)).toEqual(loaded);
+    expect(await rt.ensureImage(IMAGE)).toEqual({ name: IMAGE, digest: img.manifest.digest });
+    expect((await rt.listImages()).map((i) => i.name)).toContain(IMAGE);
+  });
+
+  it('runs a container that echoes and exits 0; its output is in the log file', async () => {
+    const s = spec('echo-1', { command: ['sh', '-c', 'echo hello from shoal; echo to stderr >&2'] });
+    const t0 = performance.now();
+    await rt.create(s);
+    const tCreated = performance.now();
+    const pid = await rt.start('echo-1');
+    const tStarted = performance.now();
+    console.log(`container start: create ${(tCreated - t0).toFixed(0)} ms + start ${(tStarted - tCreated).toFixed(0)} ms`);
+    expect(pid).toBeGreaterThan(0);
+    expect(await rt.wait('echo-1')).toBe(0);
+    const log = readFileSync(s.logPath, 'utf8');
+    expect(log).toContain('hello from shoal\n');
+    expect(log).toContain('to stderr\n');
+    const info = await rt.inspect('echo-1');
+    expect(info).toMatchObject({ state: 'exited', exitCode: 0, image: IMAGE });
+  });
+
+  it('reports exit codes, user, env, read-only rootfs', async () => {
+    const s = spec('user-1', {
+      command: ['sh', '-c', 'id -u; id -g; echo "FOO=$FOO"; hostname; touch /x 2>/dev/null || echo read-only; exit 3'],
+      user: 'nobody',
+      env: ['FOO=bar'],
+      hostname: 'web-1',
+      readOnlyRootfs: true,
+    });
+    await rt.create(s);
+    await rt.start('user-1');
+    expect(await rt.wait('user-1')).toBe(3);
+    expect(readFileSync(s.logPath, 'utf8')).toBe('65534\n65534\nFOO=bar\nweb-1\nread-only\n');
+  });
+
+  it('runs sleep 1000: listed running with its labels and limits, re-adopted by a new client, stopped after the grace period', async () => {
+    const s = spec('sleep-1', {
+      command: ['sleep', '1000'],
+      labels: { 'com.shoal.task.id': 'task-1', 'com.shoal.service.name': 'web' },
+      resources: { memoryLimitBytes: 64 * 1024 * 1024, cpuLimitNano: 500_000_000 },
+      stopGraceMs: 300,
+    });
+    await rt.create(s);
+    const pid = await rt.start('sleep-1');
+    const listed = (await rt.list()).find((c) => c.id === 'sleep-1');
+    expect(listed).toMatchObject({ state: 'running', pid, labels: { 'com.shoal.task.id': 'task-1', 'com.shoal.service.name': 'web' }, image: IMAGE, stopGraceMs: 300 });
+
+    const cg = `/sys/fs/cgroup/memory${cgroupParent}/sleep-1`;
+    expect(readFileSync(`${cg}/memory.limit_in_bytes`, 'utf8').trim()).toBe(String(64 * 1024 * 1024));
+    expect(readFileSync(`${cg}/cgroup.procs`, 'utf8')).toContain(String(pid));
+    expect(readFileSync(`/sys/fs/cgroup/cpu${cgroupParent}/sleep-1/cpu.cfs_quota_us`, 'utf8').trim()).toBe('50000');
+
+    // An agent restarted: a new client finds the container and takes over.
+    const rt2 = new ContainerdRuntime({ socket: daemon.socket, namespace, cgroupParent });
+    try {
+      const again = (await rt2.list()).find((c) => c.id === 'sleep-1');
+      expect(again).toMatchObject({ state: 'running', pid });
+      const waited = rt2.wait('sleep-1');
+      // sleep is PID 1 and ignores SIGTERM: stop must escalate to SIGKILL after the grace period.
+      const t0 = performance.now();
+      expect(await rt2.stop('sleep-1')).toBe(137);
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(250);
+      expect(await waited).toBe(137);
+    } finally {
+      rt2.close();
+    }
+    await rt.remove('sleep-1');
+    expect((await rt.list()).find((c) => c.id === 'sleep-1')).toBeUndefined();
+    await waitFor('the cgroup to go', () => {
+      try {
+        readFileSync(`${cg}/memory.limit_in_bytes`);
+        return undefined;
+      } catch {
+        return true;
+      }
+    });
+  });
+
+  it('stops gracefully with init: tini forwards SIGTERM to sleep', async () => {
+    await rt.create(spec('init-1', { command: ['sleep', '1000'], init: true, stopGraceMs: 20_000 }));
+    await rt.start('init-1');
+    const t0 = performance.now();
+    expect(await rt.stop('init-1')).toBe(143);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    await rt.remove('init-1');
+    await rt.remove('init-1'); // idempotent
+  });
+
+  it('names the image when it is missing', async () => {
+    const err = await rt.create(spec('missing-1', { image: 'shoal.local/nope:7', command: ['true'] })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageNotFoundError);
+    expect((err as Error).message).toContain('shoal.local/nope:7');
+    await expect(rt.ensureImage('shoal.local/nope:7')).rejects.toThrow(/shoal\.local\/nope:7/);
+    expect(await rt.inspect('missing-1')).toBeUndefined();
+  });
+
+  it('refuses a second container with the same id', async () => {
+    await rt.create(spec('dup-1', { command: ['true'] }));
+    await expect(rt.create(spec('dup-1', { command: ['true'] }))).rejects.toThrow(/already exists/);
+    await rt.remove('dup-1');
+    expect(await rt.inspect('dup-1')).toBeUndefined();
+  });
+});

@@ -1,0 +1,400 @@
+// The containerd adapter of the Runtime interface: containerd's gRPC API on
+// its unix socket, every object in one containerd namespace (default `shoal`),
+// rootfs snapshots from the overlayfs snapshotter, processes run by the
+// io.containerd.runc.v2 shim. The shim appends stdout and stderr to the task's
+// log file itself (a file:// URI), so logging goes on while shoald restarts.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { containerd } from '../../../proto/gen/containerd.js';
+import { ContainerdClient, DEFAULT_SOCKET, M, isAlreadyExists, isNotFound, isUnavailable } from './client.js';
+import { ImageStore, type ResolvedImage } from './images.js';
+import { normalizeRef } from '../reference.js';
+import { buildOciSpec, resolveUser, signalNumber, type OciSpec } from '../spec.js';
+import {
+  CONTAINER_ID_RE,
+  ContainerExistsError,
+  ContainerNotFoundError,
+  DEFAULT_STOP_GRACE_MS,
+  ImageNotFoundError,
+  type ContainerInfo,
+  type ContainerSpec,
+  type ContainerState,
+  type ImageInfo,
+  type Runtime,
+  type StopOptions,
+} from '../runtime.js';
+
+const Status = containerd.v1.types.Status;
+type Process = containerd.v1.types.Process.$Properties;
+type Container = containerd.services.containers.v1.Container.$Properties;
+type MountProps = containerd.types.Mount.$Properties;
+
+/** containerd's type URL for an OCI runtime spec carried as JSON in an Any. */
+export const SPEC_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
+
+/** Labels the adapter keeps on each container for itself (stripped from ContainerInfo.labels). */
+export const LABEL_PREFIX = 'shoal.runtime.';
+const L_LOG = `${LABEL_PREFIX}log-path`;
+const L_SIGNAL = `${LABEL_PREFIX}stop-signal`;
+const L_GRACE = `${LABEL_PREFIX}stop-grace-ms`;
+
+export interface Puller {
+  /** Fetch the image into containerd's content store and register it under `name`. */
+  pull(name: string, images: ImageStore): Promise<void>;
+}
+
+export interface ContainerdRuntimeOptions {
+  /** containerd's gRPC socket (default /run/containerd/containerd.sock). */
+  socket?: string;
+  /** containerd namespace of every object (default shoal). */
+  namespace?: string;
+  /** Default overlayfs. */
+  snapshotter?: string;
+  /** Default io.containerd.runc.v2. */
+  runtimeName?: string;
+  /** cgroup parent of every container (default /shoal): cgroups are <parent>/<id>. */
+  cgroupParent?: string;
+  /** Static init binary bind-mounted for `init: true` (default /usr/bin/tini-static from Debian's tini). */
+  initPath?: string;
+  /** Pulls images missing locally; without one ensureImage only finds loaded images. */
+  puller?: Puller;
+  /** Deadline of ordinary calls (default 60 s). */
+  callTimeoutMs?: number;
+}
+
+function toDate(t: { seconds?: number | null; nanos?: number | null } | null | undefined): Date | undefined {
+  if (!t || (!t.seconds && !t.nanos)) return undefined;
+  return new Date(Number(t.seconds ?? 0) * 1000 + Math.floor(Number(t.nanos ?? 0) / 1e6));
+}
+
+function stateOf(p: Process | undefined): ContainerState {
+  if (!p) return 'created';
+  switch (p.status) {
+    case Status.CREATED:
+      return 'created';
+    case Status.RUNNING:
+      return 'running';
+    case Status.PAUSED:
+    case Status.PAUSING:
+      return 'paused';
+    case Status.STOPPED:
+      return 'exited';
+    default:
+      return 'unknown';
+  }
+}
+
+/** Directories of a snapshot's mounts that hold the image's files, topmost first. */
+export function rootfsLayers(mounts: MountProps[]): string[] {
+  const dirs: string[] = [];
+  for (const m of mounts) {
+    if (m.type === 'bind' && m.source) dirs.push(m.source);
+    else if (m.type === 'overlay') {
+      const opt = (k: string): string | undefined => (m.options ?? []).find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1);
+      const upper = opt('upperdir');
+      if (upper) dirs.push(upper);
+      dirs.push(...(opt('lowerdir')?.split(':') ?? []));
+    }
+  }
+  return dirs;
+}
+
+function readFromLayers(dirs: string[], file: string): string {
+  for (const d of dirs) {
+    try {
+      return readFileSync(join(d, file), 'utf8');
+    } catch {
+      // not in this layer
+    }
+  }
+  return '';
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class ContainerdRuntime implements Runtime {
+  readonly client: ContainerdClient;
+  readonly images: ImageStore;
+  private readonly snapshotter: string;
+  private readonly runtimeName: string;
+
+  constructor(private readonly opts: ContainerdRuntimeOptions = {}) {
+    this.client = new ContainerdClient(opts.socket ?? DEFAULT_SOCKET, opts.namespace ?? 'shoal', opts.callTimeoutMs ?? 60_000);
+    this.snapshotter = opts.snapshotter ?? 'overlayfs';
+    this.runtimeName = opts.runtimeName ?? 'io.containerd.runc.v2';
+    this.images = new ImageStore(this.client, this.snapshotter);
+  }
+
+  async ping(): Promise<string> {
+    const v = await this.client.call(M.version, {}, { timeoutMs: 5_000 });
+    return v.version;
+  }
+
+  // --- images ---------------------------------------------------------------------------------
+
+  private async image(ref: string): Promise<ResolvedImage> {
+    const name = normalizeRef(ref);
+    let img = await this.images.getImage(name);
+    if (!img && this.opts.puller) {
+      await this.opts.puller.pull(name, this.images);
+      img = await this.images.getImage(name);
+    }
+    if (!img) {
+      throw new ImageNotFoundError(ref, `no image named ${name} in containerd namespace "${this.client.namespace}"${this.opts.puller ? '' : ' and pulling is not configured'}`);
+    }
+    const r = await this.images.resolve(name, img.target);
+    await this.images.unpack(r);
+    return r;
+  }
+
+  async ensureImage(ref: string): Promise<ImageInfo> {
+    const r = await this.image(ref);
+    return { name: r.name, digest: r.target.digest };
+  }
+
+  loadImage(tarPath: string, name?: string): Promise<ImageInfo[]> {
+    return this.images.loadOciTar(tarPath, name);
+  }
+
+  listImages(): Promise<ImageInfo[]> {
+    return this.images.listImages();
+  }
+
+  deleteImage(ref: string): Promise<void> {
+    return this.images.deleteImage(normalizeRef(ref));
+  }
+
+  // --- containers -----------------------------------------------------------------------------
+
+  /** The OCI spec create() would write, for a resolved image and snapshot mounts (exposed for tests). */
+  specFor(spec: ContainerSpec, img: ResolvedImage, layers: string[]): OciSpec {
+    const user = spec.user ?? img.config.config?.User;
+    // Names need the image's passwd and group files; numeric users too, for HOME and supplementary groups.
+    const u = resolveUser(user, readFromLayers(layers, 'etc/passwd'), readFromLayers(layers, 'etc/group'));
+    let initPath: string | undefined;
+    if (spec.init) {
+      initPath = this.opts.initPath ?? '/usr/bin/tini-static';
+      if (!existsSync(initPath)) throw new Error(`container ${spec.id}: init requested but ${initPath} is missing (apt-get install tini)`);
+    }
+    return buildOciSpec(spec, img.config, u, { cgroupParent: this.opts.cgroupParent, initPath });
+  }
+
+  async create(spec: ContainerSpec): Promise<void> {
+    if (!CONTAINER_ID_RE.test(spec.id)) throw new Error(`invalid container id "${spec.id}"`);
+    if (!isAbsolute(spec.logPath)) throw new Error(`container ${spec.id}: logPath must be absolute`);
+    for (const k of Object.keys(spec.labels ?? {})) if (k.startsWith(LABEL_PREFIX)) throw new Error(`label ${k}: the ${LABEL_PREFIX} prefix is reserved`);
+    const stopSignal = spec.stopSignal;
+    if (stopSignal) signalNumber(stopSignal); // reject bad names now, not at stop time
+    const img = await this.image(spec.image);
+    const top = img.chain[img.chain.length - 1]!;
+    await this.images.withLease(
+      'create',
+      async (lease) => {
+        let prep;
+        try {
+          prep = await this.client.call(M.snapshotPrepare, { snapshotter: this.snapshotter, key: spec.id, parent: top }, { lease });
+        } catch (e) {
+          if (!isAlreadyExists(e)) throw e;
+          if (await this.exists(spec.id)) throw new ContainerExistsError(spec.id);
+          // A rootfs left behind by a create that died halfway.
+          await this.client.call(M.snapshotRemove, { snapshotter: this.snapshotter, key: spec.id });
+          prep = await this.client.call(M.snapshotPrepare, { snapshotter: this.snapshotter, key: spec.id, parent: top }, { lease });
+        }
+        try {
+          const oci = this.specFor(spec, img, rootfsLayers(prep.mounts ?? []));
+          const labels: Record<string, string> = {
+            ...(spec.labels ?? {}),
+            [L_LOG]: spec.logPath,
+            [L_SIGNAL]: stopSignal ?? img.config.config?.StopSignal ?? 'SIGTERM',
+            [L_GRACE]: String(spec.stopGraceMs ?? DEFAULT_STOP_GRACE_MS),
+          };
+          await this.client.call(
+            M.containerCreate,
+            {
+              container: {
+                id: spec.id,
+                labels,
+                image: img.name,
+                runtime: { name: this.runtimeName },
+                spec: { typeUrl: SPEC_TYPE_URL, value: Buffer.from(JSON.stringify(oci)) },
+                snapshotter: this.snapshotter,
+                snapshotKey: spec.id,
+              },
+            },
+            { lease },
+          );
+        } catch (e) {
+          await this.client.call(M.snapshotRemove, { snapshotter: this.snapshotter, key: spec.id }).catch(() => undefined);
+          if (isAlreadyExists(e)) throw new ContainerExistsError(spec.id);
+          throw e;
+        }
+      },
+      10 * 60_000,
+    );
+  }
+
+  private async exists(id: string): Promise<boolean> {
+    return (await this.getContainer(id)) !== undefined;
+  }
+
+  private async getContainer(id: string): Promise<Container | undefined> {
+    try {
+      return (await this.client.call(M.containerGet, { id })).container ?? undefined;
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  private async getTask(id: string): Promise<Process | undefined> {
+    try {
+      return (await this.client.call(M.taskGet, { containerId: id })).process ?? undefined;
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  private async deleteTask(id: string): Promise<void> {
+    try {
+      await this.client.call(M.taskDelete, { containerId: id });
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+  }
+
+  async start(id: string): Promise<number> {
+    const c = await this.getContainer(id);
+    if (!c) throw new ContainerNotFoundError(id);
+    const t = await this.getTask(id);
+    if (t?.status === Status.RUNNING || t?.status === Status.PAUSED) return t.pid ?? 0;
+    if (t && t.status !== Status.CREATED) await this.deleteTask(id);
+    if (!t || t.status !== Status.CREATED) {
+      const logPath = c.labels?.[L_LOG];
+      if (!logPath) throw new Error(`container ${id} has no log path label`);
+      mkdirSync(dirname(logPath), { recursive: true });
+      const { mounts } = await this.client.call(M.snapshotMounts, { snapshotter: c.snapshotter || this.snapshotter, key: c.snapshotKey || id });
+      const uri = pathToFileURL(logPath).href;
+      await this.client.call(M.taskCreate, { containerId: id, rootfs: mounts, stdout: uri, stderr: uri, terminal: false });
+    }
+    try {
+      return (await this.client.call(M.taskStart, { containerId: id })).pid ?? 0;
+    } catch (e) {
+      await this.deleteTask(id).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async wait(id: string, signal?: AbortSignal): Promise<number> {
+    // A wait outlives containerd restarts: the shim keeps the process, so wait again.
+    for (let backoff = 100; ; backoff = Math.min(backoff * 2, 2_000)) {
+      try {
+        const r = await this.client.call(M.taskWait, { containerId: id }, { timeoutMs: 0, signal });
+        return r.exitStatus;
+      } catch (e) {
+        if (isNotFound(e)) throw new ContainerNotFoundError(id);
+        if (!isUnavailable(e) || signal?.aborted) throw e;
+      }
+      await sleep(backoff);
+    }
+  }
+
+  private async kill(id: string, sig: number, all: boolean): Promise<void> {
+    try {
+      await this.client.call(M.taskKill, { containerId: id, signal: sig, all });
+    } catch (e) {
+      // The process is already gone.
+      if (!isNotFound(e)) throw e;
+    }
+  }
+
+  async stop(id: string, opts: StopOptions = {}): Promise<number | undefined> {
+    const c = await this.getContainer(id);
+    if (!c) throw new ContainerNotFoundError(id);
+    const t = await this.getTask(id);
+    if (!t) return undefined;
+    if (t.status === Status.STOPPED) return t.exitStatus ?? 0;
+    const sig = signalNumber(opts.signal ?? c.labels?.[L_SIGNAL] ?? 'SIGTERM');
+    const grace = opts.graceMs ?? Number(c.labels?.[L_GRACE] ?? DEFAULT_STOP_GRACE_MS);
+    const ac = new AbortController();
+    const exited = this.wait(id, ac.signal);
+    exited.catch(() => undefined);
+    try {
+      if (t.status === Status.CREATED) {
+        // Never started: there is nothing to be graceful with.
+        await this.kill(id, 9, true);
+      } else {
+        await this.kill(id, sig, false);
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), grace)))]);
+        clearTimeout(timer);
+        if (!timedOut) return await exited;
+        await this.kill(id, 9, true);
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const code = await Promise.race([
+        exited,
+        new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`container ${id} did not exit after SIGKILL`)), 30_000))),
+      ]);
+      clearTimeout(timer);
+      return code;
+    } finally {
+      ac.abort();
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    const c = await this.getContainer(id);
+    const t = await this.getTask(id);
+    if (t && t.status !== Status.STOPPED) await this.stop(id, { signal: 'SIGKILL', graceMs: 0 }).catch(() => undefined);
+    if (t) await this.deleteTask(id);
+    if (c) {
+      try {
+        await this.client.call(M.containerDelete, { id });
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+    }
+    try {
+      await this.client.call(M.snapshotRemove, { snapshotter: c?.snapshotter || this.snapshotter, key: c?.snapshotKey || id });
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+  }
+
+  private info(c: Container, t: Process | undefined): ContainerInfo {
+    const labels: Record<string, string> = {};
+    for (const [k, v] of Object.entries(c.labels ?? {})) if (!k.startsWith(LABEL_PREFIX)) labels[k] = v;
+    const state = stateOf(t);
+    const own = c.labels ?? {};
+    return {
+      id: c.id ?? '',
+      image: c.image ?? '',
+      labels,
+      state,
+      pid: t?.pid ?? 0,
+      ...(state === 'exited' ? { exitCode: t!.exitStatus ?? 0, exitedAt: toDate(t!.exitedAt) } : {}),
+      createdAt: toDate(c.createdAt),
+      logPath: own[L_LOG],
+      stopSignal: own[L_SIGNAL] ?? 'SIGTERM',
+      stopGraceMs: Number(own[L_GRACE] ?? DEFAULT_STOP_GRACE_MS),
+    };
+  }
+
+  async list(): Promise<ContainerInfo[]> {
+    const [cs, ts] = await Promise.all([this.client.call(M.containerList, { filters: [] }), this.client.call(M.taskList, { filter: '' })]);
+    const tasks = new Map((ts.tasks ?? []).map((t) => [t.containerId || t.id || '', t]));
+    return (cs.containers ?? []).map((c) => this.info(c, tasks.get(c.id ?? '')));
+  }
+
+  async inspect(id: string): Promise<ContainerInfo | undefined> {
+    const c = await this.getContainer(id);
+    if (!c) return undefined;
+    return this.info(c, await this.getTask(id));
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
