@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ContainerdClient, M } from '../../../worker/runtime/containerd/client.js';
 
 /** Debian packages the runtime tests need. */
-export const RUNTIME_PACKAGES = ['containerd', 'runc', 'busybox-static', 'tini'];
+export const RUNTIME_PACKAGES = ['containerd', 'runc', 'busybox-static', 'tini', 'docker-registry'];
 
 function which(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
@@ -20,6 +20,7 @@ function missingPackages(): string[] {
   if (!which('runc')) missing.push('runc');
   if (spawnSync('dpkg', ['-s', 'busybox-static'], { stdio: 'ignore' }).status !== 0) missing.push('busybox-static');
   if (!existsSync('/usr/bin/tini-static')) missing.push('tini');
+  if (!which('docker-registry')) missing.push('docker-registry');
   return missing;
 }
 

@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContainerdRuntime } from '../../../worker/runtime/containerd/runtime.js';
 import { ImageNotFoundError, type ContainerSpec } from '../../../worker/runtime/runtime.js';
 import { buildBusyboxImage, writeImage } from '../../../deploy/images/busybox.js';
+import { RegistryPuller } from '../../../worker/runtime/registry.js';
 import { PrivateContainerd, prepareRuntimePrerequisites, waitFor } from './containerd-harness.js';
+import { LocalRegistry } from './registry-harness.js';
 
 const inCI = process.env.CI === 'true';
 const problems = prepareRuntimePrerequisites();
@@ -90,6 +92,24 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     expect(info).toMatchObject({ state: 'exited', exitCode: 0, image: IMAGE });
   });
 
+  it('start latency: create, start, exit and remove of `true`, three times in a row', async () => {
+    const rows: number[][] = [];
+    for (let i = 0; i < 3; i++) {
+      const id = `lat-${i}`;
+      const t0 = performance.now();
+      await rt.create(spec(id, { command: ['true'] }));
+      const t1 = performance.now();
+      await rt.start(id);
+      const t2 = performance.now();
+      expect(await rt.wait(id)).toBe(0);
+      const t3 = performance.now();
+      await rt.remove(id);
+      rows.push([t1 - t0, t2 - t1, t3 - t2, performance.now() - t3]);
+    }
+    const median = (k: number): string => rows.map((r) => r[k]!).sort((a, b) => a - b)[1]!.toFixed(0);
+    console.log(`container latency (median of 3, ms): create ${median(0)}, start ${median(1)}, run to exit ${median(2)}, remove ${median(3)}`);
+  });
+
   it('reports exit codes, user, env, read-only rootfs', async () => {
     const s = spec('user-1', {
       command: ['sh', '-c', 'id -u; id -g; echo "FOO=$FOO"; hostname; touch /x 2>/dev/null || echo read-only; exit 3'],
@@ -163,6 +183,31 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     expect((err as Error).message).toContain('shoal.local/nope:7');
     await expect(rt.ensureImage('shoal.local/nope:7')).rejects.toThrow(/shoal\.local\/nope:7/);
     expect(await rt.inspect('missing-1')).toBeUndefined();
+  });
+
+  it('pulls from a registry (docker-registry on 127.0.0.1) and runs the pulled image', async () => {
+    const registry = new LocalRegistry(join(dir, 'registry'));
+    const puller = new RegistryPuller();
+    const rtp = new ContainerdRuntime({ socket: daemon.socket, namespace, cgroupParent, puller });
+    try {
+      await registry.start();
+      // Another name and content than the loaded image, so nothing is found locally.
+      const img = buildBusyboxImage({ name: 'x', applets: ['sh', 'echo', 'cat'] });
+      await registry.push('shoal/bb', '2', img);
+      const ref = `${registry.host}/shoal/bb:2`;
+      expect(await rtp.ensureImage(ref)).toEqual({ name: ref, digest: img.manifest.digest });
+      const s = spec('pulled-1', { image: ref, command: ['sh', '-c', 'cat /etc/passwd | echo pulled'] });
+      await rtp.create(s);
+      await rtp.start('pulled-1');
+      expect(await rtp.wait('pulled-1')).toBe(0);
+      expect(readFileSync(s.logPath, 'utf8')).toBe('pulled\n');
+      const err = await rtp.ensureImage(`${registry.host}/shoal/bb:3`).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ImageNotFoundError);
+      expect((err as Error).message).toContain(`${registry.host}/shoal/bb:3`);
+    } finally {
+      rtp.close();
+      await registry.stop();
+    }
   });
 
   it('refuses a second container with the same id', async () => {

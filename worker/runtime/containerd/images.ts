@@ -18,6 +18,7 @@ import {
   ANNOTATION_REF_NAME,
   DIGEST_RE,
   chainIds,
+  sha256,
   isIndex,
   isManifest,
   parseJson,
@@ -190,7 +191,7 @@ export class ImageStore {
   /** Follow an image's target down to this platform's manifest and its config (cached by digest). */
   async resolve(name: string, target: Descriptor): Promise<ResolvedImage> {
     const hit = this.resolved.get(target.digest);
-    if (hit && hit.name === name) return hit;
+    if (hit) return hit.name === name ? hit : { ...hit, name, target };
     let desc = target;
     for (let depth = 0; isIndex(desc.mediaType); depth++) {
       if (depth > 4) throw new Error(`image ${name}: indexes nested too deep`);
@@ -275,6 +276,45 @@ export class ImageStore {
     });
   }
 
+  // --- ingesting an image tree ---------------------------------------------------------------
+
+  /**
+   * Store a manifest or index and everything under it from `source`, labelled
+   * for the garbage collector. What this platform needs is required; other
+   * platforms' manifests are stored only if the source has them at hand.
+   * Returns false when an optional part was skipped.
+   */
+  async ingest(d: Descriptor, source: BlobSource, lease: string, required = true, depth = 0): Promise<boolean> {
+    if (depth > 4) throw new Error(`${source.what}: indexes nested too deep`);
+    if (!source.has(d, required)) {
+      if (required) throw new Error(`${source.what}: blob ${d.digest} (${d.mediaType}) is missing`);
+      return false;
+    }
+    if (isIndex(d.mediaType) || isManifest(d.mediaType)) {
+      const data = await source.read(d);
+      const labels: Record<string, string> = {};
+      if (isIndex(d.mediaType)) {
+        const idx = parseJson<Index>(`${source.what}: index ${d.digest}`, data);
+        const mine = selectManifest(idx);
+        let n = 0;
+        for (const m of idx.manifests) {
+          if (await this.ingest(m, source, lease, required && m === mine, depth + 1)) labels[`containerd.io/gc.ref.content.m.${n++}`] = m.digest;
+        }
+      } else {
+        const man = parseJson<Manifest>(`${source.what}: manifest ${d.digest}`, data);
+        if (await this.ingest(man.config, source, lease, required, depth + 1)) labels['containerd.io/gc.ref.content.config'] = man.config.digest;
+        for (const [i, l] of man.layers.entries()) {
+          if (await this.ingest(l, source, lease, required, depth + 1)) labels[`containerd.io/gc.ref.content.l.${i}`] = l.digest;
+        }
+      }
+      if (!(await this.hasBlob(d.digest))) await this.writeBlob(d, (async function* () { yield data; })(), lease);
+      await this.labelBlob(d.digest, labels);
+      return true;
+    }
+    if (!(await this.hasBlob(d.digest))) await this.writeBlob(d, await source.stream(d), lease);
+    return true;
+  }
+
   // --- loading an OCI layout tarball ----------------------------------------------------------
 
   async loadOciTar(path: string, nameOverride?: string): Promise<ImageInfo[]> {
@@ -287,10 +327,24 @@ export class ImageStore {
     const top = parseJson<Index>(`${path}: index.json`, await readTarEntry(path, indexEntry));
     if (!Array.isArray(top.manifests) || top.manifests.length === 0) throw new Error(`${path}: index.json lists no manifests`);
     const blob = (digest: string): TarEntry | undefined => entries.get(`blobs/${digest.replace(':', '/')}`);
-    const readDoc = async <T>(d: Descriptor): Promise<T> => {
+    const entryOf = (d: Descriptor): TarEntry => {
       const e = blob(d.digest);
       if (!e) throw new Error(`${path}: blob ${d.digest} is missing`);
-      return parseJson<T>(`${path}: ${d.digest}`, await readTarEntry(path, e));
+      if (e.size !== d.size) throw new Error(`${path}: blob ${d.digest} has ${e.size} bytes, its descriptor says ${d.size}`);
+      return e;
+    };
+    const source: BlobSource = {
+      what: path,
+      has: (d) => blob(d.digest) !== undefined,
+      read: async (d) => {
+        const data = await readTarEntry(path, entryOf(d));
+        if (sha256(data) !== d.digest) throw new Error(`${path}: blob ${d.digest} does not match its digest`);
+        return data;
+      },
+      stream: async (d) => {
+        const e = entryOf(d);
+        return e.size ? createReadStream(path, { start: e.offset, end: e.offset + e.size - 1, highWaterMark: CHUNK }) : (async function* () {})();
+      },
     };
 
     const named: { name: string; desc: Descriptor }[] = [];
@@ -304,63 +358,27 @@ export class ImageStore {
     if (!named.length) throw new Error(`${path}: no image name in index.json annotations; pass one`);
 
     return this.withLease('load', async (lease) => {
-      const write = async (d: Descriptor, required: boolean): Promise<boolean> => {
-        const e = blob(d.digest);
-        if (!e) {
-          if (required) throw new Error(`${path}: blob ${d.digest} (${d.mediaType}) is missing`);
-          return false;
-        }
-        if (e.size !== d.size) throw new Error(`${path}: blob ${d.digest} has ${e.size} bytes, its descriptor says ${d.size}`);
-        if (!(await this.hasBlob(d.digest))) {
-          const source: AsyncIterable<Buffer> = e.size ? createReadStream(path, { start: e.offset, end: e.offset + e.size - 1, highWaterMark: CHUNK }) : (async function* () {})();
-          await this.writeBlob(d, source, lease);
-        }
-        return true;
-      };
-      // Write a manifest or index and everything under it; `required` for this platform's path.
-      const walk = async (d: Descriptor, required: boolean, depth = 0): Promise<boolean> => {
-        if (depth > 4) throw new Error(`${path}: indexes nested too deep`);
-        if (isIndex(d.mediaType)) {
-          if (!blob(d.digest)) {
-            if (required) throw new Error(`${path}: blob ${d.digest} is missing`);
-            return false;
-          }
-          const idx = await readDoc<Index>(d);
-          const mine = selectManifest(idx);
-          const labels: Record<string, string> = {};
-          let n = 0;
-          for (const m of idx.manifests) {
-            if (await walk(m, required && m === mine, depth + 1)) labels[`containerd.io/gc.ref.content.m.${n++}`] = m.digest;
-          }
-          await write(d, true);
-          await this.labelBlob(d.digest, labels);
-          return true;
-        }
-        if (isManifest(d.mediaType)) {
-          if (!blob(d.digest)) {
-            if (required) throw new Error(`${path}: blob ${d.digest} is missing`);
-            return false;
-          }
-          const man = await readDoc<Manifest>(d);
-          const labels: Record<string, string> = {};
-          if (await write(man.config, required)) labels['containerd.io/gc.ref.content.config'] = man.config.digest;
-          for (const [i, l] of man.layers.entries()) if (await write(l, required)) labels[`containerd.io/gc.ref.content.l.${i}`] = l.digest;
-          await write(d, true);
-          await this.labelBlob(d.digest, labels);
-          return true;
-        }
-        return write(d, required);
-      };
       const out: ImageInfo[] = [];
       for (const { name, desc } of named) {
-        await walk(desc, true);
+        await this.ingest(desc, source, lease);
         const target: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
         await this.putImage(name, target, lease);
-        this.resolved.delete(target.digest);
         await this.unpack(await this.resolve(name, target));
         out.push({ name, digest: desc.digest });
       }
       return out;
     });
   }
+}
+
+/** Where ingest() gets blobs from: a tarball, a registry. */
+export interface BlobSource {
+  /** For messages. */
+  what: string;
+  /** Can the source give this blob? (`required`: this platform needs it.) */
+  has(d: Descriptor, required: boolean): boolean;
+  /** A small document (manifest, index), digest checked. */
+  read(d: Descriptor): Promise<Buffer>;
+  /** A blob's bytes; containerd checks size and digest on commit. */
+  stream(d: Descriptor): Promise<AsyncIterable<Buffer | Uint8Array>>;
 }

@@ -39,8 +39,9 @@ const L_LOG = `${LABEL_PREFIX}log-path`;
 const L_SIGNAL = `${LABEL_PREFIX}stop-signal`;
 const L_GRACE = `${LABEL_PREFIX}stop-grace-ms`;
 
+/** Fetches missing images (worker/runtime/registry.ts: RegistryPuller). */
 export interface Puller {
-  /** Fetch the image into containerd's content store and register it under `name`. */
+  /** Fetch the image into containerd's content store and register it under `name` (normalized). */
   pull(name: string, images: ImageStore): Promise<void>;
 }
 
@@ -118,6 +119,7 @@ export class ContainerdRuntime implements Runtime {
   readonly images: ImageStore;
   private readonly snapshotter: string;
   private readonly runtimeName: string;
+  private readonly pulls = new Map<string, Promise<void>>();
 
   constructor(private readonly opts: ContainerdRuntimeOptions = {}) {
     this.client = new ContainerdClient(opts.socket ?? DEFAULT_SOCKET, opts.namespace ?? 'shoal', opts.callTimeoutMs ?? 60_000);
@@ -137,7 +139,13 @@ export class ContainerdRuntime implements Runtime {
     const name = normalizeRef(ref);
     let img = await this.images.getImage(name);
     if (!img && this.opts.puller) {
-      await this.opts.puller.pull(name, this.images);
+      // Concurrent creates of one image share one pull.
+      let pull = this.pulls.get(name);
+      if (!pull) {
+        pull = this.opts.puller.pull(name, this.images).finally(() => this.pulls.delete(name));
+        this.pulls.set(name, pull);
+      }
+      await pull;
       img = await this.images.getImage(name);
     }
     if (!img) {
