@@ -331,10 +331,7 @@ export class Daemon {
       this.dir.saveState(this.node);
     } catch (e) {
       // Nothing half-done: an init that failed leaves the node as it was.
-      await this.deactivate();
-      this.node = undefined;
-      this.certs = undefined;
-      this.dir.reset();
+      await this.forgetCluster();
       throw e;
     }
     return { nodeId, workerToken, managerToken, advertiseAddr: advertise } as never;
@@ -418,10 +415,7 @@ export class Daemon {
       await this.activate();
       lap('active');
     } catch (e) {
-      await this.deactivate();
-      this.node = undefined;
-      this.certs = undefined;
-      this.dir.reset();
+      await this.forgetCluster();
       throw e;
     }
     return { nodeId: res.nodeId, role: res.role } as never;
@@ -444,12 +438,17 @@ export class Daemon {
       throw new CallError(grpc.status.FAILED_PRECONDITION,
         'You are attempting to leave the swarm on a node that is a manager. Demote it first (`shoal node demote <node>` from a manager) so the remaining managers keep their quorum, or use --force to leave anyway');
     }
+    await this.forgetCluster();
+    return {};
+  }
+
+  /** Stop everything cluster-related and forget the cluster: back to a node that never joined. */
+  private async forgetCluster(): Promise<void> {
     await this.deactivate();
-    this.dir.reset();
     this.node = undefined;
     this.certs = undefined;
     this.lastError = '';
-    return {};
+    this.dir.reset();
   }
 
   private async info(): Promise<InstanceType<typeof api.InfoResponse>> {
