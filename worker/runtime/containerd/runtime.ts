@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { containerd } from '../../../proto/gen/containerd.js';
 import { ContainerdClient, DEFAULT_SOCKET, M, isAlreadyExists, isNotFound, isUnavailable } from './client.js';
 import { ImageStore, type ResolvedImage } from './images.js';
+import { installLogger, loggerUri } from './logger.js';
 import { normalizeRef } from '../reference.js';
 import { buildOciSpec, resolveUser, signalNumber, type OciSpec } from '../spec.js';
 import {
@@ -62,6 +63,14 @@ export interface ContainerdRuntimeOptions {
   puller?: Puller;
   /** Deadline of ordinary calls (default 60 s). */
   callTimeoutMs?: number;
+  /** Where the runtime keeps its files (default /var/lib/shoal/runtime): the logger script. */
+  stateDir?: string;
+  /**
+   * How output reaches the log file: `binary` (default) through the logger
+   * script the shim runs; `file` has the shim write it, which loses the last
+   * output of a process now and then.
+   */
+  logMode?: 'binary' | 'file';
 }
 
 function toDate(t: { seconds?: number | null; nanos?: number | null } | null | undefined): Date | undefined {
@@ -283,7 +292,7 @@ export class ContainerdRuntime implements Runtime {
       if (!logPath) throw new Error(`container ${id} has no log path label`);
       mkdirSync(dirname(logPath), { recursive: true });
       const { mounts } = await this.client.call(M.snapshotMounts, { snapshotter: c.snapshotter || this.snapshotter, key: c.snapshotKey || id });
-      const uri = pathToFileURL(logPath).href;
+      const uri = this.logUri(logPath);
       await this.client.call(M.taskCreate, { containerId: id, rootfs: mounts, stdout: uri, stderr: uri, terminal: false });
     }
     try {
@@ -292,6 +301,18 @@ export class ContainerdRuntime implements Runtime {
       await this.deleteTask(id).catch(() => undefined);
       throw e;
     }
+  }
+
+  private loggerReady = false;
+
+  private logUri(logPath: string): string {
+    if (this.opts.logMode === 'file') return pathToFileURL(logPath).href;
+    const logger = join(this.opts.stateDir ?? '/var/lib/shoal/runtime', 'shoal-logger');
+    if (!this.loggerReady) {
+      installLogger(logger);
+      this.loggerReady = true;
+    }
+    return loggerUri(logger, logPath);
   }
 
   async wait(id: string, signal?: AbortSignal): Promise<number> {
