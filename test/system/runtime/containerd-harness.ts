@@ -132,12 +132,14 @@ export class PrivateContainerd {
     return out;
   }
 
-  async stop(): Promise<void> {
+  /** Stop containerd; its shims (and so the containers) go on unless killShims. */
+  async stop(killShims = true): Promise<void> {
     const pid = this.proc?.pid;
     if (pid && alive(pid)) {
       process.kill(pid, 'SIGTERM');
       await waitFor('containerd to exit', () => (alive(pid) ? undefined : true), 10_000).catch(() => process.kill(pid, 'SIGKILL'));
     }
+    if (!killShims) return;
     for (const shim of this.shimPids()) {
       try {
         process.kill(shim, 'SIGKILL');

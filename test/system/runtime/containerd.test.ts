@@ -198,6 +198,22 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     await rt.remove('init-1'); // idempotent
   });
 
+  it('keeps a running container through a containerd restart; a pending wait() carries on', async () => {
+    await rt.create(spec('survive-1', { command: ['sleep', '1000'], init: true }));
+    const pid = await rt.start('survive-1');
+    let exited: number | undefined;
+    const waiting = rt.wait('survive-1').then((c) => (exited = c));
+    await daemon.stop(false);
+    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toContain('sleep');
+    await daemon.start();
+    const info = await waitFor('the container listed again', async () => (await rt.list()).find((c) => c.id === 'survive-1'));
+    expect(info).toMatchObject({ state: 'running', pid });
+    expect(exited).toBeUndefined();
+    expect(await rt.stop('survive-1')).toBe(143);
+    expect(await waiting).toBe(143);
+    await rt.remove('survive-1');
+  });
+
   it('joins a given network namespace', async () => {
     const ns = `shoal-rt-${process.pid}`;
     execFileSync('ip', ['netns', 'add', ns]);
