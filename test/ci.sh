@@ -10,8 +10,10 @@ SIM_SEEDS="${SIM_SEEDS:-500}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# System packages the lab and system tests need (network namespaces, nftables).
-APT_PACKAGES="${APT_PACKAGES:-iproute2 nftables util-linux hostname}"
+# System packages the tests need: the lab (network namespaces, nftables) and
+# the runtime system tests (containerd, runc, tini, busybox-static for the test
+# image, docker-registry for pulls).
+APT_PACKAGES="${APT_PACKAGES:-iproute2 nftables util-linux hostname containerd runc tini busybox-static docker-registry}"
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
