@@ -144,9 +144,20 @@ export class GrpcTransport {
       ? grpc.ServerCredentials.createSsl(c.ca, [{ cert_chain: c.cert, private_key: c.key }], true)
       : grpc.ServerCredentials.createInsecure();
     const listen = this.opts.listen;
-    const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(listen, creds, (err, p) => (err ? reject(err) : resolve(p)));
-    });
+    // A member restarting on its old port may find it still held for a moment
+    // (its previous server closing, or a process that just died): retry briefly.
+    let port = 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        port = await new Promise<number>((resolve, reject) => {
+          server.bindAsync(listen, creds, (err, p) => (err ? reject(err) : resolve(p)));
+        });
+        break;
+      } catch (e) {
+        if (attempt >= 50 || !/EADDRINUSE/.test(String((e as Error).message))) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     this.server = server;
     const host = listen.slice(0, listen.lastIndexOf(':'));
     const addr = `${host}:${port}`;
