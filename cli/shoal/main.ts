@@ -130,17 +130,18 @@ const swarm = program.command('swarm').description('Manage the swarm: init, join
 swarm.command('init')
   .description('Create a new swarm with this node as its first manager')
   .option('--advertise-addr <host:port>', 'address other nodes reach this manager on')
-  .option('--listen-addr <host:port>', 'accepted for compatibility: shoald\'s --listen-addr decides')
+  .option('--listen-addr <host:port>', 'address the cluster port binds to (default: shoald\'s --listen-addr)')
   .option('--cert-expiry <duration>', 'validity of node certificates', '2160h')
   .option('--heartbeat-period <duration>', 'how often nodes heartbeat', '1s')
   .option('--snapshot-interval <n>', 'raft entries between snapshots', '10000')
   .option('--force-new-cluster', 'recover: make this manager the only member, keeping its state')
-  .action(async (o: { advertiseAddr?: string; certExpiry: string; heartbeatPeriod: string; snapshotInterval: string; forceNewCluster?: boolean }) => {
+  .action(async (o: { advertiseAddr?: string; listenAddr?: string; certExpiry: string; heartbeatPeriod: string; snapshotInterval: string; forceNewCluster?: boolean }) => {
+    if (o.listenAddr && !/^[^:]+:\d+$/.test(o.listenAddr)) throw new UsageError(`invalid --listen-addr "${o.listenAddr}": use HOST:PORT, e.g. 0.0.0.0:4377`);
     const snapshotInterval = Number(o.snapshotInterval);
     if (!Number.isInteger(snapshotInterval) || snapshotInterval < 10) throw new UsageError(`invalid --snapshot-interval "${o.snapshotInterval}": use a whole number of entries, at least 10`);
     const res = await rpc(LocalService.init, {
       advertiseAddr: o.advertiseAddr ?? '',
-      listenAddr: '',
+      listenAddr: o.listenAddr ?? '',
       forceNewCluster: !!o.forceNewCluster,
       spec: {
         raft: { snapshotInterval },
@@ -158,9 +159,10 @@ swarm.command('join')
   .argument('<host:port>', 'a manager of the swarm')
   .requiredOption('--token <token>', 'join token from `shoal swarm join-token`')
   .option('--advertise-addr <host:port>', 'address other nodes reach this node on')
-  .action(async (remote: string, o: { token: string; advertiseAddr?: string }) => {
+  .option('--listen-addr <host:port>', 'address the cluster port binds to if this node is a manager (default: shoald\'s --listen-addr)')
+  .action(async (remote: string, o: { token: string; advertiseAddr?: string; listenAddr?: string }) => {
     if (!/^[^:]+:\d+$/.test(remote)) throw new UsageError(`invalid manager address "${remote}": use HOST:PORT, e.g. 10.0.0.1:4377`);
-    const res = await rpc(LocalService.join, { remoteAddr: remote, token: o.token.trim(), listenAddr: '', advertiseAddr: o.advertiseAddr ?? '' } as never, 60_000);
+    const res = await rpc(LocalService.join, { remoteAddr: remote, token: o.token.trim(), listenAddr: o.listenAddr ?? '', advertiseAddr: o.advertiseAddr ?? '' } as never, 60_000);
     out(res.role === api.NodeRole.ROLE_MANAGER ? 'This node joined a swarm as a manager.' : 'This node joined a swarm as a worker.');
   });
 

@@ -234,10 +234,12 @@ export class Daemon {
     });
     this.manager = manager;
     this.control = new ControlApi(manager);
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync(this.opts.listenAddr, creds, (e, p) => (e ? reject(e) : resolve(p))));
+    // `swarm init/join --listen-addr` is remembered in node.json; shoald's flag is the default.
+    const listen = node.listenAddr || this.opts.listenAddr;
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, creds, (e, p) => (e ? reject(e) : resolve(p))));
     this.clusterPort = String(port);
     this.cluster = server;
-    this.log.info({ listen: this.opts.listenAddr, advertise: this.advertiseAddr }, 'manager serving');
+    this.log.info({ listen, advertise: this.advertiseAddr }, 'manager serving');
   }
 
   private async stopManager(): Promise<void> {
@@ -324,7 +326,7 @@ export class Daemon {
     const workerToken = formatJoinToken(ca.digest, newTokenSecret());
     const managerToken = formatJoinToken(ca.digest, newTokenSecret());
     this.certs = { caPem: ca.certPem, certPem, keyPem };
-    this.node = { nodeId, clusterId, role: 'manager', raftId, listenAddr: this.opts.listenAddr, advertiseAddr: advertise, managers: [{ nodeId, raftId, addr: advertise }] };
+    this.node = { nodeId, clusterId, role: 'manager', raftId, listenAddr: req.listenAddr || this.opts.listenAddr, advertiseAddr: advertise, managers: [{ nodeId, raftId, addr: advertise }] };
     try {
       this.dir.saveCerts(this.certs);
       await this.activate({ clusterId, spec, ca, workerToken, managerToken, hostname: this.opts.hostname ?? os.hostname(), certPem } as never);
@@ -404,7 +406,7 @@ export class Daemon {
     this.certs = { caPem: res.caCertPem, certPem: res.certPem, keyPem };
     const advertise = req.advertiseAddr || this.opts.advertiseAddr || this.opts.listenAddr;
     this.node = {
-      nodeId: res.nodeId, clusterId: res.clusterId, role, listenAddr: this.opts.listenAddr, advertiseAddr: advertise,
+      nodeId: res.nodeId, clusterId: res.clusterId, role, listenAddr: req.listenAddr || this.opts.listenAddr, advertiseAddr: advertise,
       managers: (res.managers ?? []).map((m) => ({ nodeId: String(m.nodeId), raftId: Number(m.raftId), addr: String(m.addr) })),
     };
     try {
