@@ -18,6 +18,7 @@ const pre = clusterPrerequisites('certificate renewal system tests');
 
 const HOSTS = ['host1', 'host2', 'host3'];
 const EXPIRY_MS = 40_000;
+const ALT_PORT = 4477;
 
 describe.skipIf(pre.skip)('certificate renewal on lab hosts', () => {
   let c: ClusterLab;
@@ -41,11 +42,17 @@ describe.skipIf(pre.skip)('certificate renewal on lab hosts', () => {
   }, 60_000);
 
   it('with --cert-expiry 40s every node renews in time: past the first certificates\' expiry the cluster works and no node went down', async () => {
-    await c.ok('host1', ['swarm', 'init', '--advertise-addr', c.addr('host1'), '--cert-expiry', '40s']);
-    await c.ok('host2', ['swarm', 'join', '--token', await c.joinToken('host1', 'manager'), c.addr('host1')], 60_000);
-    await c.ok('host3', ['swarm', 'join', '--token', await c.joinToken('host1', 'worker'), c.addr('host1')], 60_000);
+    // The managers serve on a port of their own choosing (--listen-addr), not shoald's default 4377.
+    const alt = (h: string) => `${c.ip(h)}:${ALT_PORT}`;
+    const bad = await c.shoal('host1', ['swarm', 'init', '--listen-addr', 'nope', '--advertise-addr', alt('host1')]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/invalid --listen-addr "nope": use HOST:PORT/);
+    expect((await c.info('host1')).LocalNodeState).toBe('inactive');
+    await c.ok('host1', ['swarm', 'init', '--listen-addr', alt('host1'), '--advertise-addr', alt('host1'), '--cert-expiry', '40s']);
+    await c.ok('host2', ['swarm', 'join', '--listen-addr', alt('host2'), '--advertise-addr', alt('host2'), '--token', await c.joinToken('host1', 'manager'), alt('host1')], 60_000);
+    await c.ok('host3', ['swarm', 'join', '--token', await c.joinToken('host1', 'worker'), alt('host1')], 60_000);
     await c.waitNodes('three Ready nodes, two managers', 'host1', (ns) =>
-      ns.length === 3 && ns.every((n) => n.Status.State === 'ready') && managerHosts(ns).join() === 'host1,host2' && leaders(ns).length === 1);
+      ns.every((n) => !n.ManagerStatus || n.ManagerStatus.Addr.endsWith(`:${ALT_PORT}`)) && ns.length === 3 && ns.every((n) => n.Status.State === 'ready') && managerHosts(ns).join() === 'host1,host2' && leaders(ns).length === 1);
 
     // Keep host2's first certificate: once it expires it must be refused.
     const certs = path.join(c.lab.hostState('host2').stateDir, 'certs');
@@ -98,7 +105,7 @@ describe.skipIf(pre.skip)('certificate renewal on lab hosts', () => {
     // control API, while the one it holds now does.
     const leader = leaders(ns)[0]!;
     const probe = async (dir: string) => {
-      const r = await c.lab.exec('host3', [process.execPath, PROBE, repo, c.addr(leader), ...['ca.pem', 'node.pem', 'node-key.pem'].map((f) => path.join(dir, f))], { timeoutMs: 30_000 });
+      const r = await c.lab.exec('host3', [process.execPath, PROBE, repo, `${c.ip(leader)}:${ALT_PORT}`, ...['ca.pem', 'node.pem', 'node-key.pem'].map((f) => path.join(dir, f))], { timeoutMs: 30_000 });
       expect(r.code, r.stderr).toBe(0);
       return JSON.parse(r.stdout) as { ok: boolean; nodes?: number; codeName?: string; details?: string };
     };

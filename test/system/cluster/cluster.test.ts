@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatJoinToken, newTokenSecret, parseJoinToken } from '../../../manager/ca/index.js';
 import {
-  ClusterLab, byHost, clusterPrerequisites, leaders, managerHosts, repo, summary, waitFor, type NodeView,
+  ClusterLab, SHOAL, byHost, clusterPrerequisites, leaders, managerHosts, repo, summary, waitFor, type NodeView,
 } from './harness.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -184,6 +184,35 @@ describe.skipIf(pre.skip)('cluster on lab hosts: join, failover, recovery, refus
     const manager = await probe(path.join(certs(mgr), 'ca.pem'), path.join(certs(mgr), 'node.pem'), path.join(certs(mgr), 'node-key.pem'));
     expect(manager).toEqual({ ok: true, nodes: 5 });
   }, 60_000);
+
+  it('the CLI with -H reaches a remote manager over mutual TLS with a manager\'s certificate, and refuses what it cannot do remotely', async () => {
+    const before = await c.nodes('host1');
+    const { followers } = roles(before);
+    const tls = (h: string) => ['ca.pem', 'node.pem', 'node-key.pem'].map((f) => path.join(c.lab.hostState(h).stateDir, 'certs', f));
+    // From host6 (not a member), against a follower: the CLI follows it to the leader.
+    const remote = (certsOf: string | undefined, args: string[]) => {
+      const flags = certsOf ? ['--tlscacert', tls(certsOf)[0]!, '--tlscert', tls(certsOf)[1]!, '--tlskey', tls(certsOf)[2]!] : [];
+      return c.lab.exec('host6', [process.execPath, SHOAL, '-H', c.addr(followers[0]!), ...flags, ...args], { timeoutMs: 30_000 });
+    };
+
+    const ok = await remote(followers[1]!, ['node', 'ls', '--format', 'json']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect((JSON.parse(ok.stdout) as NodeView[]).map((n) => n.ID).sort()).toEqual(before.map((n) => n.ID).sort());
+
+    const asWorker = await remote('host4', ['node', 'ls']);
+    expect(asWorker.code).toBe(1);
+    expect(asWorker.stderr).toContain(`the control API is not allowed for a worker certificate (node ${ids.host4})`);
+
+    const noCerts = await remote(undefined, ['node', 'ls']);
+    expect(noCerts.code).toBe(2);
+    expect(noCerts.stderr).toMatch(/--host needs --tlscacert, --tlscert and --tlskey/);
+
+    // Leaving is the local node's business: refused remotely, and nothing changes.
+    const leave = await remote(followers[1]!, ['swarm', 'leave', '--force']);
+    expect(leave.code).toBe(2);
+    expect(leave.stderr).toMatch(/this command acts on the local node/);
+    expect(summary(await c.nodes('host1'))).toBe(summary(before));
+  }, 90_000);
 
   it('SIGKILL of the leader: another manager answers with a new leader; the old one restarts and rejoins with its identity', async () => {
     const { leader, followers } = roles(await startHealthy());
