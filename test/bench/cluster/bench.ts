@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { Lab } from '../../../deploy/lab/lab.js';
 import { repoRoot } from '../lib/proc.js';
 import { printJson, printTable } from '../lib/table.js';
+import { waitFor } from '../../support/wait.js';
 
 const repo = repoRoot();
 const CLI = path.join(repo, 'dist', 'cli', 'shoal', 'main.js');
@@ -40,17 +41,7 @@ async function timed<T>(f: () => Promise<T>): Promise<{ ms: number; value: T }> 
   return { ms: performance.now() - t0, value };
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch { /* not yet */ }
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> => waitFor(what, f, timeoutMs, 20);
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

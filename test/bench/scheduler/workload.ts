@@ -3,6 +3,7 @@
 // existing load, constraints, reservations, spread preferences, max replicas per node).
 
 import type { PendingTask, SchedulerNode } from '../../../manager/scheduler/index.js';
+import { mulberry32 } from '../../support/random.js';
 
 export const ZONES = ['eu-1', 'eu-2', 'us-1'];
 const GIB = 1024 ** 3;
@@ -11,17 +12,7 @@ const CPU = 1e9;
 /** Replicas per generated service: 10,000 tasks are 200 services, 100,000 are 2,000. */
 export const REPLICAS_PER_SERVICE = 50;
 
-/** mulberry32: small, fast, seedable. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 export function makeNodes(count: number, seed = 1): SchedulerNode[] {
   const r = rng(seed);

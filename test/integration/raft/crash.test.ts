@@ -5,21 +5,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { KvClient } from '../../support/raftkv/client.js';
 import { RaftKvCluster } from '../../support/raftkv/cluster.js';
+import { waitFor } from '../../support/wait.js';
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 describe('raftkv on real processes: SIGKILL the leader repeatedly', () => {
   let cluster: RaftKvCluster | undefined;

@@ -10,6 +10,7 @@ import { ConfChangeType, StateType } from '../../../manager/raft/core/index.js';
 import { RaftNode, type Peers, type StateMachine } from '../../../manager/raft/node/index.js';
 import { GrpcTransport } from '../../../manager/raft/transport/index.js';
 import { freePort } from '../../support/raftkv/cluster.js';
+import { waitUntil } from '../../support/wait.js';
 
 class ListMachine implements StateMachine {
   items: string[] = [];
@@ -34,13 +35,6 @@ interface Member {
   transport: GrpcTransport;
 }
 
-async function waitUntil(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('raft-ts membership over real disks and gRPC', () => {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'raft-members-'));

@@ -14,6 +14,7 @@ import {
   defineTable, isStoreError, jsonCodec, LeadershipGate, Store, type StoreEvent, type StoreObject,
 } from '../../../manager/store/index.js';
 import { freePort } from '../../support/raftkv/cluster.js';
+import { waitUntil } from '../../support/wait.js';
 
 interface Item extends StoreObject {
   group: string;
@@ -36,13 +37,6 @@ interface Member {
   leaderRuns: number;
 }
 
-async function waitUntil(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const dump = (s: Store) => s.view((r) => r.list(items));
 

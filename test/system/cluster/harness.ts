@@ -8,6 +8,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync }
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, checkPrerequisites } from '../../../deploy/lab/lab.js';
+import { waitFor as sharedWaitFor } from '../../support/wait.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repo = path.resolve(here, '../../..');
@@ -63,27 +64,11 @@ export interface RunResult {
   ms: number;
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep } from '../../support/wait.js';
 
-/**
- * Poll `fn` until it returns something other than undefined; a throw counts
- * as "not yet" and its message is kept for the timeout error.
- */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-      last = '';
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `; last error: ${last}` : ''}`);
-    await sleep(intervalMs);
-  }
-}
+/** Poll every 100 ms by default: each poll here may start a CLI process. */
+export const waitFor = <T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, intervalMs = 100): Promise<T> =>
+  sharedWaitFor(what, fn, timeoutMs, intervalMs);
 
 export class ClusterLab {
   readonly lab: Lab;

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, checkPrerequisites } from '../../../deploy/lab/lab.js';
+import { waitFor } from '../../support/wait.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../../..');
@@ -17,20 +18,6 @@ const pre = checkPrerequisites();
 const inCI = process.env.CI === 'true';
 if (!pre.ok && !inCI) console.log(`skipping lab system tests: ${pre.problems.join('; ')}`);
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 // From inside `from`, connect to ip:4377 and return the peer's answer (its
 // hostname), or null when the connection fails or times out.

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, wri
 import { join } from 'node:path';
 import { ContainerdClient, M } from '../../../worker/runtime/containerd/client.js';
 
+
 /** Debian packages the runtime tests need. */
 export const RUNTIME_PACKAGES = ['containerd', 'runc', 'busybox-static', 'tini', 'docker-registry'];
 
@@ -47,20 +48,9 @@ export function prepareRuntimePrerequisites(): string[] {
   return still.length ? [`still missing after apt-get: ${still.join(' ')}`] : [];
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+import { waitFor } from '../../support/wait.js';
+
+export { waitFor };
 
 const alive = (pid: number): boolean => {
   try {

@@ -9,21 +9,13 @@ import {
   type Snapshot,
 } from '../../../../manager/raft/core/index.js';
 import type { Config, Raft } from '../../../../manager/raft/core/raft.js';
+import { mulberry32 } from '../../../support/random.js';
 
 export const ELECTION_TICK = 10;
 export const HEARTBEAT_TICK = 1;
 
-/** Small deterministic PRNG (mulberry32) so randomized election timeouts are reproducible. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded so randomized election timeouts are reproducible. */
+export const seededRandom = mulberry32;
 
 export function bytes(s: string): Uint8Array {
   return new TextEncoder().encode(s);

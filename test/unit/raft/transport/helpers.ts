@@ -2,15 +2,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import forge from 'node-forge';
 import { GrpcTransport, type TransportOptions } from '../../../../manager/raft/transport/index.js';
 import { emptyMessage, MessageType, type Message, type NodeId } from '../../../../manager/raft/core/types.js';
+import { waitUntil } from '../../../support/wait.js';
 
-/** Polls `cond` until it holds; fails with `what` after the deadline. */
-export async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+/** Polls `cond` every 5 ms until it holds; fails with `what` after the deadline. */
+export const waitFor = (what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> => waitUntil(what, cond, timeoutMs, 5);
 
 export interface Node {
   id: NodeId;
