@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Command, Option } from 'commander';
 import { call, callLeader, localClient, managerClient } from '../../proto/client.js';
 import { ControlService, LocalService, api, type Node } from '../../proto/services.js';
-import { ago, formatDuration, parseDuration, table, titleCase } from './format.js';
+import { ago, parseDuration, table, titleCase } from './format.js';
 
 const DEFAULT_SOCKET = process.env.SHOAL_SOCKET ?? '/var/lib/shoal/shoald.sock';
 
@@ -333,8 +333,6 @@ program.command('info')
     out([`Swarm: ${v.LocalNodeState}`, ...(v.NodeID ? [` NodeID: ${v.NodeID}`, ` Is Manager: ${v.ControlAvailable}`, ` ClusterID: ${v.ClusterID}`,
       ` Managers: ${v.Managers.join(', ')}`, ` Certificate expires: ${v.CertificateExpiry}`] : []), ...(v.Error ? [` Error: ${v.Error}`] : [])].join('\n'));
   });
-
-void formatDuration;
 
 program.parseAsync().then(() => client?.close()).catch((e: unknown) => {
   client?.close();

@@ -18,6 +18,8 @@ import {
 import { CallError, peerIdentity, requireRole } from '../../manager/cluster/auth.js';
 import { newObjectId, newRaftId } from '../../manager/cluster/ids.js';
 import { Manager } from '../../manager/cluster/manager.js';
+import { clusterTables } from '../../manager/cluster/tables.js';
+import { Store } from '../../manager/store/index.js';
 import { ControlApi } from '../../manager/controlapi/control.js';
 import { RaftNode } from '../../manager/raft/node/index.js';
 import { Agent } from '../../worker/agent/agent.js';
@@ -44,6 +46,8 @@ export interface Logger {
   debug(o: object, m?: string): void;
   error(o: object, m?: string): void;
 }
+
+type Bootstrap = NonNullable<Parameters<typeof Manager.start>[0]['bootstrap']>;
 
 type Handler<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
 
@@ -147,15 +151,15 @@ export class Daemon {
   }
 
   /** Start what this node's role needs: the cluster server and manager (managers), the agent (everyone). */
-  private async activate(bootstrap?: ConstructorParameters<typeof Object>[0]): Promise<void> {
+  private async activate(bootstrap?: Bootstrap): Promise<void> {
     const node = this.node!;
-    if (node.role === 'manager') await this.startManager(bootstrap as never);
+    if (node.role === 'manager') await this.startManager(bootstrap);
     this.agent = new Agent({
       tls: () => this.tls(),
       managers: () => this.managerAddrs(),
       role: () => this.node?.role ?? 'worker',
       onManagers: (ms) => this.updateManagers(ms),
-      onDesiredRole: (role) => this.switchRole(role),
+      onDesiredRole: () => this.switchRole(),
       onRemoved: (why) => {
         this.lastError = `removed from the cluster: ${why}`;
       },
@@ -189,7 +193,7 @@ export class Daemon {
     this.dir.saveState(this.node);
   }
 
-  private async startManager(bootstrap?: Parameters<typeof Manager.start>[0]['bootstrap']): Promise<void> {
+  private async startManager(bootstrap?: Bootstrap): Promise<void> {
     const node = this.node!;
     const certs = this.certs!;
     this.certProvider = new MemoryCertProvider(certs.caPem, certs.certPem, certs.keyPem);
@@ -329,7 +333,7 @@ export class Daemon {
     this.node = { nodeId, clusterId, role: 'manager', raftId, listenAddr: req.listenAddr || this.opts.listenAddr, advertiseAddr: advertise, managers: [{ nodeId, raftId, addr: advertise }] };
     try {
       this.dir.saveCerts(this.certs);
-      await this.activate({ clusterId, spec, ca, workerToken, managerToken, hostname: this.opts.hostname ?? os.hostname(), certPem } as never);
+      await this.activate({ clusterId, spec, ca, workerToken, managerToken, hostname: this.opts.hostname ?? os.hostname(), certPem });
       this.dir.saveState(this.node);
     } catch (e) {
       // Nothing half-done: an init that failed leaves the node as it was.
@@ -476,8 +480,6 @@ export class Daemon {
       throw new CallError(grpc.status.FAILED_PRECONDITION, '--force-new-cluster needs a node that was a manager: it keeps that manager\'s state and makes it the only member');
     }
     await this.deactivate();
-    const { Store } = await import('../../manager/store/index.js');
-    const { clusterTables } = await import('../../manager/cluster/tables.js');
     RaftNode.forceNewCluster({ id: n.raftId, dataDir: this.dir.raftDir, stateMachine: new Store({ tables: clusterTables }), advertiseAddr: n.advertiseAddr });
     n.managers = [{ nodeId: n.nodeId, raftId: n.raftId, addr: n.advertiseAddr }];
     this.dir.saveState(n);
@@ -493,11 +495,11 @@ export class Daemon {
 
   // ---- role switches and certificate renewal ----
 
-  private switchRole(desired: 'manager' | 'worker'): void {
+  /** The cluster wants another role: renewing the certificate brings it (the CA decides the role). */
+  private switchRole(): void {
     if (this.roleChange) return;
     this.roleChange = this.renew().catch((e) => this.log.warn({ err: String(e) }, 'role change failed; will retry'))
       .finally(() => { this.roleChange = undefined; });
-    void desired;
   }
 
   private scheduleRenewal(): void {

@@ -3,6 +3,7 @@
 // naming the field and the rule, and nothing is written.
 import * as grpc from '@grpc/grpc-js';
 import { formatJoinToken, newTokenSecret } from '../ca/index.js';
+import { ConfChangeType } from '../raft/core/index.js';
 import type { shoal } from '../../proto/gen/api.js';
 import { api, plain, type Cluster, type Node } from '../../proto/services.js';
 import { CallError } from '../cluster/auth.js';
@@ -121,7 +122,6 @@ export class ControlApi {
       throw new CallError(grpc.status.FAILED_PRECONDITION, `node ${name} is not down and can't be removed: stop it or make it leave first (\`shoal swarm leave\` on it), or use --force`);
     }
     if (raftId && (st.config.voters.includes(raftId) || st.config.learners.includes(raftId))) {
-      const { ConfChangeType } = await import('../raft/core/index.js');
       await this.m.raft.changeMembership(ConfChangeType.RemoveNode, raftId).catch((e) => { throw this.m.wrap(e); });
     }
     try {

@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import { renameSync } from 'node:fs';
 import {
   ConfChangeType, EntryType, MemoryStorage, NONE, RaftError, RawNode, ReadOnlyOption, StateType, bootstrapSnapshot,
-  decodeConfChange, encodeConfChange,
+  decodeConfChange,
   type ConfChange, type ConfState, type Message, type NodeId, type Ready, type Snapshot, type Status,
 } from '../core/index.js';
 import { RaftDisk } from '../storage/index.js';
@@ -75,6 +75,8 @@ export interface NodeLogger {
   warn(obj: object, msg?: string): void;
 }
 
+const EMPTY = new Uint8Array(0);
+
 const noLog: NodeLogger = { debug() {}, info() {}, warn() {} };
 
 interface PendingProposal {
@@ -93,6 +95,8 @@ interface PendingRead {
 interface QueuedProposal {
   data: Uint8Array;
   type: EntryType;
+  /** Set for a membership change (data is then unused): proposed as is, not re-decoded. */
+  cc?: ConfChange;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
 }
@@ -323,16 +327,15 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   /** Add or remove a member; resolves with the new configuration once applied here. */
   async changeMembership(type: ConfChangeType, nodeId: NodeId, addr?: string): Promise<ConfState> {
     const context = addr ? new TextEncoder().encode(addr) : new Uint8Array(0);
-    const data = encodeConfChange({ type, nodeId, context });
-    return (await this.enqueue(data, EntryType.ConfChange)) as ConfState;
+    return (await this.enqueue(EMPTY, EntryType.ConfChange, { type, nodeId, context })) as ConfState;
   }
 
-  private enqueue(data: Uint8Array, type: EntryType): Promise<unknown> {
+  private enqueue(data: Uint8Array, type: EntryType, cc?: ConfChange): Promise<unknown> {
     if (this.stopped) return Promise.reject(new RaftError('STOPPED', 'raft node is stopped'));
     const err = this.notLeaderError();
     if (err) return Promise.reject(err);
     return new Promise((resolve, reject) => {
-      this.queued.push({ data, type, resolve, reject });
+      this.queued.push({ data, type, cc, resolve, reject });
       this.schedule();
     });
   }
@@ -500,7 +503,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       let index: number;
       let term: number;
       if (group[0]!.type === EntryType.ConfChange) {
-        ({ index, term } = this.raw.proposeConfChange(decodeConfChange(group[0]!.data)));
+        ({ index, term } = this.raw.proposeConfChange(group[0]!.cc!));
       } else {
         ({ index, term } = this.raw.proposeBatch(group.map((g) => g.data)));
       }
