@@ -11,12 +11,12 @@ import { LeadershipGate, Store, StoreError } from '../store/index.js';
 import { RootCA, identityOf, parseJoinToken, tokenMatches, type CertIdentity, type NodeRole } from '../ca/index.js';
 import { newObjectId, newRaftId } from './ids.js';
 import { api, plain, type ClusterSpec, type ManagerAddr } from '../../proto/services.js';
-import { elsewhereMetadata } from '../../proto/client.js';
+import { LEADER_META, elsewhereMetadata } from '../../proto/client.js';
 import { CallError, derToPem } from './auth.js';
 import { clusterTables, clustersTable, nodesTable, type ClusterObject, type NodeObject } from './tables.js';
 import { Dispatcher } from './dispatcher.js';
 
-export const LEADER_META = 'x-shoal-leader';
+
 
 export interface ManagerTls {
   ca: Buffer;
