@@ -28,6 +28,16 @@ export function unary<Req, Res>(service: string, method: string, req: Codec<Req>
   };
 }
 
+/** A method whose responses stream (server streaming). */
+export function serverStream<Req, Res>(service: string, method: string, req: Codec<Req>, res: Codec<Res>): grpc.MethodDefinition<Req, Res> {
+  return { ...unary(service, method, req, res), responseStream: true };
+}
+
+/** A method whose requests stream (client streaming). */
+export function clientStream<Req, Res>(service: string, method: string, req: Codec<Req>, res: Codec<Res>): grpc.MethodDefinition<Req, Res> {
+  return { ...unary(service, method, req, res), requestStream: true };
+}
+
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const c = <T>(t: any): Codec<T> => t as Codec<T>;
 
@@ -37,6 +47,12 @@ export type NodeSpec = InstanceType<Api['NodeSpec']>;
 export type ClusterSpec = InstanceType<Api['ClusterSpec']>;
 export type NodeDescription = InstanceType<Api['NodeDescription']>;
 export type ManagerAddr = InstanceType<Api['ManagerAddr']>;
+export type Service = InstanceType<Api['Service']>;
+export type ServiceSpec = InstanceType<Api['ServiceSpec']>;
+export type Task = InstanceType<Api['Task']>;
+export type TaskStatus = InstanceType<Api['TaskStatus']>;
+export type LogLine = InstanceType<Api['LogLine']>;
+type M<K extends keyof Api> = Api[K] extends abstract new (...a: any) => infer I ? I : never;
 
 export const NodeCAService = {
   issueNodeCertificate: unary('NodeCA', 'IssueNodeCertificate', c<InstanceType<Api['IssueNodeCertificateRequest']>>(api.IssueNodeCertificateRequest), c<InstanceType<Api['IssueNodeCertificateResponse']>>(api.IssueNodeCertificateResponse)),
@@ -50,6 +66,10 @@ export const RaftMembershipService = {
 
 export const DispatcherService = {
   heartbeat: unary('Dispatcher', 'Heartbeat', c<InstanceType<Api['HeartbeatRequest']>>(api.HeartbeatRequest), c<InstanceType<Api['HeartbeatResponse']>>(api.HeartbeatResponse)),
+  /** The worker's session: its assignments (whole set, then changes) and log subscriptions. */
+  session: serverStream('Dispatcher', 'Session', c<M<'SessionRequest'>>(api.SessionRequest), c<M<'SessionMessage'>>(api.SessionMessage)),
+  updateTaskStatus: unary('Dispatcher', 'UpdateTaskStatus', c<M<'UpdateTaskStatusRequest'>>(api.UpdateTaskStatusRequest), c<M<'Empty'>>(api.Empty)),
+  publishLogs: clientStream('Dispatcher', 'PublishLogs', c<M<'PublishLogsRequest'>>(api.PublishLogsRequest), c<M<'Empty'>>(api.Empty)),
 };
 
 export const ControlService = {
@@ -59,6 +79,14 @@ export const ControlService = {
   removeNode: unary('Control', 'RemoveNode', c<InstanceType<Api['RemoveNodeRequest']>>(api.RemoveNodeRequest), c<InstanceType<Api['Empty']>>(api.Empty)),
   getCluster: unary('Control', 'GetCluster', c<InstanceType<Api['Empty']>>(api.Empty), c<Cluster>(api.Cluster)),
   updateCluster: unary('Control', 'UpdateCluster', c<InstanceType<Api['UpdateClusterRequest']>>(api.UpdateClusterRequest), c<Cluster>(api.Cluster)),
+  createService: unary('Control', 'CreateService', c<M<'CreateServiceRequest'>>(api.CreateServiceRequest), c<Service>(api.Service)),
+  getService: unary('Control', 'GetService', c<M<'GetServiceRequest'>>(api.GetServiceRequest), c<Service>(api.Service)),
+  listServices: unary('Control', 'ListServices', c<M<'ListServicesRequest'>>(api.ListServicesRequest), c<M<'ListServicesResponse'>>(api.ListServicesResponse)),
+  updateService: unary('Control', 'UpdateService', c<M<'UpdateServiceRequest'>>(api.UpdateServiceRequest), c<Service>(api.Service)),
+  removeService: unary('Control', 'RemoveService', c<M<'RemoveServiceRequest'>>(api.RemoveServiceRequest), c<M<'Empty'>>(api.Empty)),
+  listTasks: unary('Control', 'ListTasks', c<M<'ListTasksRequest'>>(api.ListTasksRequest), c<M<'ListTasksResponse'>>(api.ListTasksResponse)),
+  /** Streams the output of a service's tasks from the workers through the managers. */
+  serviceLogs: serverStream('Control', 'ServiceLogs', c<M<'ServiceLogsRequest'>>(api.ServiceLogsRequest), c<M<'ServiceLogsMessage'>>(api.ServiceLogsMessage)),
 };
 
 export const LocalService = {
@@ -66,6 +94,8 @@ export const LocalService = {
   join: unary('Local', 'Join', c<InstanceType<Api['JoinRequest']>>(api.JoinRequest), c<InstanceType<Api['JoinResponse']>>(api.JoinResponse)),
   leave: unary('Local', 'Leave', c<InstanceType<Api['LeaveRequest']>>(api.LeaveRequest), c<InstanceType<Api['Empty']>>(api.Empty)),
   info: unary('Local', 'Info', c<InstanceType<Api['Empty']>>(api.Empty), c<InstanceType<Api['InfoResponse']>>(api.InfoResponse)),
+  /** Loads an OCI image tarball into this host's runtime (hosts without a registry). */
+  loadImage: unary('Local', 'LoadImage', c<M<'LoadImageRequest'>>(api.LoadImageRequest), c<M<'LoadImageResponse'>>(api.LoadImageResponse)),
 };
 /* eslint-enable @typescript-eslint/no-explicit-any */
 

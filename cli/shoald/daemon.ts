@@ -37,7 +37,18 @@ export interface DaemonOptions {
   listenAddr: string;
   advertiseAddr?: string;
   hostname?: string;
+  /** The container runtime the worker agent drives (default: containerd on its default socket). */
+  runtime?: RuntimeOptions;
   logger: Logger;
+}
+
+export interface RuntimeOptions {
+  kind: 'containerd' | 'docker';
+  containerdSocket?: string;
+  containerdNamespace?: string;
+  dockerSocket?: string;
+  /** Registries reachable over plain HTTP (host:port). */
+  insecureRegistries?: string[];
 }
 
 export interface Logger {

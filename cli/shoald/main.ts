@@ -15,7 +15,16 @@ const program = new Command()
   .option('--advertise-addr <host:port>', 'address other nodes reach this one on')
   .option('--hostname <name>', 'node hostname to report', os.hostname())
   .option('--log-level <level>', 'debug, info, warn or error', process.env.SHOAL_LOG ?? 'info')
-  .action(async (o: { stateDir: string; socket?: string; listenAddr: string; advertiseAddr?: string; hostname: string; logLevel: string }) => {
+  .option('--runtime <name>', 'container runtime: containerd or docker', 'containerd')
+  .option('--containerd-socket <path>', "containerd's gRPC socket", '/run/containerd/containerd.sock')
+  .option('--containerd-namespace <ns>', 'containerd namespace of shoal\'s containers (one per host when hosts share a machine)', 'shoal')
+  .option('--docker-socket <path>', "the Docker Engine's socket (--runtime docker)", '/var/run/docker.sock')
+  .option('--insecure-registry <host:port>', 'a registry to pull from over plain HTTP (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .action(async (o: {
+    stateDir: string; socket?: string; listenAddr: string; advertiseAddr?: string; hostname: string; logLevel: string;
+    runtime: string; containerdSocket: string; containerdNamespace: string; dockerSocket: string; insecureRegistry: string[];
+  }) => {
+    if (o.runtime !== 'containerd' && o.runtime !== 'docker') throw new Error(`--runtime ${o.runtime}: expected containerd or docker`);
     const logger = pino({ level: o.logLevel, base: { host: o.hostname } });
     const daemon = new Daemon({
       stateDir: o.stateDir,
@@ -23,6 +32,10 @@ const program = new Command()
       listenAddr: o.listenAddr,
       advertiseAddr: o.advertiseAddr,
       hostname: o.hostname,
+      runtime: {
+        kind: o.runtime, containerdSocket: o.containerdSocket, containerdNamespace: o.containerdNamespace,
+        dockerSocket: o.dockerSocket, insecureRegistries: o.insecureRegistry,
+      },
       logger,
     });
     await daemon.start();
