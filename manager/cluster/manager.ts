@@ -15,6 +15,8 @@ import { LEADER_META, elsewhereMetadata } from '../../proto/client.js';
 import { CallError, derToPem } from './auth.js';
 import { clusterTables, clustersTable, nodesTable, type ClusterObject, type NodeObject } from './tables.js';
 import { Dispatcher } from './dispatcher.js';
+import { Sessions } from '../dispatcher/sessions.js';
+import { Orchestrator } from '../orchestrator/loop.js';
 
 
 
@@ -49,6 +51,9 @@ export class Manager {
   readonly transport: GrpcTransport;
   readonly gate: LeadershipGate;
   readonly dispatcher: Dispatcher;
+  /** Worker sessions: assignments, task status, logs (leader only). */
+  readonly sessions: Sessions;
+  readonly orchestrator: Orchestrator;
   private readonly opts: ManagerOptions;
   private stopped = false;
   /** The cluster CA as this node knows it from its own state (verify only): usable before the store has caught up. */
@@ -66,6 +71,14 @@ export class Manager {
     this.gate = new LeadershipGate(raft, { onError: (name, err) => opts.logger.warn({ task: name, err: String(err) }, 'leader task failed') });
     this.gate.add('dispatcher', (signal) => this.dispatcher.run(signal));
     this.gate.add('membership', (signal) => this.reconcileMembership(signal));
+    this.sessions = new Sessions({ store, isLeader: () => this.isLeader(), notLeaderError: () => this.notLeader(), logger: opts.logger as never });
+    this.orchestrator = new Orchestrator(store, { logger: opts.logger as never });
+    this.gate.add('orchestrator', (signal) => this.orchestrator.run(signal));
+    // Sessions live while leading; when leadership ends every worker is told to find the new leader.
+    this.gate.add('sessions', (signal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => {
+      this.sessions.closeAll();
+      resolve();
+    }, { once: true })));
   }
 
   static async start(opts: ManagerOptions): Promise<Manager> {

@@ -9,6 +9,7 @@ import { api, plain, type Cluster, type Node } from '../../proto/services.js';
 import { CallError } from '../cluster/auth.js';
 import { ROLE, type Manager } from '../cluster/manager.js';
 import { clustersTable, nodesTable, type ClusterObject, type NodeObject } from '../cluster/tables.js';
+import { ServiceApi } from './services.js';
 
 const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,252})?$/;
 
@@ -43,7 +44,11 @@ export function resolveNode(m: Manager, ref: string): NodeObject {
 }
 
 export class ControlApi {
-  constructor(private readonly m: Manager) {}
+  readonly services: ServiceApi;
+
+  constructor(private readonly m: Manager) {
+    this.services = new ServiceApi(m);
+  }
 
   private leaderOnly(): void {
     if (!this.m.isLeader()) throw this.m.notLeader();

@@ -36,6 +36,8 @@ export class Agent {
   private readonly clients = new Map<string, grpc.Client>();
   private tlsKey = '';
   lastOk = 0;
+  /** The leader's address as the last heartbeat answer named it. */
+  leaderAddr = '';
 
   constructor(private readonly opts: AgentOptions) {}
 
@@ -63,6 +65,7 @@ export class Agent {
         { timeoutMs: Math.max(2000, this.periodMs * 2), clients: this.clients });
       this.lastOk = Date.now();
       this.periodMs = res.periodMs || 1000;
+      this.leaderAddr = res.leaderAddr ?? '';
       if (res.managers?.length) this.opts.onManagers(res.managers as ManagerAddr[]);
       const desired = res.desiredRole === api.NodeRole.ROLE_MANAGER ? 'manager' : 'worker';
       if (desired !== role) this.opts.onDesiredRole(desired);

@@ -1,0 +1,153 @@
+// The service half of the control API: create, inspect, list, update, remove
+// services and list their tasks. Specs pass validateServiceSpec() before
+// anything is written; a bad one is refused naming the field and the rule.
+import * as grpc from '@grpc/grpc-js';
+import type { shoal } from '../../proto/gen/api.js';
+import { plain, type Service, type Task } from '../../proto/services.js';
+import { CallError } from '../cluster/auth.js';
+import { newObjectId } from '../cluster/ids.js';
+import type { Manager } from '../cluster/manager.js';
+import { servicesTable, tasksTable, type ServiceObject, type TaskObject } from '../cluster/tables.js';
+import { isStoreError } from '../store/index.js';
+import { S, isLive, stateOf } from '../orchestrator/states.js';
+import { SpecError, serviceMode, validateServiceSpec, type ServiceSpec } from './servicespec.js';
+
+function invalid(msg: string): CallError {
+  return new CallError(grpc.status.INVALID_ARGUMENT, msg);
+}
+
+function validate(input: shoal.api.IServiceSpec | null | undefined): ServiceSpec {
+  if (!input) throw invalid('spec is required');
+  try {
+    return validateServiceSpec(input);
+  } catch (e) {
+    if (e instanceof SpecError) throw invalid(e.message);
+    throw e;
+  }
+}
+
+export function resolveService(m: Manager, ref: string): ServiceObject {
+  if (!ref) throw invalid('a service ID or name is required');
+  const all = m.store.view((r) => r.list(servicesTable));
+  const exact = all.find((s) => s.id === ref) ?? all.find((s) => s.spec?.name === ref);
+  if (exact) return exact;
+  const byPrefix = all.filter((s) => s.id.startsWith(ref));
+  if (byPrefix.length === 1) return byPrefix[0]!;
+  if (byPrefix.length > 1) throw invalid(`service "${ref}" is ambiguous: it matches ${byPrefix.map((s) => s.id.slice(0, 12)).join(', ')}; use a longer ID`);
+  throw new CallError(grpc.status.NOT_FOUND, `no such service: ${ref}`);
+}
+
+export interface ServiceCounts {
+  serviceId: string;
+  desired: number;
+  running: number;
+  completed: number;
+}
+
+export function countTasks(svc: ServiceObject, tasks: readonly TaskObject[]): ServiceCounts {
+  let running = 0;
+  let completed = 0;
+  let live = 0;
+  for (const t of tasks) {
+    if (stateOf(t) === S.TASK_COMPLETE) completed++;
+    if (!isLive(t)) continue;
+    live++;
+    if (stateOf(t) === S.TASK_RUNNING) running++;
+  }
+  const spec = svc.spec!;
+  let desired = live;
+  if (spec.replicated) desired = Number(spec.replicated.replicas ?? 1);
+  else if (spec.replicatedJob) desired = Number(spec.replicatedJob.totalCompletions ?? 1);
+  return { serviceId: svc.id, desired, running, completed };
+}
+
+export class ServiceApi {
+  constructor(private readonly m: Manager) {}
+
+  async createService(req: { spec?: shoal.api.IServiceSpec | null }): Promise<Service> {
+    const spec = validate(req.spec);
+    const id = newObjectId();
+    try {
+      await this.m.store.update((tx) => {
+        if (tx.find(servicesTable, 'name', spec.name).length > 0) {
+          throw new CallError(grpc.status.ALREADY_EXISTS, `a service named "${spec.name}" already exists: pick another --name, or change it with \`shoal service update\``);
+        }
+        tx.create(servicesTable, { id, spec: spec as never, updateStatus: null, previousSpec: null } as never);
+      });
+    } catch (e) {
+      if (isStoreError(e) && e.code === 'EXISTS') {
+        throw new CallError(grpc.status.ALREADY_EXISTS, `a service named "${spec.name}" already exists: pick another --name, or change it with \`shoal service update\``);
+      }
+      throw this.m.wrap(e);
+    }
+    return plain(this.m.store.view((r) => r.get(servicesTable, id))!);
+  }
+
+  async getService(ref: string): Promise<Service> {
+    await this.m.store.readCurrent(() => undefined);
+    return plain(resolveService(this.m, ref));
+  }
+
+  async listServices(req: { names?: string[] | null }): Promise<{ services: Service[]; counts: ServiceCounts[] }> {
+    const { services, tasks } = await this.m.store.readCurrent((r) => ({ services: r.list(servicesTable), tasks: r.list(tasksTable) }));
+    const names = new Set(req.names ?? []);
+    const chosen = names.size ? services.filter((s) => names.has(s.spec?.name ?? '') || names.has(s.id)) : services;
+    const bySvc = new Map<string, TaskObject[]>();
+    for (const t of tasks) {
+      let l = bySvc.get(t.serviceId);
+      if (!l) bySvc.set(t.serviceId, (l = []));
+      l.push(t);
+    }
+    return { services: chosen.map((s) => plain(s)), counts: chosen.map((s) => countTasks(s, bySvc.get(s.id) ?? [])) };
+  }
+
+  async updateService(req: { serviceId?: string | null; version?: number | null; spec?: shoal.api.IServiceSpec | null }): Promise<Service> {
+    const spec = validate(req.spec);
+    const svc = resolveService(this.m, req.serviceId ?? '');
+    if (serviceMode(spec) !== serviceMode(svc.spec as unknown as ServiceSpec)) {
+      throw invalid(`service mode change is not allowed: ${svc.spec?.name} is ${serviceMode(svc.spec as unknown as ServiceSpec)}; remove it and create it again`);
+    }
+    try {
+      await this.m.store.update((tx) => {
+        const cur = tx.get(servicesTable, svc.id);
+        if (!cur) throw new CallError(grpc.status.NOT_FOUND, `no such service: ${req.serviceId}`);
+        if (req.version && Number(cur.meta.version) !== Number(req.version)) {
+          throw new CallError(grpc.status.ABORTED, `service ${cur.spec?.name} changed since version ${req.version} (now ${cur.meta.version}): read it again and retry`);
+        }
+        if (spec.name !== cur.spec?.name && tx.find(servicesTable, 'name', spec.name).length > 0) {
+          throw new CallError(grpc.status.ALREADY_EXISTS, `a service named "${spec.name}" already exists`);
+        }
+        const next = plain(cur) as ServiceObject;
+        next.previousSpec = plain(cur.spec) as never;
+        next.spec = spec as never;
+        tx.update(servicesTable, next);
+      });
+    } catch (e) {
+      throw this.m.wrap(e);
+    }
+    return plain(this.m.store.view((r) => r.get(servicesTable, svc.id))!);
+  }
+
+  async removeService(req: { serviceId?: string | null }): Promise<Record<string, never>> {
+    const svc = resolveService(this.m, req.serviceId ?? '');
+    try {
+      await this.m.store.update((tx) => {
+        const cur = tx.get(servicesTable, svc.id);
+        if (cur) tx.delete(servicesTable, cur);
+      }, { retries: 3 });
+    } catch (e) {
+      throw this.m.wrap(e);
+    }
+    return {};
+  }
+
+  async listTasks(req: { serviceIds?: string[] | null; nodeIds?: string[] | null; desiredRunning?: boolean | null }): Promise<{ tasks: Task[] }> {
+    const tasks = await this.m.store.readCurrent((r) => r.list(tasksTable));
+    const svcs = new Set(req.serviceIds ?? []);
+    const nodes = new Set(req.nodeIds ?? []);
+    const out = tasks.filter((t) => (svcs.size === 0 || svcs.has(t.serviceId))
+      && (nodes.size === 0 || nodes.has(t.nodeId))
+      && (!req.desiredRunning || isLive(t)));
+    return { tasks: out.map((t) => plain(t)) };
+  }
+}

@@ -1,0 +1,190 @@
+// The leader's orchestration loop: after any change to services, tasks or
+// nodes (debounced, so a burst of status updates makes one pass), run the
+// orchestrators (reconcile.ts), write their plan, then place pending tasks
+// with the scheduler and write its decisions. Runs only while leading
+// (LeadershipGate); every write is version-checked, so a stale decision
+// fails and is made again on the next pass.
+import type { Store, StoreEvent } from '../store/index.js';
+import { schedule, type PendingTask, type SchedulerNode } from '../scheduler/index.js';
+import { clustersTable, nodesTable, servicesTable, tasksTable, type TaskObject } from '../cluster/tables.js';
+import { newObjectId } from '../cluster/ids.js';
+import { toSchedulerNodes } from './nodes.js';
+import { DEFAULT_HISTORY_LIMIT, reconcile } from './reconcile.js';
+import { S, stateOf } from './states.js';
+
+export interface OrchestratorOptions {
+  logger: { info(o: object, m?: string): void; warn(o: object, m?: string): void; debug(o: object, m?: string): void };
+  /** Wait this long after a change for more before a pass (default 15 ms). */
+  debounceMs?: number;
+  now?: () => number;
+}
+
+export interface PassStats {
+  created: number;
+  updated: number;
+  removed: number;
+  assigned: number;
+  failed: number;
+}
+
+export class Orchestrator {
+  private readonly now: () => number;
+  private readonly debounceMs: number;
+  /** Passes run so far (tests and benches read it). */
+  passes = 0;
+
+  constructor(private readonly store: Store, private readonly opts: OrchestratorOptions) {
+    this.now = opts.now ?? Date.now;
+    this.debounceMs = opts.debounceMs ?? 15;
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    let dirty = true;
+    let wake: (() => void) | undefined;
+    const poke = () => {
+      dirty = true;
+      wake?.();
+    };
+    const pump = async () => {
+      while (!signal.aborted) {
+        const w = this.store.watch({ table: ['services', 'tasks', 'nodes', 'clusters'], signal });
+        try {
+          for await (const ev of w) if (relevant(ev)) poke();
+        } catch {
+          // Overflowed or replaced by a snapshot: a full pass reads everything anyway.
+        }
+        poke();
+      }
+    };
+    void pump();
+    let wakeAt: number | undefined;
+    while (!signal.aborted) {
+      if (!dirty && (wakeAt === undefined || wakeAt > this.now())) {
+        await new Promise<void>((resolve) => {
+          const delay = wakeAt === undefined ? 60_000 : Math.max(0, wakeAt - this.now());
+          const t = setTimeout(finish, delay);
+          const onAbort = () => finish();
+          signal.addEventListener('abort', onAbort, { once: true });
+          wake = finish;
+          function finish() {
+            clearTimeout(t);
+            signal.removeEventListener('abort', onAbort);
+            resolve();
+          }
+        });
+        wake = undefined;
+        if (signal.aborted) break;
+        // Let the rest of a burst arrive.
+        await new Promise((r) => setTimeout(r, this.debounceMs));
+      }
+      dirty = false;
+      try {
+        wakeAt = await this.pass();
+      } catch (e) {
+        this.opts.logger.warn({ err: String(e) }, 'orchestration pass failed; retrying');
+        wakeAt = this.now() + 500;
+      }
+    }
+  }
+
+  /** One pass: orchestrate, then schedule. Returns when the next pass is due without any change. */
+  async pass(): Promise<number | undefined> {
+    this.passes++;
+    const now = this.now();
+    const { services, tasks, nodes, limit } = this.store.view((r) => ({
+      services: r.list(servicesTable),
+      tasks: r.list(tasksTable),
+      nodes: r.list(nodesTable),
+      limit: r.list(clustersTable)[0]?.spec?.orchestration?.taskHistoryLimit,
+    }));
+    const historyLimit = limit === undefined || limit === null || Number(limit) < 0 ? DEFAULT_HISTORY_LIMIT : Number(limit);
+    const plan = reconcile({ services, tasks, nodes, schedulerNodes: toSchedulerNodes(nodes, tasks), now, historyLimit }, newObjectId);
+    const stats: PassStats = { created: 0, updated: 0, removed: 0, assigned: 0, failed: 0 };
+    if (plan.create.length + plan.update.length + plan.remove.length > 0) {
+      const res = await this.store.batch(async (b) => {
+        for (const t of plan.update) await b.update((tx) => void tx.update(tasksTable, t));
+        for (const t of plan.remove) await b.update((tx) => tx.delete(tasksTable, t));
+        for (const t of plan.create) await b.update((tx) => void tx.create(tasksTable, t as TaskObject));
+      });
+      stats.created = plan.create.length;
+      stats.updated = plan.update.length;
+      stats.removed = plan.remove.length;
+      stats.failed += res.failed.length;
+    }
+    const wakeAt = await this.schedulePending(now, stats);
+    if (stats.created + stats.updated + stats.removed + stats.assigned > 0) this.opts.logger.debug({ ...stats }, 'orchestration pass');
+    return wakeAt;
+  }
+
+  /** Place pending tasks; write assignments and, where nothing fits, the reason. */
+  private async schedulePending(now: number, stats: PassStats): Promise<number | undefined> {
+    const { tasks, nodes } = this.store.view((r) => ({ tasks: r.list(tasksTable), nodes: r.list(nodesTable) }));
+    let wakeAt: number | undefined;
+    const free: TaskObject[] = [];
+    const pinned: TaskObject[] = [];
+    for (const t of tasks) {
+      if (stateOf(t) !== S.TASK_PENDING || Number(t.desiredState) > S.TASK_RUNNING) continue;
+      const nb = Number(t.notBefore ?? 0);
+      if (nb > now) {
+        wakeAt = Math.min(wakeAt ?? nb, nb);
+        continue;
+      }
+      (t.nodeId ? pinned : free).push(t);
+    }
+    if (free.length + pinned.length === 0) return wakeAt;
+    const snodes = toSchedulerNodes(nodes, tasks);
+    const byId = new Map<string, SchedulerNode>(snodes.map((n) => [n.id, n]));
+    const { assignments, unplaced } = schedule(snodes, free.map(pendingOf));
+    // Tasks created for one node (global services) get that node's verdict alone.
+    for (const t of pinned) {
+      const n = byId.get(t.nodeId);
+      const r = n ? schedule([n], [pendingOf(t)]) : undefined;
+      if (r?.assignments.has(t.id)) assignments.set(t.id, t.nodeId);
+      else unplaced.set(t.id, r?.unplaced.get(t.id) ?? 'node not found');
+    }
+    const all = [...free, ...pinned];
+    const res = await this.store.batch(async (b) => {
+      for (const t of all) {
+        const node = assignments.get(t.id);
+        const reason = unplaced.get(t.id);
+        if (!node && (reason === undefined || reason === t.status?.message)) continue;
+        await b.update((tx) => {
+          const next = structuredClone(t) as TaskObject;
+          if (node) {
+            next.nodeId = node;
+            next.status = { ...next.status, state: S.TASK_ASSIGNED, message: 'assigned', err: '', timestamp: now } as never;
+          } else {
+            next.status = { ...next.status, message: reason!, timestamp: Number(next.status?.timestamp ?? now) } as never;
+          }
+          tx.update(tasksTable, next);
+        });
+        if (node) stats.assigned++;
+      }
+    });
+    stats.failed += res.failed.length;
+    return wakeAt;
+  }
+}
+
+function pendingOf(t: TaskObject): PendingTask {
+  const p = t.spec?.placement;
+  const r = t.spec?.resources?.reservations;
+  return {
+    id: t.id,
+    serviceId: t.serviceId,
+    constraints: p?.constraints ?? [],
+    preferences: (p?.preferences ?? []).map((x) => ({ spread: x.spread ?? '' })),
+    reservations: { nanoCpus: Number(r?.nanoCpus ?? 0), memoryBytes: Number(r?.memoryBytes ?? 0) },
+    maxReplicasPerNode: Number(p?.maxReplicas ?? 0),
+    platforms: (p?.platforms ?? []).map((x) => ({ os: x.os ?? '', arch: x.architecture ?? '' })),
+  };
+}
+
+/** Node heartbeats that change nothing the orchestrators read are not worth a pass. */
+function relevant(ev: StoreEvent): boolean {
+  if (ev.table !== 'nodes' || ev.kind !== 'update' || !ev.oldObject) return true;
+  const a = ev.oldObject as unknown as { spec?: unknown; status?: { state?: unknown }; description?: unknown; role?: unknown };
+  const b = ev.object as unknown as typeof a;
+  return a.status?.state !== b.status?.state || JSON.stringify(a.spec) !== JSON.stringify(b.spec)
+    || JSON.stringify(a.description) !== JSON.stringify(b.description) || a.role !== b.role;
+}
