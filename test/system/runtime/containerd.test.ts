@@ -22,6 +22,22 @@ if (problems.length && !inCI) console.log(`skipping containerd runtime system te
 
 const IMAGE = 'shoal.local/busybox:1';
 
+/** The logger writes `<UTC time, seconds> <stdout|stderr> <text>` per line: check that, and give the lines. */
+const LOG_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (stdout|stderr) (.*)$/;
+function logLines(path: string): { stream: string; text: string }[] {
+  const raw = readFileSync(path, 'utf8');
+  if (raw && !raw.endsWith('\n')) throw new Error(`${path}: partial last line`);
+  return raw.split('\n').slice(0, -1).map((l) => {
+    const m = LOG_LINE.exec(l);
+    if (!m) throw new Error(`${path}: not a log line: ${JSON.stringify(l)}`);
+    // The logger stamps lines as they come: within the test's minutes, in UTC.
+    if (Math.abs(Date.parse(m[1]!) - Date.now()) > 300_000) throw new Error(`${path}: time ${m[1]} is off`);
+    return { stream: m[2]!, text: m[3]! };
+  });
+}
+/** The log's text without the stamps, one line each (stdout and stderr interleaved as they came). */
+const logText = (path: string): string => logLines(path).map((l) => `${l.text}\n`).join('');
+
 describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private containerd)', () => {
   let dir: string;
   let daemon: PrivateContainerd;
@@ -103,11 +119,11 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     expect(pid).toBeGreaterThan(0);
     expect(await rt.wait('echo-1')).toBe(0);
     // The logger (a child of the shim) appends as the output comes; the tail may land just after the exit.
-    const log = await waitFor('both lines in the log', () => {
-      const text = readFileSync(s.logPath, 'utf8');
-      return text.includes('to stderr\n') && text.includes('hello from shoal\n') ? text : undefined;
-    });
-    expect(log.split('\n').sort()).toEqual(['', 'hello from shoal', 'to stderr']);
+    const log = await waitFor('both lines in the log', () => (logLines(s.logPath).length >= 2 ? logLines(s.logPath) : undefined));
+    expect(log.sort((a, b) => a.stream.localeCompare(b.stream))).toEqual([
+      { stream: 'stderr', text: 'to stderr' },
+      { stream: 'stdout', text: 'hello from shoal' },
+    ]);
     const info = await rt.inspect('echo-1');
     expect(info).toMatchObject({ state: 'exited', exitCode: 0, image: IMAGE });
   });
@@ -142,7 +158,7 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     await rt.start('user-1');
     expect(await rt.wait('user-1')).toBe(3);
     const want = '65534\n65534\nFOO=bar\nweb-1\nread-only\n';
-    expect(await waitFor('the log', () => (readFileSync(s.logPath, 'utf8').length >= want.length ? readFileSync(s.logPath, 'utf8') : undefined))).toBe(want);
+    expect(await waitFor('the log', () => (logText(s.logPath).length >= want.length ? logText(s.logPath) : undefined))).toBe(want);
   });
 
   it('runs sleep 1000: listed running with its labels and limits, re-adopted by a new client, stopped after the grace period', async () => {
@@ -223,7 +239,7 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
       await rt.create(s);
       await rt.start('netns-1');
       expect(await rt.wait('netns-1')).toBe(0);
-      const log = await waitFor('the log', () => (readFileSync(s.logPath, 'utf8').includes('lo:') ? readFileSync(s.logPath, 'utf8') : undefined));
+      const log = await waitFor('the log', () => (logText(s.logPath).includes('lo:') ? logText(s.logPath) : undefined));
       expect(log).toContain('rtprobe0:');
       await rt.remove('netns-1');
     } finally {
@@ -254,7 +270,7 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
       await rtp.create(s);
       await rtp.start('pulled-1');
       expect(await rtp.wait('pulled-1')).toBe(0);
-      expect(await waitFor('the log', () => readFileSync(s.logPath, 'utf8') || undefined)).toBe('pulled\n');
+      expect(await waitFor('the log', () => logText(s.logPath) || undefined)).toBe('pulled\n');
       const err = await rtp.ensureImage(`${registry.host}/shoal/bb:3`).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ImageNotFoundError);
       expect((err as Error).message).toContain(`${registry.host}/shoal/bb:3`);
