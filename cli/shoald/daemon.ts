@@ -8,6 +8,7 @@
 //     only NodeCA.IssueNodeCertificate accepts that).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import * as tls from 'node:tls';
 import * as crypto from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -22,8 +23,14 @@ import { clusterTables } from '../../manager/cluster/tables.js';
 import { Store } from '../../manager/store/index.js';
 import { ControlApi } from '../../manager/controlapi/control.js';
 import { RaftNode } from '../../manager/raft/node/index.js';
-import { Agent } from '../../worker/agent/agent.js';
-import { callLeader, elsewhereMetadata, triesElsewhere } from '../../proto/client.js';
+import { Agent, describeHost } from '../../worker/agent/agent.js';
+import { WorkerSession } from '../../worker/agent/session.js';
+import { TaskRunner } from '../../worker/agent/tasks.js';
+import { ContainerdRuntime } from '../../worker/runtime/containerd/runtime.js';
+import { RegistryPuller } from '../../worker/runtime/registry.js';
+import type { Runtime } from '../../worker/runtime/runtime.js';
+import { callLeader, elsewhereMetadata, managerClient, triesElsewhere } from '../../proto/client.js';
+import { streamServiceLogs } from '../../manager/controlapi/logs.js';
 import {
   ControlService, DispatcherService, LocalService, NodeCAService, RaftMembershipService, api, serviceDef,
   type ClusterSpec, type ManagerAddr,
@@ -106,6 +113,7 @@ export class Daemon {
   private manager?: Manager;
   private control?: ControlApi;
   private agent?: Agent;
+  private tasks?: { runtime: Runtime; runner: TaskRunner; session: WorkerSession };
   private renewTimer?: NodeJS.Timeout;
   private roleChange?: Promise<void>;
   private lastError = '';
@@ -144,6 +152,17 @@ export class Daemon {
       join: unaryHandler((c) => this.join(c.request)),
       leave: unaryHandler((c) => this.leave(c.request.force)),
       info: unaryHandler(() => this.info()),
+      loadImage: unaryHandler(async (c) => {
+        const rt = this.tasks?.runtime ?? await this.openRuntime();
+        try {
+          const imgs = await rt.loadImage(c.request.path, c.request.name || undefined);
+          return { names: imgs.map((i) => i.name) } as never;
+        } catch (e) {
+          throw new CallError(grpc.status.INVALID_ARGUMENT, `cannot load ${c.request.path}: ${(e as Error).message}`);
+        } finally {
+          if (!this.tasks) rt.close();
+        }
+      }),
     });
     server.addService(serviceDef(ControlService), this.controlHandlers(true));
     fs.rmSync(this.opts.socketPath, { force: true });
@@ -178,13 +197,71 @@ export class Daemon {
       hostname: this.opts.hostname,
     });
     this.agent.start();
+    await this.startTasks();
     this.scheduleRenewal();
+  }
+
+  /** The runtime, the task runner and the session that feeds it (every node runs tasks). */
+  private async startTasks(): Promise<void> {
+    const runtime = await this.openRuntime();
+    const dirs = { logDir: path.join(this.opts.stateDir, 'tasks', 'logs'), volumeDir: path.join(this.opts.stateDir, 'volumes') };
+    fs.mkdirSync(dirs.logDir, { recursive: true });
+    const late: { session?: WorkerSession } = {};
+    const runner = new TaskRunner({
+      runtime, nodeId: this.node!.nodeId, ...dirs,
+      report: (u) => late.session?.report(u),
+      logger: this.log,
+    });
+    try {
+      await runner.start();
+    } catch (e) {
+      // The runtime may come up later (containerd restarting): the runner retries on its own.
+      this.log.warn({ err: String(e) }, 'container runtime not answering yet');
+    }
+    const session = (late.session = new WorkerSession({
+      nodeId: () => this.node?.nodeId ?? '',
+      tls: () => this.tls(),
+      managers: () => [...new Set([this.agent?.leaderAddr, ...this.managerAddrs()].filter((a): a is string => !!a))],
+      runner,
+      logDir: dirs.logDir,
+      description: () => describeHost(this.opts.hostname),
+      logger: this.log,
+    }));
+    session.start();
+    this.tasks = { runtime, runner, session };
+  }
+
+  private async openRuntime(): Promise<Runtime> {
+    const r = this.opts.runtime ?? { kind: 'containerd' };
+    if (r.kind === 'docker') {
+      const { DockerRuntime } = await import('../../worker/runtime/docker/runtime.js');
+      return new DockerRuntime({ socket: r.dockerSocket, stateDir: path.join(this.opts.stateDir, 'runtime'), insecureRegistries: r.insecureRegistries });
+    }
+    const ns = r.containerdNamespace || 'shoal';
+    return new ContainerdRuntime({
+      socket: r.containerdSocket,
+      namespace: ns,
+      // cgroups per namespace, so hosts sharing a machine never share a cgroup path.
+      cgroupParent: ns === 'shoal' ? '/shoal' : `/shoal/${ns}`,
+      stateDir: path.join(this.opts.stateDir, 'runtime'),
+      puller: new RegistryPuller({ insecure: r.insecureRegistries ?? [] }),
+    });
+  }
+
+  private async stopTasks(): Promise<void> {
+    const t = this.tasks;
+    this.tasks = undefined;
+    if (!t) return;
+    t.session.stop();
+    await t.runner.stop();
+    t.runtime.close();
   }
 
   private async deactivate(): Promise<void> {
     if (this.renewTimer) clearTimeout(this.renewTimer);
     this.agent?.stop();
     this.agent = undefined;
+    await this.stopTasks();
     await this.stopManager();
     for (const c of this.leaderClients.values()) c.close();
     this.leaderClients.clear();
@@ -229,6 +306,29 @@ export class Daemon {
         const id = requireRole(this.identify(c), ['manager', 'worker'], 'the dispatcher');
         return this.mgr().dispatcher.heartbeat(id, c.request.description, peerHost(c));
       }),
+      session: (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        try {
+          const id = requireRole(this.identify(call), ['manager', 'worker'], 'the dispatcher');
+          this.mgr().sessions.open(id.nodeId, call);
+        } catch (e) {
+          const err = e instanceof CallError ? e : new CallError(grpc.status.INTERNAL, String(e));
+          call.emit('error', { code: err.code, details: err.message, metadata: err.metadata });
+        }
+      },
+      updateTaskStatus: unaryHandler(async (c) => {
+        const id = requireRole(this.identify(c), ['manager', 'worker'], 'the dispatcher');
+        await this.mgr().sessions.updateTaskStatus(id.nodeId, c.request.updates ?? []);
+        return {} as never;
+      }),
+      publishLogs: (call: grpc.ServerReadableStream<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        try {
+          const id = requireRole(this.identify(call), ['manager', 'worker'], 'the dispatcher');
+          this.mgr().sessions.publishLogs(id.nodeId, call, (err) => (err ? cb(err) : cb(null, {})));
+        } catch (e) {
+          const err = e instanceof CallError ? e : new CallError(grpc.status.INTERNAL, String(e));
+          cb({ code: err.code, details: err.message, metadata: err.metadata });
+        }
+      },
     });
     server.addService(serviceDef(ControlService), this.controlHandlers(false));
     const spec = bootstrap?.spec ?? undefined;
@@ -308,7 +408,50 @@ export class Daemon {
       removeNode: route(ControlService.removeNode, (a, r) => a.removeNode(r as never) as never),
       getCluster: route(ControlService.getCluster, (a) => a.getCluster()),
       updateCluster: route(ControlService.updateCluster, (a, r) => a.updateCluster(r as never)),
+      createService: route(ControlService.createService, (a, r) => a.services.createService(r)),
+      getService: route(ControlService.getService, (a, r) => a.services.getService(r.ref)),
+      listServices: route(ControlService.listServices, (a, r) => a.services.listServices(r) as never),
+      updateService: route(ControlService.updateService, (a, r) => a.services.updateService(r)),
+      removeService: route(ControlService.removeService, (a, r) => a.services.removeService(r) as never),
+      listTasks: route(ControlService.listTasks, (a, r) => a.services.listTasks(r) as never),
+      serviceLogs: (call: grpc.ServerWritableStream<InstanceType<typeof api.ServiceLogsRequest>, unknown>) => this.serviceLogs(call, local),
     };
+  }
+
+  /** ServiceLogs: served by the leader; a follower's local socket relays the leader's stream. */
+  private serviceLogs(call: grpc.ServerWritableStream<InstanceType<typeof api.ServiceLogsRequest>, unknown>, local: boolean): void {
+    const fail = (e: unknown) => {
+      const err = e instanceof CallError ? e : (e as grpc.ServiceError)?.code !== undefined ? (e as grpc.ServiceError) : new CallError(grpc.status.INTERNAL, String(e));
+      const ce = err as { code: number; message: string; details?: string; metadata?: grpc.Metadata };
+      call.emit('error', { code: ce.code, details: ce.details ?? ce.message, metadata: ce.metadata });
+    };
+    try {
+      if (!local) requireRole(this.identify(call), ['manager'], 'the control API');
+      if (!this.node) throw new CallError(grpc.status.FAILED_PRECONDITION, NOT_IN_SWARM);
+      const m = this.manager;
+      if (!m) throw new CallError(grpc.status.FAILED_PRECONDITION, NOT_A_MANAGER, local ? undefined : elsewhereMetadata());
+      if (m.isLeader()) {
+        streamServiceLogs(m, call.request, {
+          write: (msg) => call.write(msg),
+          end: () => call.end(),
+          onCancel: (fn) => call.on('cancelled', fn),
+        });
+        return;
+      }
+      if (!local) throw m.notLeader();
+      const addr = m.leaderAddr();
+      if (!addr) throw new CallError(grpc.status.UNAVAILABLE, 'no leader is elected right now (the cluster may have lost quorum): retry shortly');
+      let c = this.leaderClients.get(addr);
+      if (!c) this.leaderClients.set(addr, (c = managerClient(addr, this.tls())));
+      const def = ControlService.serviceLogs;
+      const up = c.makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, call.request);
+      up.on('data', (msg) => call.write(msg));
+      up.on('end', () => call.end());
+      up.on('error', (e) => fail(e));
+      call.on('cancelled', () => up.cancel());
+    } catch (e) {
+      fail(e);
+    }
   }
 
   // ---- Local: init, join, leave, info ----

@@ -16,7 +16,7 @@ describe('container logger', () => {
     expect(loggerUri('/var/lib/shoal/runtime/shoal-logger', '/var/log/shoal/t 1.log')).toBe('binary:///var/lib/shoal/runtime/shoal-logger?file=%2Fvar%2Flog%2Fshoal%2Ft%201.log');
   });
 
-  it('signals ready, appends both streams, exits at EOF', async () => {
+  it('signals ready, appends both streams as stamped lines, exits at EOF', async () => {
     const logger = join(tmp, 'bin', 'shoal-logger');
     installLogger(logger);
     installLogger(logger); // unchanged: no rewrite needed
@@ -36,6 +36,11 @@ describe('container logger', () => {
     err.end();
     const code = await new Promise<number | null>((r) => p.once('exit', r));
     expect(code).toBe(0);
-    expect(readFileSync(log, 'utf8').split('\n').sort()).toEqual(['', 'line 1', 'line 2', 'oops']);
+    // One line per output line: <UTC time, seconds> <stream> <text>.
+    const lines = readFileSync(log, 'utf8').split('\n');
+    expect(lines.pop()).toBe('');
+    for (const l of lines) expect(Math.abs(Date.parse(l.slice(0, 20)) - Date.now())).toBeLessThan(60_000);
+    expect(lines.map((l) => l.slice(0, 20))).toEqual(lines.map(() => expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/)));
+    expect(lines.map((l) => l.slice(21)).sort()).toEqual(['stderr oops', 'stdout line 1', 'stdout line 2']);
   });
 });

@@ -1,0 +1,229 @@
+// The worker's session with the leader's dispatcher: one Session stream that
+// brings assignments (handed to the TaskRunner) and log requests; status
+// changes go back in batched UpdateTaskStatus calls, retried until the leader
+// has them. When the leader changes the stream breaks; the session follows
+// the leader hint (or tries every known manager) and starts again, while the
+// containers run on untouched: the new full assignment set is reconciled
+// against what runs, nothing is restarted.
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { leaderHint, managerClient, type TlsMaterial } from '../../proto/client.js';
+import { DispatcherService, type LogLine, type Task, type TaskStatus } from '../../proto/services.js';
+import { readTaskLog } from './logs.js';
+import type { TaskRunner } from './tasks.js';
+
+export interface SessionOptions {
+  nodeId: () => string;
+  tls: () => TlsMaterial;
+  /** Known manager addresses, the leader first when known. */
+  managers: () => string[];
+  runner: TaskRunner;
+  logDir: string;
+  description: () => object;
+  logger: { info(o: object, m?: string): void; warn(o: object, m?: string): void; debug(o: object, m?: string): void };
+}
+
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 2_000;
+
+export class WorkerSession {
+  private stopped = false;
+  private readonly clients = new Map<string, grpc.Client>();
+  private tlsKey = '';
+  private addr: string | undefined;
+  private stream: grpc.ClientReadableStream<unknown> | undefined;
+  private readonly pending = new Map<string, TaskStatus>();
+  private flushing = false;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private readonly logSubs = new Map<string, AbortController>();
+  /** Sessions opened so far (tests read it). */
+  sessions = 0;
+
+  constructor(private readonly opts: SessionOptions) {}
+
+  start(): void {
+    void this.loop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.stream?.cancel();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    for (const ac of this.logSubs.values()) ac.abort();
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+
+  /** TaskRunner's report callback: queue the latest status per task. */
+  report(u: { taskId: string; status: TaskStatus }): void {
+    this.pending.set(u.taskId, u.status);
+    this.scheduleFlush(5);
+  }
+
+  private client(addr: string): grpc.Client {
+    const tls = this.opts.tls();
+    if ((tls.certPem ?? '') !== this.tlsKey) {
+      this.tlsKey = tls.certPem ?? '';
+      for (const c of this.clients.values()) c.close();
+      this.clients.clear();
+    }
+    let c = this.clients.get(addr);
+    if (!c) this.clients.set(addr, (c = managerClient(addr, tls)));
+    return c;
+  }
+
+  private async loop(): Promise<void> {
+    let backoff = BACKOFF_MIN_MS;
+    let hint: string | undefined;
+    let turn = 0;
+    while (!this.stopped) {
+      const known = this.opts.managers();
+      const addr = hint ?? known[turn++ % Math.max(1, known.length)];
+      hint = undefined;
+      if (!addr) {
+        await sleep(backoff);
+        continue;
+      }
+      const started = Date.now();
+      const err = await this.runSession(addr);
+      if (this.stopped) break;
+      hint = leaderHint(err);
+      if (hint === addr) hint = undefined;
+      // A session that lasted a while was healthy: reconnect at once.
+      backoff = Date.now() - started > 5_000 ? BACKOFF_MIN_MS : Math.min(BACKOFF_MAX_MS, backoff * 2);
+      this.opts.logger.debug({ manager: addr, err: (err as grpc.ServiceError | undefined)?.details, next: hint }, 'session ended');
+      await sleep(hint ? 0 : backoff * (0.5 + Math.random() / 2));
+    }
+  }
+
+  /** One session with one manager; resolves with the error that ended it. */
+  private runSession(addr: string): Promise<unknown> {
+    return new Promise((resolve) => {
+      const def = DispatcherService.session;
+      let s: grpc.ClientReadableStream<unknown>;
+      try {
+        s = this.client(addr).makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, { description: this.opts.description() } as never);
+      } catch (e) {
+        resolve(e);
+        return;
+      }
+      this.stream = s;
+      let done = false;
+      const finish = (e: unknown) => {
+        if (done) return;
+        done = true;
+        this.stream = undefined;
+        if (this.addr === addr) this.addr = undefined;
+        resolve(e);
+      };
+      s.on('data', (msg: { assignments?: { full?: boolean; updated?: Task[]; removed?: string[] } | null; logSubscription?: LogSubscription | null }) => {
+        if (msg.assignments) {
+          if (this.addr !== addr) {
+            this.addr = addr;
+            this.sessions++;
+            this.opts.logger.info({ manager: addr }, 'session with the leader established');
+          }
+          const a = msg.assignments;
+          this.opts.runner.assign({ full: !!a.full, updated: a.updated ?? [], removed: a.removed ?? [] });
+          if (a.full) this.resendNewer(a.updated ?? []);
+          this.scheduleFlush(0);
+        }
+        if (msg.logSubscription) this.onLogSubscription(addr, msg.logSubscription);
+      });
+      s.on('error', (e) => finish(e));
+      s.on('end', () => finish(undefined));
+    });
+  }
+
+  /** After a reconnect: statuses the managers do not have yet (lost with the old leader) go again. */
+  private resendNewer(tasks: Task[]): void {
+    const mine = this.opts.runner.statuses();
+    for (const t of tasks) {
+      const st = mine.get(t.id);
+      if (st && Number(st.state) > Number(t.status?.state ?? 0) && !this.pending.has(t.id)) this.pending.set(t.id, st);
+    }
+  }
+
+  private scheduleFlush(ms: number): void {
+    if (this.flushTimer || this.flushing || this.stopped) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      void this.flush();
+    }, ms);
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pending.size === 0 || this.stopped) return;
+    const addr = this.addr;
+    if (!addr) return; // sent once a session is up (runSession flushes)
+    this.flushing = true;
+    const batch = new Map(this.pending);
+    const def = DispatcherService.updateTaskStatus;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.client(addr).makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize,
+          { updates: [...batch].map(([taskId, status]) => ({ taskId, status })) } as never,
+          { deadline: Date.now() + 10_000 }, (e) => (e ? reject(e) : resolve()));
+      });
+      // Only what was sent and not superseded meanwhile is done.
+      for (const [id, st] of batch) if (this.pending.get(id) === st) this.pending.delete(id);
+    } catch (e) {
+      this.opts.logger.debug({ err: (e as grpc.ServiceError).details ?? String(e) }, 'task status update failed; retrying');
+      this.flushing = false;
+      this.scheduleFlush(200);
+      return;
+    }
+    this.flushing = false;
+    if (this.pending.size > 0) this.scheduleFlush(0);
+  }
+
+  // ---- logs ----
+
+  private onLogSubscription(addr: string, sub: LogSubscription): void {
+    const id = sub.id ?? '';
+    if (sub.close) {
+      this.logSubs.get(id)?.abort();
+      this.logSubs.delete(id);
+      return;
+    }
+    if (this.logSubs.has(id)) return;
+    const ac = new AbortController();
+    this.logSubs.set(id, ac);
+    const def = DispatcherService.publishLogs;
+    const stream = this.client(addr).makeClientStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, () => {
+      ac.abort();
+      this.logSubs.delete(id);
+    });
+    const up = { write: (m: object) => stream.write(m as never), end: () => stream.end() };
+    const q = { follow: !!sub.follow, tail: sub.tail === null || sub.tail === undefined ? -1 : Number(sub.tail), since: Number(sub.since ?? 0) };
+    const nodeId = this.opts.nodeId();
+    const known = this.opts.runner.statuses();
+    const reads = (sub.taskIds ?? []).map(async (taskId) => {
+      if (!known.has(taskId)) {
+        up.write({ subscriptionId: id, warnings: [`task ${taskId}: not on this node any more`] });
+        return;
+      }
+      await readTaskLog(path.join(this.opts.logDir, `${taskId}.log`), taskId, nodeId, q, (lines: LogLine[]) => {
+        if (!ac.signal.aborted) up.write({ subscriptionId: id, lines });
+      }, ac.signal).catch((e: unknown) => up.write({ subscriptionId: id, warnings: [`task ${taskId}: ${(e as Error).message}`] }));
+    });
+    void Promise.all(reads).then(() => {
+      if (!ac.signal.aborted) up.write({ subscriptionId: id, close: true });
+      up.end();
+      this.logSubs.delete(id);
+    });
+  }
+}
+
+interface LogSubscription {
+  id?: string | null;
+  taskIds?: string[] | null;
+  follow?: boolean | null;
+  tail?: number | null;
+  since?: number | null;
+  close?: boolean | null;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
