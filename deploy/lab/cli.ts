@@ -4,6 +4,9 @@
 import { Command, Option } from 'commander';
 import { Lab, checkPrerequisites, type ProcSpec } from './lab.js';
 import { DEFAULT_BASE_DIR, DEFAULT_DAEMON_CMD, DEFAULT_SUBNET, MAIN_PROC, exitCode, formatStatus } from './plan.js';
+import { containerdLabOptions } from './containerd.js';
+import { preloadImage } from './images.js';
+import { pushImage } from './registry.js';
 import { signalNumbers } from './sys.js';
 
 interface GlobalOpts {
@@ -51,9 +54,18 @@ program
   .option('--subnet <cidr>', `lab network (default ${DEFAULT_SUBNET}; host i gets .10+i)`)
   .option('--daemon-cmd <template>', `daemon command template (default: ${DEFAULT_DAEMON_CMD})`)
   .option('--sidecar <name=template>', 'another process per host, started before the daemon (repeatable)', parseSidecar)
+  .option('--containerd', 'a containerd per host (sidecar), shoald pointed at it (--containerd-socket/--containerd-namespace)')
+  .option('--registry [host]', 'with --containerd: a docker-registry on HOST (default host1) at <its ip>:5000, shoald told to pull from it over HTTP')
   .option('--no-daemon', 'network only, start no processes')
-  .action(async (o: { hosts?: number; subnet?: string; daemonCmd?: string; sidecar?: ProcSpec[]; daemon: boolean }) => {
-    await lab({ hosts: o.hosts, subnet: o.subnet, daemonCmd: o.daemonCmd, sidecars: o.sidecar }).up({ noDaemon: !o.daemon });
+  .action(async (o: { hosts?: number; subnet?: string; daemonCmd?: string; sidecar?: ProcSpec[]; containerd?: boolean; registry?: string | true; daemon: boolean }) => {
+    let { daemonCmd, sidecar: sidecars } = o;
+    if (o.registry !== undefined && !o.containerd) throw new Error('--registry needs --containerd');
+    if (o.containerd) {
+      const c = containerdLabOptions({ daemonCmd, subnet: o.subnet, registryHost: o.registry === undefined ? undefined : o.registry === true ? 'host1' : o.registry });
+      daemonCmd = c.daemonCmd;
+      sidecars = [...c.sidecars, ...(sidecars ?? [])];
+    }
+    await lab({ hosts: o.hosts, subnet: o.subnet, daemonCmd, sidecars }).up({ noDaemon: !o.daemon });
   });
 
 program
@@ -100,6 +112,32 @@ program
   .addOption(procOption())
   .action(async (host: string, o: { proc: string }) => {
     await lab().restartDaemon(host, o.proc);
+  });
+
+program
+  .command('load-image')
+  .description("load an OCI layout tarball into the hosts' containerds (up --containerd), over their sockets")
+  .argument('<tar>')
+  .option('--host <host>', 'only this host (default: every host)')
+  .option('--namespace <ns>', "containerd namespace (default: the host's own, <lab>-<host>, which its shoald uses)")
+  .action(async (tar: string, o: { host?: string; namespace?: string }) => {
+    const l = lab();
+    const hosts = o.host ? [o.host] : l.hosts();
+    await Promise.all(hosts.map(async (h) => {
+      const t0 = Date.now();
+      const imgs = await preloadImage(l, h, tar, o.namespace);
+      console.log(`${h}: loaded ${imgs.map((i) => `${i.name} (${i.digest})`).join(', ')} in ${Date.now() - t0} ms`);
+    }));
+  });
+
+program
+  .command('push-image')
+  .description('push an OCI layout tarball into the lab registry (up --containerd --registry) as REPO:TAG')
+  .argument('<tar>')
+  .argument('<ref>', 'REPO:TAG, e.g. busybox:1')
+  .option('--host <host>', 'the host the registry runs on (default: where its sidecar runs)')
+  .action(async (tar: string, ref: string, o: { host?: string }) => {
+    console.log(`pushed ${await pushImage(lab(), tar, ref, { host: o.host })}`);
   });
 
 program

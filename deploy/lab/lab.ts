@@ -5,6 +5,7 @@
 // `down` removes exactly that. Mutations take a lock file, so CLI calls and
 // library calls on the same lab may overlap safely.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { connect } from 'node:net';
 import {
   closeSync,
   existsSync,
@@ -38,20 +39,21 @@ import {
   parseSubnet,
   partitionKey,
   partitionRuleset,
+  runsOn,
+  substitute,
   switchNetns,
   switchPort,
   validateHostName,
   validateLabName,
+  validateSidecar,
+  type ProcSpec,
   type StatusRow,
   type TemplateVars,
 } from './plan.js';
 import { checkPrerequisites, pidsInNetns, procInfo, run, sameArgv, signalNumbers, sleep, waitUntil } from './sys.js';
+import { cleanupContainerd, containerdNamespace, containerdPaths, unmountUnder } from './containerd.js';
 
-/** A process the lab runs in every host, from a command template. */
-export interface ProcSpec {
-  name: string;
-  cmd: string;
-}
+export type { ProcSpec } from './plan.js';
 
 export interface LabOptions {
   name: string;
@@ -63,7 +65,10 @@ export interface LabOptions {
   baseDir?: string;
   /** Template of the main daemon ('daemon'); placeholders listed in README.md. */
   daemonCmd?: string;
-  /** Processes started before the daemon in each host (containerd, say), killed after it. */
+  /**
+   * Processes started before the daemon in each host (or in the hosts they
+   * name): containerd, say (containerd.ts: containerdLabOptions()). Killed after it.
+   */
   sidecars?: ProcSpec[];
   /** Value of {repo}; default: the checkout this file belongs to. */
   repo?: string;
@@ -180,6 +185,18 @@ function tail(file: string, lines: number): string {
   }
 }
 
+/** Whether a unix socket accepts a connection now. */
+function canConnect(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(socket);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}
+
 export class Lab {
   readonly name: string;
   readonly baseDir: string;
@@ -194,9 +211,9 @@ export class Lab {
     if (opts.subnet !== undefined) parseSubnet(opts.subnet);
     if (Array.isArray(opts.hosts)) opts.hosts.forEach(validateHostName);
     else if (opts.hosts !== undefined) defaultHostNames(opts.hosts);
-    for (const s of opts.sidecars ?? []) {
-      if (!/^[a-z][a-z0-9-]{0,31}$/.test(s.name) || s.name === MAIN_PROC) throw new Error(`invalid sidecar name '${s.name}'`);
-    }
+    (opts.sidecars ?? []).forEach(validateSidecar);
+    const names = (opts.sidecars ?? []).map((s) => s.name);
+    if (new Set(names).size !== names.length) throw new Error(`sidecar names repeat: ${names.join(', ')}`);
     this.opts = opts;
     this.name = opts.name;
     this.baseDir = path.resolve(opts.baseDir ?? DEFAULT_BASE_DIR);
@@ -267,11 +284,27 @@ export class Lab {
       socket: p.socket,
       repo: this.repo,
       node: process.execPath,
+      // Where a containerd sidecar (containerd.ts) serves, for the daemon's template.
+      containerdSocket: containerdPaths(p.hostDir).socket,
+      containerdNamespace: containerdNamespace(rec.netns),
     };
   }
 
-  private procSpecs(st: LabState): ProcSpec[] {
-    return [...st.sidecars, { name: MAIN_PROC, cmd: st.daemonCmd }];
+  /** The sidecars (in start order) and the daemon; with a host, only those that run on it. */
+  private specs(st: LabState, host?: string): ProcSpec[] {
+    return [...st.sidecars, { name: MAIN_PROC, cmd: st.daemonCmd }].filter((s) => host === undefined || runsOn(s, host));
+  }
+
+  /** The process templates of the lab (stored, or planned from the options): sidecars, then the daemon. */
+  procSpecs(): ProcSpec[] {
+    return this.specs(this.plan(this.readState()));
+  }
+
+  /** The pid of a host's daemon or sidecar while it runs (verified to be the process the lab started), else null. */
+  procPid(host: string, procName: string = MAIN_PROC): number | null {
+    const st = this.readState();
+    const rec = st?.procs[host]?.[procName];
+    return rec && this.readPidFile(this.paths(host, procName).pidFile) === rec.pid && this.isOurs(rec) ? rec.pid : null;
   }
 
   // ---- state -------------------------------------------------------------
@@ -441,7 +474,7 @@ export class Lab {
 
       if (!opts.noDaemon) {
         for (const host of Object.keys(st.hosts)) {
-          for (const spec of this.procSpecs(st)) {
+          for (const spec of this.specs(st, host)) {
             const rec = st.procs[host]?.[spec.name];
             if (rec && this.isOurs(rec)) continue;
             await this.startProc(st, host, spec);
@@ -501,7 +534,14 @@ export class Lab {
     const rec = this.requireHostUp(st, host);
     const p = this.paths(host, spec.name);
     mkdirSync(p.stateDir, { recursive: true });
-    const argv = buildCommand(spec.cmd, this.vars(st, host));
+    const vars = this.vars(st, host);
+    const argv = buildCommand(spec.cmd, vars);
+    for (const [fileT, contentT] of Object.entries(spec.files ?? {})) {
+      const file = path.resolve(p.hostDir, substitute(fileT, vars));
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileSync(`${file}.tmp`, substitute(contentT, vars));
+      renameSync(`${file}.tmp`, file);
+    }
     this.log(`starting ${spec.name} on ${host} ...`);
     const fd = openSync(p.logFile, 'a');
     writeSync(fd, `--- ${new Date().toISOString()} shoal-lab starts ${spec.name}: ${argv.join(' ')}\n`);
@@ -531,6 +571,17 @@ export class Lab {
         15_000,
         5,
       );
+      if (spec.readySocket !== undefined) {
+        const sock = path.resolve(p.hostDir, substitute(spec.readySocket, vars));
+        await waitUntil(
+          `${spec.name} on ${host} to accept connections on ${sock}`,
+          async () => {
+            if (exited) throw new Error(`${spec.name} on ${host} exited (${exited}); end of ${p.logFile}:\n${tail(p.logFile, 15)}`);
+            return canConnect(sock);
+          },
+          30_000,
+        );
+      }
     } catch (e) {
       if (!exited) child.kill('SIGKILL');
       throw e;
@@ -566,9 +617,10 @@ export class Lab {
     return true;
   }
 
-  private procSpec(st: LabState, procName: string): ProcSpec {
-    const spec = this.procSpecs(st).find((s) => s.name === procName);
-    if (!spec) throw new Error(`lab ${this.name} has no process '${procName}' (has: ${this.procSpecs(st).map((s) => s.name).join(', ')})`);
+  private procSpec(st: LabState, procName: string, host?: string): ProcSpec {
+    const spec = this.specs(st).find((s) => s.name === procName);
+    if (!spec) throw new Error(`lab ${this.name} has no process '${procName}' (has: ${this.specs(st).map((s) => s.name).join(', ')})`);
+    if (host !== undefined && !runsOn(spec, host)) throw new Error(`${procName} of lab ${this.name} runs only on ${spec.hosts!.join(', ')}, not on ${host}`);
     return spec;
   }
 
@@ -577,7 +629,8 @@ export class Lab {
     this.requirePrerequisites();
     return this.withLock(async () => {
       const st = this.requireState();
-      const spec = this.procSpec(st, procName);
+      this.requireHost(st, host);
+      const spec = this.procSpec(st, procName, host);
       const rec = st.procs[host]?.[procName];
       if (rec && this.isOurs(rec)) {
         this.log(`${procName} on ${host} already runs (pid ${rec.pid})`);
@@ -591,8 +644,8 @@ export class Lab {
   async killDaemon(host: string, procName: string = MAIN_PROC): Promise<boolean> {
     return this.withLock(async () => {
       const st = this.requireState();
-      this.procSpec(st, procName);
       this.requireHost(st, host);
+      this.procSpec(st, procName, host);
       return this.killProc(st, host, procName);
     });
   }
@@ -601,8 +654,8 @@ export class Lab {
     this.requirePrerequisites();
     return this.withLock(async () => {
       const st = this.requireState();
-      const spec = this.procSpec(st, procName);
       this.requireHost(st, host);
+      const spec = this.procSpec(st, procName, host);
       await this.killProc(st, host, procName);
       return this.startProc(st, host, spec);
     });
@@ -698,10 +751,10 @@ export class Lab {
   status(): LabStatus {
     const st = this.readState();
     if (!st) return { lab: this.name, exists: false, subnet: null, baseDir: this.baseDir, procNames: [], hosts: [], partitions: [] };
-    const procNames = this.procSpecs(st).map((s) => s.name);
+    const procNames = this.specs(st).map((s) => s.name);
     const hosts = Object.entries(st.hosts).map(([host, rec]): HostStatus => {
       const procs: StatusRow['procs'] = {};
-      for (const name of procNames) {
+      for (const name of this.specs(st, host).map((s) => s.name)) {
         const r = st.procs[host]?.[name];
         const pid = this.readPidFile(this.paths(host, name).pidFile) ?? null;
         procs[name] = { pid, alive: !!r && r.pid === pid && this.isOurs(r) };
@@ -726,15 +779,18 @@ export class Lab {
       if (!st) {
         this.log(`lab ${this.name} is not up`);
       } else {
-        const specs = this.procSpecs(st).reverse(); // the daemon before its sidecars
-        for (const host of Object.keys(st.hosts)) {
-          for (const spec of specs) {
+        // Every host's daemon first (no daemon sees its containerd go), then the sidecars in reverse order.
+        for (const spec of this.specs(st).reverse()) {
+          for (const host of Object.keys(st.hosts)) {
+            if (!runsOn(spec, host)) continue;
             await this.killProc(st, host, spec.name);
             rmSync(this.paths(host, spec.name).pidFile, { force: true });
             if (st.procs[host]) delete st.procs[host][spec.name];
           }
         }
         this.saveState(st);
+        // What a host's containerd leaves running once it is dead: containers, shims, rootfs mounts.
+        for (const host of Object.keys(st.hosts)) await cleanupContainerd(this.paths(host, MAIN_PROC).hostDir, this.log);
         await this.removeStragglers(st, !!opts.killStragglers);
         for (const t of st.made.nftTables) {
           if (netnsLive(t.netns)) await run(['nsenter', `--net=${netnsPath(t.netns)}`, 'nft', 'delete', 'table', t.family, t.name], { allowFail: true });
@@ -755,6 +811,8 @@ export class Lab {
         rmSync(this.stateFile, { force: true });
       }
       if (opts.purge) {
+        // Nothing mounted may stay under what rm -r walks into.
+        await unmountUnder(this.labDir, this.log);
         this.log(`removing ${this.labDir}`);
         rmSync(this.labDir, { recursive: true, force: true });
       }

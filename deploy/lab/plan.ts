@@ -15,6 +15,41 @@ export const DEFAULT_DAEMON_CMD =
   '--advertise-addr {ip}:4377 --socket {socket}';
 export const MAIN_PROC = 'daemon';
 
+/** A process the lab runs in hosts, from a command template. Stored in lab.json. */
+export interface ProcSpec {
+  name: string;
+  cmd: string;
+  /** Only on these hosts (default: every host). The daemon runs everywhere. */
+  hosts?: string[];
+  /**
+   * Files written before each start (a config, say): path template -> content
+   * template, with the command's placeholders substituted in both.
+   */
+  files?: Record<string, string>;
+  /**
+   * A unix socket (path template): the process counts as started once the
+   * socket accepts connections, so what starts after it (the daemon) finds it
+   * serving.
+   */
+  readySocket?: string;
+}
+
+const PROC_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+
+/** Checks a sidecar's name and hosts; the daemon's name is taken. */
+export function validateSidecar(s: ProcSpec): void {
+  if (!PROC_NAME.test(s.name) || s.name === MAIN_PROC) throw new Error(`invalid sidecar name '${s.name}'`);
+  if (s.hosts !== undefined) {
+    if (s.hosts.length === 0) throw new Error(`sidecar ${s.name}: an empty host list (leave hosts out for every host)`);
+    s.hosts.forEach(validateHostName);
+  }
+}
+
+/** Whether a process of this spec belongs on the host. */
+export function runsOn(spec: ProcSpec, host: string): boolean {
+  return spec.hosts === undefined || spec.hosts.includes(host);
+}
+
 // No '-' in lab names: namespaces are '<lab>-<host>', and 'a-b' + 'c' would
 // collide with 'a' + 'b-c'.
 const LAB_NAME = /^[a-z][a-z0-9]{0,15}$/;
