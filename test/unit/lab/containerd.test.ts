@@ -61,7 +61,7 @@ describe('containerd per host', () => {
     const o = containerdLabOptions();
     expect(o.sidecars.map((s) => s.name)).toEqual([CONTAINERD_PROC]);
     expect(o.daemonCmd.startsWith(DEFAULT_DAEMON_CMD + ' ')).toBe(true);
-    expect(buildCommand(o.daemonCmd, vars).slice(10)).toEqual([
+    expect(buildCommand(o.daemonCmd, vars).slice(11)).toEqual([
       '--runtime', 'containerd', '--containerd-socket', '/b/l/host2/containerd/containerd.sock', '--containerd-namespace', 'l-host2',
     ]);
   });

@@ -150,6 +150,7 @@ describe('command templates', () => {
   it('builds the default shoald command', () => {
     expect(buildCommand(DEFAULT_DAEMON_CMD, vars)).toEqual([
       '/usr/bin/node',
+      '--max-semi-space-size=1',
       '/repo/dist/cli/shoald/main.js',
       '--state-dir',
       '/var/lib/my lab/host2/state',
