@@ -36,10 +36,23 @@ export function titleCase(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1).toLowerCase();
 }
 
+/** How long ago, in docker's words (units.HumanDuration, lower case): "5 seconds ago", "about a minute ago". */
 export function ago(ms: number, now = Date.now()): string {
   const d = Math.max(0, now - ms);
-  if (d < 60_000) return `${Math.round(d / 1000)} seconds ago`;
-  if (d < 3_600_000) return `${Math.round(d / 60_000)} minutes ago`;
-  if (d < 86_400_000) return `${Math.round(d / 3_600_000)} hours ago`;
-  return `${Math.round(d / 86_400_000)} days ago`;
+  const seconds = Math.floor(d / 1000);
+  const minutes = Math.floor(d / 60_000);
+  const hours = Math.round(d / 3_600_000);
+  let s: string;
+  if (seconds < 1) s = 'less than a second';
+  else if (seconds === 1) s = '1 second';
+  else if (seconds < 60) s = `${seconds} seconds`;
+  else if (minutes === 1) s = 'about a minute';
+  else if (minutes < 60) s = `${minutes} minutes`;
+  else if (hours === 1) s = 'about an hour';
+  else if (hours < 48) s = `${hours} hours`;
+  else if (hours < 24 * 7 * 2) s = `${Math.floor(hours / 24)} days`;
+  else if (hours < 24 * 30 * 2) s = `${Math.floor(hours / 24 / 7)} weeks`;
+  else if (hours < 24 * 365 * 2) s = `${Math.floor(hours / 24 / 30)} months`;
+  else s = `${Math.floor(d / 3_600_000 / 24 / 365)} years`;
+  return `${s} ago`;
 }

@@ -1,57 +1,12 @@
 #!/usr/bin/env node
 // shoal: the command line. Talks to the local shoald over its unix socket.
-import * as fs from 'node:fs';
-import * as grpc from '@grpc/grpc-js';
 import { Command, Option } from 'commander';
-import { call, callLeader, localClient, managerClient } from '../../proto/client.js';
 import { ControlService, LocalService, api, type Node } from '../../proto/services.js';
 import { ago, parseDuration, table, titleCase } from './format.js';
+import { UsageError, closeClients, rpc, useGlobalOpts, type GlobalOpts } from './rpc.js';
+import { registerServiceCommands } from './service.js';
 
 const DEFAULT_SOCKET = process.env.SHOAL_SOCKET ?? '/var/lib/shoal/shoald.sock';
-
-class UsageError extends Error {}
-
-interface GlobalOpts { socket: string; host?: string; tlscacert?: string; tlscert?: string; tlskey?: string }
-
-let client: grpc.Client | undefined;
-/** The local daemon over its unix socket, or with --host a remote manager over mutual TLS. */
-function daemon(): grpc.Client {
-  if (client) return client;
-  const o = program.opts<GlobalOpts>();
-  if (!o.host) return (client = localClient(o.socket));
-  if (!o.tlscacert || !o.tlscert || !o.tlskey) {
-    throw new UsageError('--host needs --tlscacert, --tlscert and --tlskey: a manager\'s client certificate (e.g. from its state dir: certs/ca.pem, certs/node.pem, certs/node-key.pem)');
-  }
-  const read = (f: string) => fs.readFileSync(f, 'utf8');
-  return (client = managerClient(o.host, { caPem: read(o.tlscacert), certPem: read(o.tlscert), keyPem: read(o.tlskey) }));
-}
-
-async function rpc<Req, Res>(def: grpc.MethodDefinition<Req, Res>, req: Req, timeoutMs = 30_000): Promise<Res> {
-  if (program.opts<GlobalOpts>().host && def.path.startsWith('/shoal.api.Local/')) {
-    throw new UsageError('this command acts on the local node: run it on that node (without --host)');
-  }
-  try {
-    const o = program.opts<GlobalOpts>();
-    if (o.host) {
-      daemon(); // validates the TLS flags
-      const read = (f: string) => fs.readFileSync(f, 'utf8');
-      // A remote follower names the leader; follow it.
-      return (await callLeader([o.host], { caPem: read(o.tlscacert!), certPem: read(o.tlscert!), keyPem: read(o.tlskey!) }, def, req, { timeoutMs })).res;
-    }
-    return await call(daemon(), def, req, timeoutMs);
-  } catch (e) {
-    if (e instanceof UsageError) throw e;
-    const err = e as grpc.ServiceError;
-    const socket = program.opts<{ socket: string }>().socket;
-    // Only when the failed connection is to our own socket: an UNAVAILABLE from
-    // the daemon (say, about another manager) is reported as the daemon said it.
-    if (err.code === grpc.status.UNAVAILABLE && /No connection established/.test(err.details ?? '') && /ENOENT|ECONNREFUSED|EACCES/.test(err.details ?? '')
-      && (err.details ?? '').includes(socket)) {
-      throw new Error(`cannot reach shoald at ${socket}: is the daemon running, and are you root? (set --socket or SHOAL_SOCKET)`);
-    }
-    throw new Error(err.details || err.message);
-  }
-}
 
 const STATE = ['Unknown', 'Down', 'Ready', 'Disconnected'];
 const AVAIL = ['Active', 'Pause', 'Drain'];
@@ -122,7 +77,11 @@ const program = new Command()
   .option('--tlscacert <file>', 'cluster CA certificate, with --host')
   .option('--tlscert <file>', 'client certificate (a manager\'s), with --host')
   .option('--tlskey <file>', 'client key, with --host')
+  // As docker's: global options come before the command, so that a service's own command
+  // line (`service create IMAGE CMD -H ...`) is left alone.
+  .enablePositionalOptions()
   .showHelpAfterError();
+useGlobalOpts(() => program.opts<GlobalOpts>());
 
 // ---- swarm ----
 const swarm = program.command('swarm').description('Manage the swarm: init, join, leave, tokens');
@@ -318,6 +277,9 @@ node.command('rm')
     }
   });
 
+// ---- service, node ps ----
+registerServiceCommands(program, node);
+
 // ---- info ----
 program.command('info')
   .description('This node\'s view of the swarm')
@@ -334,8 +296,8 @@ program.command('info')
       ` Managers: ${v.Managers.join(', ')}`, ` Certificate expires: ${v.CertificateExpiry}`] : []), ...(v.Error ? [` Error: ${v.Error}`] : [])].join('\n'));
   });
 
-program.parseAsync().then(() => client?.close()).catch((e: unknown) => {
-  client?.close();
+program.parseAsync().then(() => closeClients()).catch((e: unknown) => {
+  closeClients();
   process.stderr.write(`Error: ${(e as Error).message}\n`);
   process.exit(e instanceof UsageError ? 2 : 1);
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, parseDuration, table } from '../../../cli/shoal/format.js';
+import { ago, formatDuration, parseDuration, table } from '../../../cli/shoal/format.js';
 
 describe('durations, as docker writes them', () => {
   it.each([
@@ -25,5 +25,17 @@ describe('tables', () => {
       'abc *     host1      Ready',
       'defghij   h2',
     ]);
+  });
+});
+
+describe('how long ago, in docker\'s words', () => {
+  const now = Date.parse('2024-05-01T12:00:00Z');
+  it.each([
+    [400, 'less than a second ago'], [1000, '1 second ago'], [59_999, '59 seconds ago'], [60_000, 'about a minute ago'], [119_000, 'about a minute ago'],
+    [120_000, '2 minutes ago'], [59 * 60_000, '59 minutes ago'], [3_600_000, 'about an hour ago'], [5 * 3_600_000, '5 hours ago'],
+    [47 * 3_600_000, '47 hours ago'], [3 * 86_400_000, '3 days ago'], [20 * 86_400_000, '2 weeks ago'], [90 * 86_400_000, '3 months ago'],
+    [800 * 86_400_000, '2 years ago'], [-5000, 'less than a second ago'],
+  ])('%i ms before now: %s', (d, words) => {
+    expect(ago(now - d, now)).toBe(words);
   });
 });
