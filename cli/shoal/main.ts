@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // shoal: the command line. Talks to the local shoald over its unix socket.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { ControlService, LocalService, api, type Node } from '../../proto/services.js';
 import { ago, parseDuration, table, titleCase } from './format.js';
@@ -83,6 +85,12 @@ const program = new Command()
   .showHelpAfterError();
 useGlobalOpts(() => program.opts<GlobalOpts>());
 
+function historyLimit(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 1000) throw new UsageError(`invalid --task-history-limit "${v}": use a whole number from 0 to 1000`);
+  return n;
+}
+
 // ---- swarm ----
 const swarm = program.command('swarm').description('Manage the swarm: init, join, leave, tokens');
 
@@ -93,8 +101,9 @@ swarm.command('init')
   .option('--cert-expiry <duration>', 'validity of node certificates', '2160h')
   .option('--heartbeat-period <duration>', 'how often nodes heartbeat', '1s')
   .option('--snapshot-interval <n>', 'raft entries between snapshots', '10000')
+  .option('--task-history-limit <n>', 'ended tasks kept per slot', '5')
   .option('--force-new-cluster', 'recover: make this manager the only member, keeping its state')
-  .action(async (o: { advertiseAddr?: string; listenAddr?: string; certExpiry: string; heartbeatPeriod: string; snapshotInterval: string; forceNewCluster?: boolean }) => {
+  .action(async (o: { advertiseAddr?: string; listenAddr?: string; certExpiry: string; heartbeatPeriod: string; snapshotInterval: string; taskHistoryLimit: string; forceNewCluster?: boolean }) => {
     if (o.listenAddr && !/^[^:]+:\d+$/.test(o.listenAddr)) throw new UsageError(`invalid --listen-addr "${o.listenAddr}": use HOST:PORT, e.g. 0.0.0.0:4377`);
     const snapshotInterval = Number(o.snapshotInterval);
     if (!Number.isInteger(snapshotInterval) || snapshotInterval < 10) throw new UsageError(`invalid --snapshot-interval "${o.snapshotInterval}": use a whole number of entries, at least 10`);
@@ -106,6 +115,7 @@ swarm.command('init')
         raft: { snapshotInterval },
         dispatcher: { heartbeatPeriodMs: parseDuration(o.heartbeatPeriod, '--heartbeat-period') },
         ca: { nodeCertExpiryMs: parseDuration(o.certExpiry, '--cert-expiry') },
+        orchestration: { taskHistoryLimit: historyLimit(o.taskHistoryLimit) },
       },
     } as never, 60_000);
     out(`Swarm initialized: current node (${res.nodeId}) is now a manager.\n`);
@@ -159,14 +169,30 @@ swarm.command('update')
   .option('--cert-expiry <duration>', 'validity of node certificates')
   .option('--heartbeat-period <duration>', 'how often nodes heartbeat')
   .option('--snapshot-interval <n>', 'raft entries between snapshots')
-  .action(async (o: { certExpiry?: string; heartbeatPeriod?: string; snapshotInterval?: string }) => {
+  .option('--task-history-limit <n>', 'ended tasks kept per slot')
+  .action(async (o: { certExpiry?: string; heartbeatPeriod?: string; snapshotInterval?: string; taskHistoryLimit?: string }) => {
     const c = await rpc(ControlService.getCluster, {} as never);
     const spec = JSON.parse(JSON.stringify(c.spec ?? {}));
     if (o.certExpiry) spec.ca = { ...(spec.ca ?? {}), nodeCertExpiryMs: parseDuration(o.certExpiry, '--cert-expiry') };
     if (o.heartbeatPeriod) spec.dispatcher = { ...(spec.dispatcher ?? {}), heartbeatPeriodMs: parseDuration(o.heartbeatPeriod, '--heartbeat-period') };
     if (o.snapshotInterval) spec.raft = { ...(spec.raft ?? {}), snapshotInterval: Number(o.snapshotInterval) };
+    if (o.taskHistoryLimit !== undefined) spec.orchestration = { ...(spec.orchestration ?? {}), taskHistoryLimit: historyLimit(o.taskHistoryLimit) };
     await rpc(ControlService.updateCluster, { version: c.meta?.version ?? 0, spec, rotateWorkerToken: false, rotateManagerToken: false } as never);
     out('Swarm updated.');
+  });
+
+// ---- image ----
+const image = program.command('image').description('Manage images on this node');
+
+image.command('load')
+  .description("Load an OCI image layout tarball into this node's container runtime (for hosts without a registry)")
+  .argument('<tar>', 'the tarball (index.json, blobs/sha256/...)')
+  .option('--name <ref>', 'name an unnamed single image')
+  .action(async (tar: string, o: { name?: string }) => {
+    const abs = path.resolve(tar);
+    if (!fs.existsSync(abs)) throw new UsageError(`no such file: ${tar}`);
+    const res = await rpc(LocalService.loadImage, { path: abs, name: o.name ?? '' } as never, 300_000);
+    for (const n of res.names ?? []) out(`Loaded image: ${n}`);
   });
 
 // ---- node ----

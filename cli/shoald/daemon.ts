@@ -471,6 +471,11 @@ export class Daemon {
     if (s?.raft?.tickMs) spec.raft!.tickMs = s.raft.tickMs;
     if (s?.raft?.electionTick) spec.raft!.electionTick = s.raft.electionTick;
     if (s?.dispatcher?.heartbeatPeriodMs) spec.dispatcher!.heartbeatPeriodMs = s.dispatcher.heartbeatPeriodMs;
+    const limit = s?.orchestration?.taskHistoryLimit;
+    if (limit !== undefined && limit !== null) {
+      if (Number(limit) < 0 || Number(limit) > 1000) throw new CallError(grpc.status.INVALID_ARGUMENT, '--task-history-limit must be 0 to 1000');
+      spec.orchestration = { taskHistoryLimit: Number(limit) } as never;
+    }
     if (s?.ca?.nodeCertExpiryMs) {
       if (Number(s.ca.nodeCertExpiryMs) < 30_000) throw new CallError(grpc.status.INVALID_ARGUMENT, '--cert-expiry must be at least 30s');
       spec.ca!.nodeCertExpiryMs = s.ca.nodeCertExpiryMs;

@@ -166,6 +166,10 @@ export class ControlApi {
       if (exp && exp < 30_000) throw invalid(`ca.node_cert_expiry ${exp} ms is too short: use at least 30 s`);
       const snap = Number(spec.raft?.snapshotInterval ?? 0);
       if (snap && snap < 10) throw invalid(`raft.snapshot_interval ${snap} is too small: use at least 10 entries`);
+      const limit = spec.orchestration?.taskHistoryLimit;
+      if (limit !== undefined && limit !== null && (Number(limit) < 0 || Number(limit) > 1000)) {
+        throw invalid(`orchestration.task_history_limit ${limit} is out of range: use 0 to 1000`);
+      }
     }
     try {
       await this.m.store.update((tx) => {
