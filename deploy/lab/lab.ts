@@ -52,6 +52,7 @@ import {
 } from './plan.js';
 import { checkPrerequisites, pidsInNetns, procInfo, run, sameArgv, signalNumbers, sleep, waitUntil } from './sys.js';
 import { cleanupContainerd, containerdNamespace, containerdPaths, unmountUnder } from './containerd.js';
+import { cleanupDocker, dockerCgroupParent } from './docker.js';
 
 export type { ProcSpec } from './plan.js';
 
@@ -791,6 +792,10 @@ export class Lab {
         this.saveState(st);
         // What a host's containerd leaves running once it is dead: containers, shims, rootfs mounts.
         for (const host of Object.keys(st.hosts)) await cleanupContainerd(this.paths(host, MAIN_PROC).hostDir, this.log);
+        // And what a host's dockerd (docker.ts) leaves: its containerd, containers, shims, mounts, cgroups.
+        for (const [host, rec] of Object.entries(st.hosts)) {
+          await cleanupDocker(this.paths(host, MAIN_PROC).hostDir, { cgroupParent: dockerCgroupParent(rec.netns), log: this.log });
+        }
         await this.removeStragglers(st, !!opts.killStragglers);
         for (const t of st.made.nftTables) {
           if (netnsLive(t.netns)) await run(['nsenter', `--net=${netnsPath(t.netns)}`, 'nft', 'delete', 'table', t.family, t.name], { allowFail: true });

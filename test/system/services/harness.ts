@@ -5,18 +5,24 @@
 // first, then workers), every node Ready. Tests drive it with the `shoal` CLI
 // against each host's socket, and look at what really runs through each
 // host's containerd directly (containersOn), independent of shoal's reports.
+// With runtime: 'docker', each host runs its own dockerd instead (a lab
+// sidecar, deploy/lab/docker.ts), shoald runs with --runtime docker, busybox is
+// loaded into every host's dockerd and containersOn asks that dockerd.
 // Waits poll with deadlines; nothing sleeps a fixed time.
 import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Lab, checkPrerequisites } from '../../../deploy/lab/lab.js';
 import { CONTAINERD_PROC, cleanupContainerd, containerdLabOptions, hostContainerd } from '../../../deploy/lab/containerd.js';
+import { DOCKERD_PROC, cleanupDocker, dockerLabOptions, hostDocker, hostDockerRuntime, preloadDockerImageAll, waitDocker } from '../../../deploy/lab/docker.js';
 import { BUSYBOX_IMAGE, busyboxTarball, preloadImageAll, waitContainerd } from '../../../deploy/lab/images.js';
 import { pushImage, registryAddress } from '../../../deploy/lab/registry.js';
 import { ContainerdRuntime } from '../../../worker/runtime/containerd/runtime.js';
+import type { DockerRuntime } from '../../../worker/runtime/docker/runtime.js';
 import type { ContainerState } from '../../../worker/runtime/runtime.js';
 import { PORT, SHOAL, SHOALD, inCI, repo, summary, waitFor, type InfoView, type NodeView, type RunResult } from '../cluster/harness.js';
 import { prepareRuntimePrerequisites } from '../runtime/containerd-harness.js';
+import { prepareDockerPrerequisites } from '../runtime/docker-harness.js';
 
 export { BUSYBOX_IMAGE, inCI, waitFor };
 export type { InfoView, NodeView, RunResult };
@@ -26,12 +32,16 @@ export type { InfoView, NodeView, RunResult };
  * iproute2, nftables, util-linux), the runtime packages (containerd, runc,
  * tini, busybox-static, docker-registry; apt-installed when missing) and,
  * with needBuild, the build (shoald, the CLI and the registry pusher run from
- * dist/). Without them a suite skips with the printed reason, except under
- * CI=true, where it must fail instead (its beforeAll throws).
+ * dist/); with runtime 'docker' also dockerd and docker-init (docker.io).
+ * Without them a suite skips with the printed reason, except under CI=true,
+ * where it must fail instead (its beforeAll throws).
  */
-export function labRuntimePrerequisites(suite: string, opts: { needBuild?: boolean } = {}): { ok: boolean; skip: boolean; problems: string[] } {
+export function labRuntimePrerequisites(
+  suite: string,
+  opts: { needBuild?: boolean; runtime?: 'containerd' | 'docker' } = {},
+): { ok: boolean; skip: boolean; problems: string[] } {
   const problems = [...checkPrerequisites().problems];
-  if (problems.length === 0) problems.push(...prepareRuntimePrerequisites());
+  if (problems.length === 0) problems.push(...(opts.runtime === 'docker' ? prepareDockerPrerequisites() : prepareRuntimePrerequisites()));
   if (opts.needBuild ?? true) {
     for (const f of [SHOAL, SHOALD, path.join(repo, 'dist/deploy/lab/registry-push.js')]) {
       if (!existsSync(f)) problems.push(`${path.relative(repo, f)} is missing: run \`npm run build\` first (the lab's daemons run from dist/)`);
@@ -53,13 +63,18 @@ export interface ServicesClusterOptions {
   subnet: string;
   /** Also run docker-registry on host1 (<ip>:5000) with busybox pushed as busybox:1; shoald gets --insecure-registry for it. */
   registry?: boolean;
+  /**
+   * What runs the tasks on every host: its own containerd (default) or its
+   * own dockerd (shoald --runtime docker; deploy/lab/docker.ts).
+   */
+  runtime?: 'containerd' | 'docker';
   /** Extra shoald flags (appended to the lab's template), e.g. ['--log-level', 'debug']. */
   daemonArgs?: string[];
   /** Progress lines (default: none). */
   log?: (line: string) => void;
 }
 
-/** A container as the host's containerd reports it (not shoal). */
+/** A container as the host's containerd (or dockerd) reports it (not shoal). */
 export interface HostContainer {
   id: string;
   state: ContainerState;
@@ -70,9 +85,9 @@ export interface HostContainer {
 }
 
 export interface StartTimings {
-  /** Lab up: namespaces, containerds (serving), shoalds answering on their sockets. */
+  /** Lab up: namespaces, containerds or dockerds (serving), shoalds answering on their sockets. */
   labUpMs: number;
-  /** Busybox loaded into every host's containerd. */
+  /** Busybox loaded into every host's containerd (or dockerd). */
   preloadMs: number;
   /** swarm init, joins, until every node is Ready. */
   swarmMs: number;
@@ -93,13 +108,18 @@ export class ServicesCluster {
   registryImage?: string;
   readonly timings: StartTimings = { labUpMs: 0, preloadMs: 0, swarmMs: 0 };
   private readonly runtimes = new Map<string, ContainerdRuntime>();
+  private readonly dockerRuntimes = new Map<string, DockerRuntime>();
+  /** What runs the tasks on every host. */
+  readonly runtimeKind: 'containerd' | 'docker';
 
   constructor(readonly opts: ServicesClusterOptions) {
     const n = opts.hosts ?? 5;
     const m = opts.managers ?? 3;
     if (m < 1 || m > n) throw new Error(`managers must be 1..${n}, got ${m}`);
     this.baseDir = mkdtempSync(`/tmp/shoal-services-${opts.name}-`);
-    const c = containerdLabOptions({ subnet: opts.subnet, registryHost: opts.registry ? 'host1' : undefined });
+    this.runtimeKind = opts.runtime ?? 'containerd';
+    const labOpts = { subnet: opts.subnet, registryHost: opts.registry ? 'host1' : undefined };
+    const c = this.runtimeKind === 'docker' ? dockerLabOptions(labOpts) : containerdLabOptions(labOpts);
     const daemonCmd = [c.daemonCmd, ...(opts.daemonArgs ?? []).map(quote)].join(' ');
     this.lab = new Lab({ name: opts.name, hosts: n, subnet: opts.subnet, baseDir: this.baseDir, daemonCmd, sidecars: c.sidecars, log: opts.log });
     this.hosts = this.lab.hosts();
@@ -210,9 +230,30 @@ export class ServicesCluster {
     return rt;
   }
 
-  /** The containers in host's containerd (shoal's namespace there), straight from containerd. */
+  // ---- the hosts' dockerds, directly (runtime: 'docker') ----
+
+  /** Where host's dockerd serves, and its pid while it runs. */
+  docker(host: string): { socket: string; pid: number | null } {
+    const d = hostDocker(this.lab, host);
+    return { socket: d.socket, pid: d.pid };
+  }
+
+  /**
+   * A DockerRuntime on host's dockerd that only looks (it never copies
+   * container output: the host's shoald does), kept until teardown.
+   */
+  async dockerRuntime(host: string): Promise<DockerRuntime> {
+    let rt = this.dockerRuntimes.get(host);
+    if (!rt) {
+      rt = await hostDockerRuntime(this.lab, host, { observe: true, stateDir: path.join(this.lab.hostState(host).hostDir, 'test-runtime') });
+      this.dockerRuntimes.set(host, rt);
+    }
+    return rt;
+  }
+
+  /** The containers in host's containerd (shoal's namespace there), or with runtime docker its dockerd (shoal's label), straight from it. */
   async containersOn(host: string): Promise<HostContainer[]> {
-    const list = await this.runtime(host).list();
+    const list = this.runtimeKind === 'docker' ? await (await this.dockerRuntime(host)).list() : await this.runtime(host).list();
     return list
       .map((c) => ({ id: c.id, state: c.state, labels: c.labels, image: c.image, pid: c.pid, ...(c.exitCode !== undefined ? { exitCode: c.exitCode } : {}) }))
       .sort((a, b) => a.id.localeCompare(b.id));
@@ -237,7 +278,8 @@ export class ServicesCluster {
    * shims, and so the containers, go on running, as after a crash of both
    * daemons; with containers: true they are killed too (the host lost power).
    */
-  async killHost(host: string, opts: { containers?: boolean } = {}): Promise<void> {
+  async killHost(host: string, opts: { containers?: boolean; engine?: boolean } = {}): Promise<void> {
+    if (this.runtimeKind === 'docker') return this.killDockerHost(host, opts);
     this.runtimes.get(host)?.close();
     this.runtimes.delete(host);
     await this.lab.killDaemon(host);
@@ -245,8 +287,35 @@ export class ServicesCluster {
     if (opts.containers) await cleanupContainerd(this.lab.hostState(host).hostDir);
   }
 
-  /** Kills whatever of the two runs, then starts containerd (until it answers) and shoald (until it answers). */
-  async restartHost(host: string): Promise<void> {
+  /**
+   * With runtime docker: SIGKILLs host's shoald, and with engine: true then its
+   * dockerd (whose containerd dies with it; with --live-restore the shims keep
+   * the containers running). With containers: true, dockerd and the containers
+   * too (the host lost power).
+   */
+  private async killDockerHost(host: string, opts: { containers?: boolean; engine?: boolean }): Promise<void> {
+    await this.lab.killDaemon(host);
+    if (opts.engine || opts.containers) await this.lab.killDaemon(host, DOCKERD_PROC);
+    if (opts.containers) {
+      const d = hostDocker(this.lab, host);
+      await cleanupDocker(this.lab.hostState(host).hostDir, { cgroupParent: d.cgroupParent });
+    }
+  }
+
+  /**
+   * Kills whatever of the two runs, then starts containerd (until it answers) and shoald (until it answers).
+   * With runtime docker: kills shoald (and with engine: true dockerd), then starts dockerd unless it runs, waits
+   * until it answers, and starts shoald.
+   */
+  async restartHost(host: string, opts: { engine?: boolean } = {}): Promise<void> {
+    if (this.runtimeKind === 'docker') {
+      await this.killDockerHost(host, opts);
+      await this.lab.startDaemon(host, DOCKERD_PROC);
+      await waitDocker(this.lab, host);
+      await this.lab.startDaemon(host);
+      await this.waitDaemon(host);
+      return;
+    }
     await this.killHost(host);
     await this.lab.startDaemon(host, CONTAINERD_PROC);
     await waitContainerd(this.lab, host);
@@ -264,7 +333,8 @@ export class ServicesCluster {
 
     t0 = Date.now();
     this.imageTar = busyboxTarball();
-    await preloadImageAll(this.lab, this.imageTar);
+    if (this.runtimeKind === 'docker') await preloadDockerImageAll(this.lab, this.imageTar);
+    else await preloadImageAll(this.lab, this.imageTar);
     if (this.opts.registry) {
       this.registry = registryAddress(this.lab, 'host1');
       this.registryImage = await pushImage(this.lab, this.imageTar, 'busybox:1', { host: 'host1' });
@@ -292,11 +362,13 @@ export class ServicesCluster {
   async teardown(opts: { keepLogs?: boolean } = {}): Promise<void> {
     for (const rt of this.runtimes.values()) rt.close();
     this.runtimes.clear();
+    for (const rt of this.dockerRuntimes.values()) rt.close();
+    this.dockerRuntimes.clear();
     if (opts.keepLogs && this.lab.exists()) {
       const dir = mkdtempSync(`/tmp/shoal-services-logs-${this.name}-`);
       for (const h of this.hosts) {
         const hostDir = this.lab.hostState(h).hostDir;
-        for (const f of ['daemon.log', 'containerd.log', 'registry.log']) {
+        for (const f of ['daemon.log', 'containerd.log', 'dockerd.log', 'registry.log']) {
           if (existsSync(path.join(hostDir, f))) copyFileSync(path.join(hostDir, f), path.join(dir, `${h}-${f}`));
         }
       }
@@ -317,7 +389,7 @@ function quote(w: string): string {
 }
 
 /**
- * Brings up a lab with a containerd per host, preloads busybox into every
+ * Brings up a lab with a containerd (or with runtime docker, a dockerd) per host, preloads busybox into every
  * host, inits the swarm on host1 and joins the rest (host1..hostM managers),
  * and waits until every node is Ready. On a failure it tears the lab down
  * (keeping the logs) before rethrowing.
