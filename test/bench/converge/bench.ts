@@ -1,0 +1,468 @@
+// `npm run bench:converge`: how fast shoal makes containers run, and how fast
+// it recovers, against the runtime's own floor measured in the same run.
+//
+// Per repetition, a fresh lab (services harness): 5 hosts, 3 managers that also
+// run tasks + 2 workers, each host with its own containerd and shoald, busybox
+// preloaded. Then:
+//   1. idle memory of shoald and containerd per host (RSS, PSS);
+//   2. the floor: the same busybox `sleep` containers with init, spread as
+//      shoal spreads them (N/5 per host), created and started directly through
+//      each host's containerd, all hosts in parallel and all of a host's
+//      containers at once (as shoald's agent runs them): 10; then 50, +50 (to
+//      100), -90 (stop + remove, to 10);
+//   3. shoal through its CLI (`--detach`, so the CLI's own wait is not
+//      measured): create 10, create 50, scale 50 -> 100, scale 100 -> 10;
+//      "until" is judged from the hosts' containerds, polled directly (every
+//      host in parallel, a round every ~100 ms): all running, or 90 gone;
+//      memory again at 100 tasks (and the shims' and loggers' PSS);
+//   4. SIGKILL host5's shoald and containerd (its shims, and so its containers,
+//      live on): until the service's replicas run on the other 4 hosts; then
+//      restart host5 until its stale containers are removed;
+//   5. SIGKILL the leader's shoald: until `service scale` on another manager
+//      succeeds; restart it.
+// Throughout, elections ("became leader" lines in shoald's logs) and nodes
+// seen not ready (ListNodes, every 250 ms) are counted: during create/scale
+// any is spurious.
+//
+//   node dist/test/bench/converge/bench.js [--reps 3] [--quick] [--json] [--debug-logs] [--keep-logs]
+import { readFileSync } from 'node:fs';
+import { onCleanup } from '../lib/proc.js';
+import { fmtRatio, printJson, printTable } from '../lib/table.js';
+import type { NodeView, ServicesCluster } from '../../system/services/harness.js';
+import { benchPrerequisites, startBenchCluster } from './cluster.js';
+import { breakdown, describe, readLines, type Breakdown } from './breakdown.js';
+import { Floor, FLOOR_SERVICE } from './floor.js';
+import { clusterMem, cpuSeconds, type HostMem } from './memory.js';
+import { NodeWatcher, byService, diffLogs, pollContainers, scanLogs, sleep, type LogCounts, type NotReady } from './observe.js';
+
+const argv = process.argv.slice(2);
+const flag = (name: string): boolean => argv.includes(`--${name}`);
+function arg(name: string, def: string): string {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : def;
+}
+
+const QUICK = flag('quick');
+const DEBUG = flag('debug-logs');
+const REPS = Number(arg('reps', QUICK ? '1' : '3'));
+/** Replica counts: create small, create big, scale big -> up, scale up -> down (multiples of 5: N/5 per host). */
+const N = QUICK ? { small: 5, big: 20, up: 40, down: 5 } : { small: 10, big: 50, up: 100, down: 10 };
+const HOSTS = 5;
+const VICTIM = 'host5';
+
+const log = (line: string): void => void process.stderr.write(`[converge ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+/** The steps, in table order; `floor`: has a containerd-direct floor. */
+const STEP = {
+  createSmall: `create ${N.small} until running`,
+  createBig: `create ${N.big} until running`,
+  scaleUp: `scale ${N.big} -> ${N.up} until running`,
+  scaleDown: `scale ${N.up} -> ${N.down} until ${N.up - N.down} gone`,
+  workerDown: 'SIGKILL worker: node Down',
+  workerTasks: 'SIGKILL worker: its tasks running elsewhere',
+  workerStale: 'worker restarted: stale containers removed',
+  leader: 'SIGKILL leader: new leader answers, scale succeeds',
+  leaderRunning: 'SIGKILL leader: scaled replicas running',
+} as const;
+type StepKey = keyof typeof STEP;
+
+interface Rep {
+  rep: number;
+  load: { start: string; end: string };
+  swarmUpMs: number;
+  floor: Partial<Record<StepKey, number>>;
+  floorApi: Partial<Record<StepKey, number>>;
+  shoal: Partial<Record<StepKey, number>>;
+  /** When the CLI command of the step returned (ms from the step's start). */
+  cliMs: Partial<Record<StepKey, number>>;
+  /** Leader-kill: how many `service scale` attempts it took, and who leads after. */
+  leaderKill?: { killed: string; askedOn: string; attempts: number; failures: string[]; newLeader: string };
+  workerKill?: { victimHad: number; restartMs: number };
+  logs: { createScale: LogCounts; workerKill?: LogCounts; leaderKill?: LogCounts };
+  falseDowns: NotReady[];
+  nodePolls: { ok: number; failed: number };
+  memIdle: Record<string, HostMem>;
+  mem100?: Record<string, HostMem>;
+  /** CPU (% of one core) of the bench process and the containerds while polling at `up` tasks, vs not polling. */
+  pollCost?: { benchPct: number; containerdPct: number; idleContainerdPct: number; roundMs: number };
+  /** A trivial CLI command (`info`), median of 3 at idle: what starting the CLI costs. */
+  cliBaselineMs: number;
+  /** With --debug-logs: shoald's own milestones per step. */
+  breakdown: Partial<Record<StepKey, Breakdown>>;
+  error?: string;
+}
+
+// ---- the lab, torn down once (normal end, failure, or Ctrl-C) -------------------------------------
+
+let current: { c: ServicesCluster; down?: Promise<void>; failed: boolean } | undefined;
+function teardown(): Promise<void> {
+  const cur = current;
+  if (!cur) return Promise.resolve();
+  cur.down ??= cur.c.teardown({ keepLogs: cur.failed || flag('keep-logs') });
+  return cur.down;
+}
+onCleanup(teardown);
+
+const cliOk = async (c: ServicesCluster, host: string, ...args: string[]): Promise<string> => c.ok(host, ...args);
+
+async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
+  const r: Rep = {
+    rep: i + 1, load: { start: loadavg(), end: '' }, swarmUpMs: 0, floor: {}, floorApi: {}, shoal: {}, cliMs: {},
+    logs: { createScale: scanLogs([]) }, falseDowns: [], nodePolls: { ok: 0, failed: 0 }, memIdle: {}, cliBaselineMs: NaN, breakdown: {},
+  };
+  const name = `cv${process.pid % 10000}r${i}`;
+  log(`repetition ${i + 1}/${REPS}: lab ${name} up (load ${r.load.start})`);
+  const c = await startBenchCluster({
+    name, hosts: HOSTS, managers: 3, subnet: `10.247.${i % 250}.0/24`,
+    daemonArgs: DEBUG ? ['--log-level', 'debug'] : [],
+  });
+  current = { c, failed: false };
+  const sock = (h: string) => c.lab.hostState(h).socket;
+  const logFiles = () => c.hosts.map((h) => c.lab.hostState(h).logFile);
+  const explain = (key: StepKey, wall0: number) => {
+    if (!DEBUG) return;
+    const files = Object.fromEntries(c.hosts.map((h) => [h, c.lab.hostState(h).logFile]));
+    r.breakdown[key] = breakdown(readLines(files, wall0 - 50, Date.now()), wall0);
+    log(`    ${describe(r.breakdown[key]!)}`);
+  };
+  const all = c.hosts;
+  const timeout = (n: number) => 60_000 + n * 1_500;
+  try {
+    r.swarmUpMs = c.timings.swarmMs;
+    log(`  lab up ${c.timings.labUpMs} ms, preload ${c.timings.preloadMs} ms, swarm ${c.timings.swarmMs} ms`);
+    watcher.use(sock('host1'));
+    await sleep(3_000);
+    r.memIdle = clusterMem(c);
+    const base: number[] = [];
+    for (let k = 0; k < 3; k++) base.push((await c.run('host1', ['info', '--format', 'json'], 30_000)).ms);
+    r.cliBaselineMs = median(base);
+
+    // ---- the floor ----
+    const floor = new Floor(c, String(i));
+    const floorGone = () => pollContainers(c, all, byService(FLOOR_SERVICE), (n) => n.all === 0, { t0: performance.now(), timeoutMs: 120_000, what: 'floor containers gone' });
+    log(`  floor: ${N.small}`);
+    let f = await floor.add(N.small / HOSTS, timeout(N.small));
+    r.floor.createSmall = f.ms;
+    r.floorApi.createSmall = f.apiMs;
+    await floor.clear();
+    await floorGone();
+    await sleep(1_000);
+    log(`  floor: ${N.big}, +${N.up - N.big}, -${N.up - N.down}`);
+    f = await floor.add(N.big / HOSTS, timeout(N.big));
+    r.floor.createBig = f.ms;
+    r.floorApi.createBig = f.apiMs;
+    await sleep(1_000);
+    f = await floor.add((N.up - N.big) / HOSTS, timeout(N.up));
+    r.floor.scaleUp = f.ms;
+    r.floorApi.scaleUp = f.apiMs;
+    await sleep(1_000);
+    f = await floor.remove((N.up - N.down) / HOSTS, timeout(N.up));
+    r.floor.scaleDown = f.ms;
+    r.floorApi.scaleDown = f.apiMs;
+    await floor.clear();
+    await floorGone();
+    await sleep(2_000);
+
+    // ---- shoal: create and scale ----
+    const logs0 = scanLogs(logFiles());
+    const step = async (key: StepKey, cmd: string[], done: (n: { running: number; all: number }) => boolean, what: string, svc: string, n: number) => {
+      watcher.open(key);
+      const wall0 = Date.now();
+      const t0 = performance.now();
+      const cli = cliOk(c, 'host1', ...cmd).then((out) => {
+        r.cliMs[key] = performance.now() - t0;
+        return out;
+      });
+      cli.catch(() => undefined);
+      const p = await pollContainers(c, all, byService(svc), done, { t0, timeoutMs: timeout(n), what });
+      await cli;
+      r.shoal[key] = p.ms;
+      watcher.close();
+      log(`  ${STEP[key]}: ${(p.ms / 1000).toFixed(2)} s (CLI returned after ${((r.cliMs[key] ?? NaN) / 1000).toFixed(2)} s)`);
+      explain(key, wall0);
+    };
+    const svcSmall = `web${N.small}`;
+    await step('createSmall', ['service', 'create', '--detach', '--name', svcSmall, '--replicas', String(N.small), '--init', c.image, 'sleep', '3600'],
+      (n) => n.running === N.small, `${N.small} running`, svcSmall, N.small);
+    await cliOk(c, 'host1', 'service', 'rm', svcSmall);
+    await pollContainers(c, all, byService(svcSmall), (n) => n.all === 0, { t0: performance.now(), timeoutMs: 120_000, what: `${svcSmall} gone` });
+    await sleep(2_000);
+    await step('createBig', ['service', 'create', '--detach', '--name', 'web', '--replicas', String(N.big), '--init', c.image, 'sleep', '3600'],
+      (n) => n.running === N.big, `${N.big} running`, 'web', N.big);
+    await sleep(2_000);
+    await step('scaleUp', ['service', 'scale', '--detach', `web=${N.up}`], (n) => n.running === N.up, `${N.up} running`, 'web', N.up);
+    await sleep(2_000);
+    r.mem100 = clusterMem(c);
+    r.pollCost = await pollCost(c);
+    await step('scaleDown', ['service', 'scale', '--detach', `web=${N.down}`], (n) => n.all === N.down && n.running === N.down,
+      `${N.up - N.down} containers gone`, 'web', N.up);
+    r.logs.createScale = diffLogs(logs0, scanLogs(logFiles()));
+    await sleep(2_000);
+
+    // ---- SIGKILL a worker (shoald + containerd) ----
+    const others = all.filter((h) => h !== VICTIM);
+    const before = await pollContainers(c, all, byService('web'), () => true, { t0: performance.now(), timeoutMs: 10_000, what: 'a count' });
+    const victimHad = before.last.perHost[VICTIM]?.running ?? 0;
+    log(`  SIGKILL ${VICTIM} (shoald + containerd; it runs ${victimHad} of web's ${N.down})`);
+    const logs1 = scanLogs(logFiles());
+    watcher.open('workerKill', [VICTIM]);
+    let wall0 = Date.now();
+    let t0 = performance.now();
+    await c.killHost(VICTIM);
+    const moved = await pollContainers(c, others, byService('web'), (n) => n.running === N.down, { t0, timeoutMs: 120_000, what: `${N.down} web running on ${others.join(', ')}` });
+    r.shoal.workerTasks = moved.ms;
+    // Down is what moves the tasks: it has been seen by now, or will be within a poll or two.
+    const deadline = performance.now() + 20_000;
+    while (!watcher.firstDown.has(VICTIM) && performance.now() < deadline) await sleep(50);
+    r.shoal.workerDown = watcher.firstDown.get(VICTIM) ?? NaN;
+    log(`  ${STEP.workerDown}: ${((r.shoal.workerDown ?? NaN) / 1000).toFixed(2)} s; ${STEP.workerTasks}: ${(moved.ms / 1000).toFixed(2)} s`);
+    explain('workerTasks', wall0);
+    t0 = performance.now();
+    await c.restartHost(VICTIM);
+    const restartMs = performance.now() - t0;
+    const stale = await pollContainers(c, [VICTIM], byService('web'), (n) => n.all === 0, { t0, timeoutMs: 120_000, what: `stale containers on ${VICTIM} removed` });
+    r.shoal.workerStale = stale.ms;
+    r.workerKill = { victimHad, restartMs };
+    log(`  ${STEP.workerStale}: ${(stale.ms / 1000).toFixed(2)} s after the restart began (containerd + shoald up after ${(restartMs / 1000).toFixed(2)} s)`);
+    await c.waitNodes(`${VICTIM} ready again`, 'host1', (ns) => ns.every((n) => n.Status.State === 'ready'), 60_000);
+    watcher.close();
+    r.logs.workerKill = diffLogs(logs1, scanLogs(logFiles()));
+    await sleep(2_000);
+
+    // ---- SIGKILL the leader's shoald ----
+    const ls = await c.nodes('host1');
+    const killed = ls.find((n) => n.ManagerStatus?.Leader)?.Description.Hostname;
+    if (!killed) throw new Error(`no leader in node ls: ${JSON.stringify(ls.map((n) => [n.Description.Hostname, n.ManagerStatus]))}`);
+    const askedOn = c.managers.find((h) => h !== killed)!;
+    watcher.use(sock(askedOn));
+    const target = N.down + 2;
+    log(`  SIGKILL the leader's shoald (${killed}); scale web=${target} on ${askedOn}`);
+    const logs2 = scanLogs(logFiles());
+    watcher.open('leaderKill', [killed]);
+    wall0 = Date.now();
+    t0 = performance.now();
+    await c.lab.killDaemon(killed);
+    let attempts = 0;
+    const failures: string[] = [];
+    for (;;) {
+      attempts++;
+      const res = await c.run(askedOn, ['service', 'scale', '--detach', `web=${target}`], 5_000);
+      if (res.code === 0) break;
+      const why = (res.stderr.trim() || res.stdout.trim()).split('\n')[0] ?? '';
+      failures.push(`${((performance.now() - t0) / 1000).toFixed(2)} s: ${res.code === 137 ? 'no answer within 5 s' : why}`);
+      if (performance.now() - t0 > 120_000) throw new Error(`no scale succeeded within 120 s after killing the leader: ${failures.slice(-3).join('; ')}`);
+      await sleep(100);
+    }
+    r.shoal.leader = performance.now() - t0;
+    const running = await pollContainers(c, all, byService('web'), (n) => n.running === target, { t0, timeoutMs: 120_000, what: `${target} web running` });
+    r.shoal.leaderRunning = running.ms;
+    const after = await c.nodes(askedOn);
+    const newLeader = after.find((n) => n.ManagerStatus?.Leader)?.Description.Hostname ?? '?';
+    r.leaderKill = { killed, askedOn, attempts, failures, newLeader };
+    log(`  ${STEP.leader}: ${(r.shoal.leader / 1000).toFixed(2)} s (${attempts} attempt(s); new leader ${newLeader}); replicas running after ${(running.ms / 1000).toFixed(2)} s`);
+    explain('leaderRunning', wall0);
+    await c.lab.startDaemon(killed);
+    await c.waitDaemon(killed);
+    await c.waitNodes('every node ready after the leader restarted', askedOn, (ns: NodeView[]) => ns.length === HOSTS && ns.every((n) => n.Status.State === 'ready'), 60_000);
+    watcher.close();
+    r.logs.leaderKill = diffLogs(logs2, scanLogs(logFiles()));
+  } catch (e) {
+    if (current) current.failed = true;
+    throw e;
+  } finally {
+    r.falseDowns = [...watcher.seen];
+    watcher.seen.length = 0;
+    r.nodePolls = { ok: watcher.polls, failed: watcher.failures };
+    watcher.polls = watcher.failures = 0;
+    r.load.end = loadavg();
+    log(`  tearing the lab down (load ${r.load.end})`);
+    await teardown();
+    current = undefined;
+  }
+  return r;
+}
+
+/** What the ~100 ms containerd polling costs, measured at `up` tasks: 3 s without, 3 s with. */
+async function pollCost(c: ServicesCluster): Promise<Rep['pollCost']> {
+  const ctds = c.hosts.map((h) => c.containerd(h).pid);
+  const ctdCpu = () => ctds.reduce<number>((n, p) => n + cpuSeconds(p), 0);
+  const self = () => process.cpuUsage();
+  let a = ctdCpu();
+  let t = performance.now();
+  await sleep(3_000);
+  const idleContainerdPct = ((ctdCpu() - a) / ((performance.now() - t) / 1000)) * 100;
+  a = ctdCpu();
+  const s0 = self();
+  t = performance.now();
+  const p = await pollContainers(c, c.hosts, byService('web'), () => performance.now() - t > 3_000, { t0: t, timeoutMs: 10_000, what: '3 s of polling' });
+  const secs = (performance.now() - t) / 1000;
+  const s1 = process.cpuUsage(s0);
+  return {
+    benchPct: ((s1.user + s1.system) / 1e6 / secs) * 100,
+    containerdPct: ((ctdCpu() - a) / secs) * 100,
+    idleContainerdPct,
+    roundMs: (secs * 1000) / p.rounds,
+  };
+}
+
+// ---- the tables ---------------------------------------------------------------------------------
+
+const median = (xs: number[]): number => {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const sec = (ms: number): string => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : '-');
+const mib = (kib: number): string => (Number.isFinite(kib) ? (kib / 1024).toFixed(1) : '-');
+
+const SWARM: Partial<Record<StepKey, string>> = QUICK ? {} : {
+  createSmall: '1.98 s', createBig: '11.3 s (floor ~10.2 s)', scaleUp: '10.7 s', scaleDown: '8.6 s',
+  workerDown: '14.1 s', workerTasks: '21.1 s', leader: '14.7 s (10.5-16.2)',
+};
+
+/** Target text and test: ratio is the median of per-repetition shoal/floor. */
+const TARGET: Partial<Record<StepKey, { text: string; met: (ms: number, ratio: number) => boolean }>> = {
+  createSmall: { text: '<= 1.10x floor', met: (_, q) => q <= 1.1 },
+  createBig: { text: '<= 1.10x floor', met: (_, q) => q <= 1.1 },
+  scaleUp: { text: '<= 1.10x floor', met: (_, q) => q <= 1.1 },
+  scaleDown: { text: '<= 3 s and 1.10x floor', met: (ms, q) => ms <= 3_000 && q <= 1.1 },
+  workerTasks: { text: '<= 7 s', met: (ms) => ms <= 7_000 },
+  leader: { text: '<= 3 s', met: (ms) => ms <= 3_000 },
+};
+
+function report(reps: Rep[], failed: Rep[], startLoad: string): void {
+  const ok = reps;
+  const rows: string[][] = [];
+  for (const key of Object.keys(STEP) as StepKey[]) {
+    const xs = ok.map((r) => r.shoal[key] ?? NaN).filter(Number.isFinite);
+    const fs = ok.map((r) => r.floor[key] ?? NaN).filter(Number.isFinite);
+    const ratios = ok.map((r) => (r.shoal[key] ?? NaN) / (r.floor[key] ?? NaN)).filter(Number.isFinite);
+    const m = median(xs);
+    const q = median(ratios);
+    const t = TARGET[key];
+    rows.push([
+      STEP[key],
+      fs.length ? sec(median(fs)) : '-',
+      xs.length ? `${sec(m)} (${(Math.min(...xs) / 1000).toFixed(2)}-${(Math.max(...xs) / 1000).toFixed(2)})` : '-',
+      ratios.length ? fmtRatio(q, 1) : '-',
+      SWARM[key] ?? '',
+      t?.text ?? '',
+      t && xs.length ? (t.met(m, fs.length ? q : 0) ? 'yes' : 'no') : '',
+    ]);
+  }
+  const sum = (f: (r: Rep) => number) => ok.reduce((n, r) => n + f(r), 0);
+  const falseIn = (r: Rep, w: (s: string) => boolean) => r.falseDowns.filter((d) => w(d.window)).length;
+  const createScale = (w: string) => ['createSmall', 'createBig', 'scaleUp', 'scaleDown'].includes(w);
+  const elections = sum((r) => r.logs.createScale.leaders);
+  const attempts = sum((r) => r.logs.createScale.preCandidates + r.logs.createScale.candidates);
+  const downs = sum((r) => falseIn(r, createScale) + r.logs.createScale.markedDown);
+  rows.push(['elections during create/scale (all reps)', '', `${elections} (${attempts} pre-/candidacies)`, '', '', '0', elections === 0 ? 'yes' : 'no']);
+  rows.push(['nodes seen not ready during create/scale', '', `${sum((r) => falseIn(r, createScale))} seen, ${sum((r) => r.logs.createScale.markedDown)} marked down`, '', '', '0', downs === 0 ? 'yes' : 'no']);
+  const lk = ok.filter((r) => r.logs.leaderKill);
+  rows.push(['elections per leader kill', '', lk.map((r) => `${r.logs.leaderKill!.leaders} (term +${r.logs.leaderKill!.maxTerm})`).join(', ') || '-', '', '', '1', lk.length && lk.every((r) => r.logs.leaderKill!.leaders === 1) ? 'yes' : 'no']);
+  const otherDowns = sum((r) => falseIn(r, (w) => w === 'workerKill' || w === 'leaderKill'));
+  rows.push(['other nodes seen not ready during the kills', '', String(otherDowns), '', '', '0', otherDowns === 0 ? 'yes' : 'no']);
+
+  console.log(`\nconverge bench: ${HOSTS} lab hosts (3 managers that run tasks + 2 workers), a containerd and a shoald each, busybox \`sleep 3600\` with --init;`);
+  console.log(`${ok.length} repetition(s)${failed.length ? ` (+${failed.length} failed)` : ''}, a fresh lab each; medians (min-max). Load average at start ${startLoad}; per repetition ${ok.map((r) => `${r.load.start} -> ${r.load.end}`).join('; ')}.`);
+  if (DEBUG) console.log('(--debug-logs: shoald logged at debug level, which costs time itself; use these runs for the breakdown, not the figures)');
+  printTable(['step', { header: 'floor (containerd direct)', align: 'right' }, { header: `shoal median (min-max of ${ok.length})`, align: 'right' },
+    { header: 'shoal/floor', align: 'right' }, { header: 'Swarm (brief)', align: 'right' }, { header: 'target', align: 'right' }, { header: 'met?', align: 'right' }], rows);
+  console.log('"until running"/"gone": judged from the hosts\' containerds, polled directly (all hosts in parallel, a round every ~100 ms); times run from just');
+  console.log('before the CLI starts (shoal CLI with --detach: its start, ~0.2-0.4 s of Node.js, is included, as docker\'s CLI is in Swarm\'s figures) to the');
+  console.log('round that saw it. shoal/floor is the median of each repetition\'s ratio. Floor: create+start (or stop+remove) through containerd directly,');
+  console.log('N/5 per host, hosts in parallel, all of a host\'s containers at once (shoald\'s agent runs one driver per task with no limit).');
+  const cli = (k: StepKey) => median(ok.map((r) => r.cliMs[k] ?? NaN));
+  console.log(`CLI (--detach) returned after (median): ${(['createSmall', 'createBig', 'scaleUp', 'scaleDown'] as StepKey[]).map((k) => `${STEP[k].split(' until')[0]} ${sec(cli(k))}`).join(', ')}.`);
+  console.log(`A trivial CLI command (\`shoal info\`) takes ${sec(median(ok.map((r) => r.cliBaselineMs)))} (median, idle cluster): the CLI's own start and one RPC.`);
+  const api = (k: StepKey) => median(ok.map((r) => r.floorApi[k] ?? NaN));
+  console.log(`Floor: every containerd call returned after (median): ${(['createSmall', 'createBig', 'scaleUp', 'scaleDown'] as StepKey[]).map((k) => `${STEP[k].split(' until')[0]} ${sec(api(k))}`).join(', ')}.`);
+  const pc = ok.map((r) => r.pollCost).filter((x) => x !== undefined);
+  if (pc.length) {
+    console.log(`Polling cost at ${N.up} tasks (median): a round takes ${median(pc.map((p) => p.roundMs)).toFixed(0)} ms; bench process ${median(pc.map((p) => p.benchPct)).toFixed(0)} % of a core, ` +
+      `the 5 containerds ${median(pc.map((p) => p.containerdPct)).toFixed(0)} % while polled vs ${median(pc.map((p) => p.idleContainerdPct)).toFixed(0)} % not polled (same for floor and shoal).`);
+  }
+  for (const r of ok) {
+    if (r.leaderKill) {
+      const l = r.leaderKill;
+      console.log(`rep ${r.rep}: killed leader ${l.killed}, asked ${l.askedOn}, ${l.attempts} attempt(s), new leader ${l.newLeader}${l.failures.length ? `; failed attempts: ${l.failures.join(' | ')}` : ''}`);
+    }
+    if (r.workerKill) console.log(`rep ${r.rep}: ${VICTIM} ran ${r.workerKill.victimHad} task(s) when killed; its restart (containerd + shoald answering) took ${sec(r.workerKill.restartMs)}`);
+    for (const d of r.falseDowns) console.log(`rep ${r.rep}: ${d.host} seen ${d.state} during ${d.window} at ${sec(d.atMs)}${d.message ? ` (${d.message})` : ''}`);
+    const lc = (n: string, x?: LogCounts) => x ? `${n}: ${x.leaders} leader(s), ${x.preCandidates} pre-candidacies, ${x.candidates} candidacies, ${x.markedDown} marked down` : '';
+    console.log(`rep ${r.rep} logs: ${[lc('create/scale', r.logs.createScale), lc('worker kill', r.logs.workerKill), lc('leader kill', r.logs.leaderKill)].filter(Boolean).join('; ')}; ListNodes polls ${r.nodePolls.ok} ok, ${r.nodePolls.failed} failed`);
+  }
+  for (const r of ok) {
+    for (const [k, b] of Object.entries(r.breakdown)) console.log(`rep ${r.rep} ${STEP[k as StepKey]} (shoald debug lines, s after the step began): ${describe(b!)}`);
+  }
+  for (const r of failed) console.log(`rep ${r.rep} FAILED: ${r.error}`);
+  memoryReport(ok);
+}
+
+function memoryReport(reps: Rep[]): void {
+  const hosts = Object.keys(reps[0]?.memIdle ?? {});
+  if (!hosts.length) return;
+  type Pick = (m: HostMem) => number;
+  const med = (which: 'memIdle' | 'mem100', host: string, f: Pick) => median(reps.map((r) => (r[which]?.[host] ? f(r[which]![host]!) : NaN)));
+  const total = (which: 'memIdle' | 'mem100', f: Pick) => median(reps.map((r) => (r[which] ? Object.values(r[which]!).reduce((n, m) => n + f(m), 0) : NaN)));
+  const cols: [string, 'memIdle' | 'mem100', Pick][] = [
+    ['shoald RSS idle', 'memIdle', (m) => m.shoald?.rssKiB ?? NaN],
+    ['shoald PSS idle', 'memIdle', (m) => m.shoald?.pssKiB ?? NaN],
+    ['containerd RSS idle', 'memIdle', (m) => m.containerd?.rssKiB ?? NaN],
+    ['containerd PSS idle', 'memIdle', (m) => m.containerd?.pssKiB ?? NaN],
+    [`shoald RSS @${N.up}`, 'mem100', (m) => m.shoald?.rssKiB ?? NaN],
+    [`shoald PSS @${N.up}`, 'mem100', (m) => m.shoald?.pssKiB ?? NaN],
+    [`containerd RSS @${N.up}`, 'mem100', (m) => m.containerd?.rssKiB ?? NaN],
+    [`containerd PSS @${N.up}`, 'mem100', (m) => m.containerd?.pssKiB ?? NaN],
+    [`shims PSS @${N.up}`, 'mem100', (m) => m.shims.pssKiB],
+    [`loggers PSS @${N.up}`, 'mem100', (m) => m.loggers.pssKiB],
+  ];
+  const role = (h: string) => (['host1', 'host2', 'host3'].includes(h) ? 'manager' : 'worker');
+  const rows = hosts.map((h) => [`${h} (${role(h)})`, ...cols.map(([, w, f]) => mib(med(w, h, f)))]);
+  rows.push(['all 5', ...cols.map(([, w, f]) => mib(total(w, f)))]);
+  console.log(`\nmemory (MiB, medians of ${reps.length}): idle = swarm ready, no tasks; @${N.up} = ${N.up} tasks running (${N.up / HOSTS} per host)`);
+  printTable(['host', ...cols.map(([h]) => ({ header: h, align: 'right' as const }))], rows);
+  const count = (f: (m: HostMem) => number) => median(reps.map((r) => (r.mem100 ? Object.values(r.mem100).reduce((n, m) => n + f(m), 0) : NaN)));
+  const maxIdle = Math.max(...hosts.map((h) => med('memIdle', h, (m) => m.shoald?.rssKiB ?? NaN)));
+  const pss100 = total('mem100', (m) => (m.shoald?.pssKiB ?? 0) + (m.containerd?.pssKiB ?? 0) + m.shims.pssKiB);
+  console.log(`shims: ${count((m) => m.shims.count)} containerd-shim-runc-v2 processes; loggers: ${count((m) => m.loggers.count)} processes (shoal's binary:// log pipeline, sh + 2 mawk per container); ` +
+    `containers' own processes (tini + sleep): ${mib(total('mem100', (m) => m.containers.pssKiB))} MiB PSS.`);
+  console.log(`shoald idle RSS, largest host: ${mib(maxIdle)} MiB (target < 80 MiB: ${maxIdle < 80 * 1024 ? 'met' : 'NOT met'}; Swarm: dockerd 81-110 MiB RSS + containerd 37 MiB per node).`);
+  console.log(`cluster of 5 at ${N.up} tasks, PSS of shoald + containerd + shims: ${mib(pss100)} MiB (+ loggers ${mib(total('mem100', (m) => m.loggers.pssKiB))} MiB)` +
+    `${QUICK ? '' : '; Swarm ~710 MiB (dockerd 359, containerd 96, shims 253)'}.`);
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('bench:converge needs root (network namespaces, containerd): run with sudo');
+  const problems = benchPrerequisites();
+  if (problems.length) throw new Error(problems.join('; '));
+  const startLoad = loadavg();
+  log(`${REPS} repetition(s)${QUICK ? ' (quick)' : ''}; sizes ${JSON.stringify(N)}; load average ${startLoad}`);
+  const watcher = new NodeWatcher(250);
+  watcher.start();
+  const reps: Rep[] = [];
+  const failed: Rep[] = [];
+  try {
+    for (let i = 0; i < REPS; i++) {
+      try {
+        reps.push(await repetition(i, watcher));
+      } catch (e) {
+        const msg = (e as Error).message;
+        log(`repetition ${i + 1} failed: ${msg}`);
+        failed.push({ rep: i + 1, error: msg } as Rep);
+      }
+    }
+  } finally {
+    await watcher.stop();
+  }
+  if (reps.length === 0) throw new Error(`every repetition failed: ${failed.map((f) => f.error).join(' | ')}`);
+  report(reps, failed, startLoad);
+  if (flag('json')) printJson({ sizes: N, reps, failed });
+}
+
+main().then(() => process.exit(0), async (e) => {
+  console.error(`bench:converge: ${(e as Error).message}`);
+  await teardown();
+  process.exit(1);
+});

@@ -1,0 +1,109 @@
+// Memory of the lab's processes from /proc: RSS (VmRSS of /proc/<pid>/status)
+// and PSS (Pss of /proc/<pid>/smaps_rollup: shared pages divided among their
+// sharers, so PSS adds up across processes and RSS does not).
+import { readFileSync, readdirSync } from 'node:fs';
+import { CONTAINERD_PROC, shimPids } from '../../../deploy/lab/containerd.js';
+import type { ServicesCluster } from '../../system/services/harness.js';
+
+export interface Mem {
+  rssKiB: number;
+  pssKiB: number;
+}
+
+function kib(text: string, key: string): number {
+  const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+/** RSS and PSS of one process, undefined when it is gone. */
+export function memOf(pid: number | null | undefined): Mem | undefined {
+  if (!pid) return undefined;
+  try {
+    const rss = kib(readFileSync(`/proc/${pid}/status`, 'utf8'), 'VmRSS');
+    const pss = kib(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'), 'Pss');
+    return { rssKiB: rss, pssKiB: pss };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Children (recursively) of the given pids, from /proc/<pid>/stat. */
+export function descendantsOf(roots: number[]): number[] {
+  const children = new Map<number, number[]>();
+  for (const ent of readdirSync('/proc')) {
+    if (!/^\d+$/.test(ent)) continue;
+    try {
+      const stat = readFileSync(`/proc/${ent}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const l = children.get(ppid);
+      if (l) l.push(Number(ent));
+      else children.set(ppid, [Number(ent)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const todo = [...roots];
+  while (todo.length > 0) {
+    for (const ch of children.get(todo.pop()!) ?? []) {
+      out.push(ch);
+      todo.push(ch);
+    }
+  }
+  return out;
+}
+
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+export interface HostMem {
+  shoald?: Mem;
+  containerd?: Mem;
+  /** containerd-shim-runc-v2 processes of this host's containerd. */
+  shims: { count: number; pssKiB: number };
+  /**
+   * What runs under the shims besides the containers' own processes: the log
+   * pipeline shoal's runtime uses (binary:// logger: sh + 2 mawk per container).
+   */
+  loggers: { count: number; pssKiB: number };
+  /** The containers' processes (tini + sleep). */
+  containers: { count: number; pssKiB: number };
+}
+
+export function hostMem(c: ServicesCluster, host: string): HostMem {
+  const ctd = c.containerd(host);
+  const shims = shimPids(ctd.socket);
+  const sum = (pids: number[]) => pids.reduce((n, p) => n + (memOf(p)?.pssKiB ?? 0), 0);
+  const under = descendantsOf(shims);
+  const loggers = under.filter((p) => ['sh', 'mawk', 'shoal-logger'].includes(comm(p)));
+  const rest = under.filter((p) => !loggers.includes(p));
+  return {
+    shoald: memOf(c.lab.procPid(host)),
+    containerd: memOf(c.lab.procPid(host, CONTAINERD_PROC)),
+    shims: { count: shims.length, pssKiB: sum(shims) },
+    loggers: { count: loggers.length, pssKiB: sum(loggers) },
+    containers: { count: rest.length, pssKiB: sum(rest) },
+  };
+}
+
+export function clusterMem(c: ServicesCluster): Record<string, HostMem> {
+  return Object.fromEntries(c.hosts.map((h) => [h, hostMem(c, h)]));
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number | null | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields 14 and 15 (utime, stime) are at 11 and 12 after the state field
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}

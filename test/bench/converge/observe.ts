@@ -1,0 +1,215 @@
+// What the converge bench watches while a step runs, all from outside shoal's
+// own convergence logic:
+//  - containers, straight from the hosts' containerds (ServicesCluster.containersOn,
+//    every host in parallel, one round every ~100 ms), counted by a label;
+//  - node states, from a manager's ListNodes (the call behind `node ls`), made
+//    in this process over the manager's unix socket: a CLI process every
+//    250 ms would itself load the 2 cores the bench measures;
+//  - raft elections and nodes marked down, from the lines shoald logs
+//    (`<id> became leader at term N`, `became pre-candidate`, `node marked down`).
+import { readFileSync } from 'node:fs';
+import type * as grpc from '@grpc/grpc-js';
+import { call, localClient } from '../../../proto/client.js';
+import { ControlService, api } from '../../../proto/services.js';
+import type { HostContainer, ServicesCluster } from '../../system/services/harness.js';
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Containers per host matching a label value (e.g. shoal.service.name=web). */
+export interface Count {
+  running: number;
+  all: number;
+  perHost: Record<string, { running: number; all: number }>;
+}
+
+export function countOf(lists: Record<string, HostContainer[]>, match: (c: HostContainer) => boolean): Count {
+  const perHost: Count['perHost'] = {};
+  let running = 0;
+  let all = 0;
+  for (const [h, cs] of Object.entries(lists)) {
+    const mine = cs.filter(match);
+    const r = mine.filter((c) => c.state === 'running').length;
+    perHost[h] = { running: r, all: mine.length };
+    running += r;
+    all += mine.length;
+  }
+  return { running, all, perHost };
+}
+
+export const byService = (name: string) => (c: HostContainer): boolean => c.labels['shoal.service.name'] === name;
+
+export interface PollResult {
+  /** From t0 until the poll round that saw the condition returned. */
+  ms: number;
+  rounds: number;
+  last: Count;
+}
+
+/**
+ * Poll the containerds of `hosts` (in parallel, a round every `everyMs`, never
+ * two rounds at once) until `done` accepts the count of matching containers.
+ * The time is taken when the satisfying round returned (an upper bound: the
+ * state held somewhere within that round).
+ */
+export async function pollContainers(
+  c: ServicesCluster, hosts: string[], match: (x: HostContainer) => boolean, done: (n: Count) => boolean,
+  opts: { t0: number; timeoutMs: number; what: string; everyMs?: number; signal?: AbortSignal },
+): Promise<PollResult> {
+  const every = opts.everyMs ?? 100;
+  let rounds = 0;
+  let last: Count = { running: 0, all: 0, perHost: {} };
+  let lastErr = '';
+  for (;;) {
+    if (opts.signal?.aborted) throw new Error(`stopped waiting for ${opts.what}`);
+    const start = performance.now();
+    try {
+      const lists = await Promise.all(hosts.map((h) => c.containersOn(h)));
+      rounds++;
+      last = countOf(Object.fromEntries(hosts.map((h, i) => [h, lists[i]!])), match);
+      if (done(last)) return { ms: performance.now() - opts.t0, rounds, last };
+      lastErr = '';
+    } catch (e) {
+      lastErr = (e as Error).message;
+    }
+    if (performance.now() - opts.t0 > opts.timeoutMs) {
+      throw new Error(`timed out after ${Math.round(opts.timeoutMs / 1000)} s waiting for ${opts.what}; last seen ${last.running} running / ${last.all} containers ${JSON.stringify(last.perHost)}${lastErr ? `; ${lastErr}` : ''}`);
+    }
+    await sleep(Math.max(0, every - (performance.now() - start)));
+  }
+}
+
+// ---- node states ----------------------------------------------------------------------------
+
+const STATE: Record<number, string> = {
+  [api.NodeState.NODE_UNKNOWN]: 'unknown', [api.NodeState.NODE_DOWN]: 'down',
+  [api.NodeState.NODE_READY]: 'ready', [api.NodeState.NODE_DISCONNECTED]: 'disconnected',
+};
+
+/** A node seen in a state other than ready, while a window was open. */
+export interface NotReady {
+  window: string;
+  host: string;
+  state: string;
+  atMs: number;
+  message: string;
+}
+
+/**
+ * Polls ListNodes every `everyMs` on one manager's socket (switchable, for
+ * when that manager is killed) and records every node seen not ready inside
+ * an open window. `expect` names hosts whose non-ready state is expected in
+ * the window (the host the bench killed).
+ */
+export class NodeWatcher {
+  private client?: grpc.Client;
+  private socket = '';
+  private stopped = false;
+  private loop?: Promise<void>;
+  private window?: { name: string; t0: number; expect: Set<string> };
+  readonly seen: NotReady[] = [];
+  /** When each host was first seen down in the current window (ms from its start). */
+  firstDown = new Map<string, number>();
+  polls = 0;
+  failures = 0;
+
+  constructor(private readonly everyMs = 250) {}
+
+  use(socket: string): void {
+    if (socket === this.socket) return;
+    this.client?.close();
+    this.socket = socket;
+    this.client = localClient(socket);
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  open(name: string, expect: string[] = []): void {
+    this.window = { name, t0: performance.now(), expect: new Set(expect) };
+    this.firstDown = new Map();
+  }
+
+  close(): void {
+    this.window = undefined;
+  }
+
+  /** Not-ready sightings of hosts not expected to be down, in windows whose name passes the filter. */
+  falseDowns(filter: (window: string) => boolean = () => true): NotReady[] {
+    return this.seen.filter((s) => filter(s.window));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+    this.client?.close();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      const start = performance.now();
+      const w = this.window;
+      if (w && this.client) {
+        try {
+          const res = await call(this.client, ControlService.listNodes, {} as never, 2_000);
+          this.polls++;
+          for (const n of res.nodes ?? []) {
+            const host = n.description?.hostname || n.id || '?';
+            const state = STATE[Number(n.status?.state ?? 0)] ?? String(n.status?.state);
+            if (state === 'ready') continue;
+            const at = performance.now() - w.t0;
+            if (state === 'down' && !this.firstDown.has(host)) this.firstDown.set(host, at);
+            if (w.expect.has(host)) continue;
+            const prev = this.seen.find((s) => s.window === w.name && s.host === host && s.state === state);
+            if (!prev) this.seen.push({ window: w.name, host, state, atMs: at, message: n.status?.message ?? '' });
+          }
+        } catch {
+          this.failures++; // no leader for a moment, or the manager is the one killed
+        }
+      }
+      await sleep(Math.max(0, this.everyMs - (performance.now() - start)));
+    }
+  }
+}
+
+// ---- daemon logs ------------------------------------------------------------------------------
+
+export interface LogCounts {
+  /** `became leader at term N` lines, all hosts. */
+  leaders: number;
+  /** `became pre-candidate` / `became candidate` lines: election attempts, won or not. */
+  preCandidates: number;
+  candidates: number;
+  /** `node marked down` lines (the leader's dispatcher). */
+  markedDown: number;
+  /** Highest term named in those lines. */
+  maxTerm: number;
+}
+
+/** Counts the raft and dispatcher lines of interest in the given shoald logs. */
+export function scanLogs(files: string[]): LogCounts {
+  const out: LogCounts = { leaders: 0, preCandidates: 0, candidates: 0, markedDown: 0, maxTerm: 0 };
+  for (const f of files) {
+    let text = '';
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const m of text.matchAll(/became (leader|pre-candidate|candidate) at term (\d+)/g)) {
+      if (m[1] === 'leader') out.leaders++;
+      else if (m[1] === 'candidate') out.candidates++;
+      else out.preCandidates++;
+      out.maxTerm = Math.max(out.maxTerm, Number(m[2]));
+    }
+    out.markedDown += (text.match(/node marked down/g) ?? []).length;
+  }
+  return out;
+}
+
+export function diffLogs(a: LogCounts, b: LogCounts): LogCounts {
+  return {
+    leaders: b.leaders - a.leaders, preCandidates: b.preCandidates - a.preCandidates, candidates: b.candidates - a.candidates,
+    markedDown: b.markedDown - a.markedDown, maxTerm: b.maxTerm - a.maxTerm,
+  };
+}
