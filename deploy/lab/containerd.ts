@@ -11,7 +11,8 @@
 // the containers (runc delete --force, whatever containerd's state), the shims
 // (which outlive a killed containerd), the rootfs mounts under the host's dir
 // and the parent cgroups runc leaves empty. Node built-ins only.
-import { readFileSync, readdirSync, rmdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Lab } from './lab.js';
 import { DEFAULT_DAEMON_CMD, DEFAULT_SUBNET, hostAddress, type ProcSpec } from './plan.js';
@@ -231,6 +232,13 @@ interface RuncContainer {
   bundle: string;
 }
 
+export const SHIM_SOCKET_DIR = '/run/containerd/s';
+
+/** The socket containerd-shim-runc-v2 serves for a container (containerd 1.6: sha256 of <address>/<namespace>/<id>). */
+export function shimSocket(containerdSocket: string, namespace: string, id: string): string {
+  return path.join(SHIM_SOCKET_DIR, createHash('sha256').update(path.join(containerdSocket, namespace, id)).digest('hex'));
+}
+
 /**
  * Ends everything a dead (or killed) host containerd leaves running: every
  * runc container whose bundle is in its state dir, in every containerd
@@ -291,6 +299,8 @@ export async function cleanupContainerd(hostDir: string, log: (l: string) => voi
       await waitUntil('the processes of the containerd shims to die', () => procs.every(gone), 15_000);
     }
   }
+  // Killed shims leave their sockets behind in the machine-wide directory.
+  for (const ns of readdirSafe(p.tasks)) for (const id of readdirSafe(path.join(p.tasks, ns))) rmSync(shimSocket(p.socket, ns, id), { force: true });
   await unmountUnder(p.dir, log);
   for (const parent of cgroupParents) {
     for (const h of readdirSafe('/sys/fs/cgroup')) {

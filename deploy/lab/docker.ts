@@ -15,12 +15,13 @@
 // managed containerd if it still runs, the containers (runc delete --force in
 // the engine's runc root), the shims, the mounts under <hostDir>/docker (the
 // data root, overlay rootfs, network namespace files) and the cgroups.
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import type { ImageInfo } from '../../worker/runtime/runtime.js';
 import type { DockerRuntime } from '../../worker/runtime/docker/runtime.js';
-import { shimPids, unmountUnder } from './containerd.js';
+import { shimPids, shimSocket, unmountUnder } from './containerd.js';
+
+export { shimSocket };
 import type { Lab } from './lab.js';
 import { DEFAULT_DAEMON_CMD, DEFAULT_SUBNET, hostAddress, type ProcSpec } from './plan.js';
 import { REGISTRY_PORT, registrySidecar } from './registry.js';
@@ -28,7 +29,6 @@ import { procInfo, run, waitUntil } from './sys.js';
 
 export const DOCKERD_PROC = 'dockerd';
 /** Where containerd-shim-runc-v2 puts its sockets (/run/containerd/s/<sha256 of containerd's address, namespace, id>), for every containerd. */
-export const SHIM_SOCKET_DIR = '/run/containerd/s';
 
 export interface DockerPaths {
   dir: string;
@@ -240,10 +240,6 @@ export function managedContainerdPids(containerdConfig: string): number[] {
   return out;
 }
 
-/** The socket containerd-shim-runc-v2 serves for a container (containerd 1.6: sha256 of <address>/<namespace>/<id>). */
-export function shimSocket(containerdSocket: string, namespace: string, id: string): string {
-  return path.join(SHIM_SOCKET_DIR, createHash('sha256').update(path.join(containerdSocket, namespace, id)).digest('hex'));
-}
 
 /** SIGKILLs processes (identified by pid and start time) and waits until they are gone. */
 async function killAll(pids: number[], what: string): Promise<void> {
