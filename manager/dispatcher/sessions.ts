@@ -197,7 +197,8 @@ export class Sessions {
       waits.push(new Promise<void>((resolve) => p!.waiters.push(resolve)));
     }
     if (waits.length === 0) return;
-    if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flushStatuses(), 5);
+    // Gather the updates of every worker that reports at about the same time into one entry.
+    if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flushStatuses(), 15);
     await Promise.all(waits);
   }
 

@@ -180,9 +180,22 @@ function pendingOf(t: TaskObject): PendingTask {
   };
 }
 
-/** Node heartbeats that change nothing the orchestrators read are not worth a pass. */
-function relevant(ev: StoreEvent): boolean {
-  if (ev.table !== 'nodes' || ev.kind !== 'update' || !ev.oldObject) return true;
+/**
+ * Changes that cannot alter a decision are not worth a pass: a task's progress
+ * from pending to running on its node (the scheduler wrote `assigned` itself,
+ * the agent reports the rest; only the end of a task, a new desired state or
+ * a move matters), and node heartbeats that change nothing the pass reads.
+ */
+export function relevant(ev: StoreEvent): boolean {
+  if (ev.kind !== 'update' || !ev.oldObject) return true;
+  if (ev.table === 'tasks') {
+    const a = ev.oldObject as TaskObject;
+    const b = ev.object as TaskObject;
+    const progress = stateOf(a) >= S.TASK_PENDING && stateOf(b) <= S.TASK_RUNNING && stateOf(b) >= stateOf(a);
+    const samePlace = a.nodeId === b.nodeId || stateOf(a) === S.TASK_PENDING;
+    return !(progress && samePlace && a.desiredState === b.desiredState);
+  }
+  if (ev.table !== 'nodes') return true;
   const a = ev.oldObject as unknown as { spec?: unknown; status?: { state?: unknown }; description?: unknown; role?: unknown };
   const b = ev.object as unknown as typeof a;
   return a.status?.state !== b.status?.state || JSON.stringify(a.spec) !== JSON.stringify(b.spec)

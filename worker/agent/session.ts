@@ -25,6 +25,7 @@ export interface SessionOptions {
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2_000;
+const REPORT_COALESCE_MS = 40;
 
 export class WorkerSession {
   private stopped = false;
@@ -57,7 +58,9 @@ export class WorkerSession {
   /** TaskRunner's report callback: queue the latest status per task. */
   report(u: { taskId: string; status: TaskStatus }): void {
     this.pending.set(u.taskId, u.status);
-    this.scheduleFlush(5);
+    // A task passes accepted, preparing, ready and starting within moments: one
+    // report with the latest state costs the managers one raft entry, not five.
+    this.scheduleFlush(REPORT_COALESCE_MS);
   }
 
   private client(addr: string): grpc.Client {
