@@ -20,6 +20,8 @@ export const FLOOR_SERVICE = 'floor';
 export interface FloorStep extends PollResult {
   /** Until every create+start (or stop+remove) call returned. */
   apiMs: number;
+  /** remove(): until no more than the remaining containers were running (the rest stopped, not yet deleted). */
+  stoppedMs?: number;
 }
 
 export class Floor {
@@ -70,6 +72,7 @@ export class Floor {
     const total = this.count() - perHost * this.c.hosts.length;
     const t0 = performance.now();
     let apiMs = 0;
+    let stoppedMs: number | undefined;
     const api = Promise.all(this.c.hosts.map((h) => {
       const rt = this.c.runtime(h);
       const list = this.ids.get(h)!;
@@ -82,8 +85,13 @@ export class Floor {
       apiMs = performance.now() - t0;
     });
     const polled = await pollWhile(api, (signal) =>
-      pollContainers(this.c, this.c.hosts, byService(FLOOR_SERVICE), (n) => n.all === total, { t0, timeoutMs, what: `floor containers down to ${total}`, signal }));
-    return { ...polled, apiMs };
+      pollContainers(this.c, this.c.hosts, byService(FLOOR_SERVICE), (n) => n.all === total, {
+        t0, timeoutMs, what: `floor containers down to ${total}`, signal,
+        onRound: (n, ms) => {
+          if (stoppedMs === undefined && n.running <= total) stoppedMs = ms;
+        },
+      }));
+    return { ...polled, apiMs, stoppedMs };
   }
 
   /** Remove every floor container left (untimed). */

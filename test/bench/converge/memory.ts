@@ -95,6 +95,18 @@ export function clusterMem(c: ServicesCluster): Record<string, HostMem> {
   return Object.fromEntries(c.hosts.map((h) => [h, hostMem(c, h)]));
 }
 
+/** The machine's CPU use (% of all cores, from /proc/stat) over the next ms milliseconds. */
+export async function machineBusy(ms: number): Promise<number> {
+  const read = () => {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    return { idle: f[3]! + f[4]!, all: f.reduce((a, b) => a + b, 0) };
+  };
+  const a = read();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = read();
+  return b.all > a.all ? (100 * (1 - (b.idle - a.idle) / (b.all - a.all))) : NaN;
+}
+
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
 export function cpuSeconds(pid: number | null | undefined): number {
   if (!pid) return NaN;
@@ -106,4 +118,39 @@ export function cpuSeconds(pid: number | null | undefined): number {
   } catch {
     return NaN;
   }
+}
+
+/** CPU seconds used: every host's shoald, every host's containerd, this process, the whole machine (busy time of all cores). */
+export interface CpuUse {
+  shoald: number;
+  /** Each host's shoald. */
+  shoaldByHost: Record<string, number>;
+  containerd: number;
+  bench: number;
+  machine: number;
+  wall: number;
+}
+
+function machineBusySeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  return (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!) / 100;
+}
+
+export function cpuSnap(c: ServicesCluster): CpuUse {
+  const u = process.cpuUsage();
+  const byHost = Object.fromEntries(c.hosts.map((h) => [h, cpuSeconds(c.lab.procPid(h))]));
+  return {
+    shoald: Object.values(byHost).reduce((n, x) => n + x, 0),
+    shoaldByHost: byHost,
+    containerd: c.hosts.reduce((n, h) => n + cpuSeconds(c.lab.procPid(h, CONTAINERD_PROC)), 0),
+    bench: (u.user + u.system) / 1e6,
+    machine: machineBusySeconds(),
+    wall: performance.now() / 1000,
+  };
+}
+
+export function cpuSince(c: ServicesCluster, a: CpuUse): CpuUse {
+  const b = cpuSnap(c);
+  const byHost = Object.fromEntries(Object.entries(b.shoaldByHost).map(([h, x]) => [h, x - (a.shoaldByHost[h] ?? NaN)]));
+  return { shoald: b.shoald - a.shoald, shoaldByHost: byHost, containerd: b.containerd - a.containerd, bench: b.bench - a.bench, machine: b.machine - a.machine, wall: b.wall - a.wall };
 }

@@ -53,7 +53,7 @@ export interface PollResult {
  */
 export async function pollContainers(
   c: ServicesCluster, hosts: string[], match: (x: HostContainer) => boolean, done: (n: Count) => boolean,
-  opts: { t0: number; timeoutMs: number; what: string; everyMs?: number; signal?: AbortSignal },
+  opts: { t0: number; timeoutMs: number; what: string; everyMs?: number; signal?: AbortSignal; onRound?: (n: Count, ms: number) => void },
 ): Promise<PollResult> {
   const every = opts.everyMs ?? 100;
   let rounds = 0;
@@ -66,6 +66,7 @@ export async function pollContainers(
       const lists = await Promise.all(hosts.map((h) => c.containersOn(h)));
       rounds++;
       last = countOf(Object.fromEntries(hosts.map((h, i) => [h, lists[i]!])), match);
+      opts.onRound?.(last, performance.now() - opts.t0);
       if (done(last)) return { ms: performance.now() - opts.t0, rounds, last };
       lastErr = '';
     } catch (e) {
