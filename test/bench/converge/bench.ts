@@ -4,7 +4,7 @@
 // Per repetition, a fresh lab (services harness): 5 hosts, 3 managers that also
 // run tasks + 2 workers, each host with its own containerd and shoald, busybox
 // preloaded. Then:
-//   1. idle memory of shoald and containerd per host (RSS, PSS);
+//   1. idle: each shoald's CPU over 5 s, memory of shoald and containerd per host (RSS, PSS);
 //   2. the floor: the same busybox `sleep` containers with init, spread as
 //      shoal spreads them (N/5 per host), created and started directly through
 //      each host's containerd, all hosts in parallel and all of a host's
@@ -33,7 +33,7 @@ import { BenchCluster, benchPrerequisites } from './cluster.js';
 import { breakdown, describe, readLines, type Breakdown } from './breakdown.js';
 import { Floor, FLOOR_SERVICE } from './floor.js';
 import { clusterMem, cpuSeconds, cpuSince, cpuSnap, machineBusy, type CpuUse, type HostMem } from './memory.js';
-import { NodeWatcher, byService, diffLogs, pollContainers, scanLogs, sleep, type LogCounts, type NotReady } from './observe.js';
+import { NodeWatcher, byService, diffLogs, logEvents, pollContainers, scanLogs, sleep, type LogCounts, type LogEvent, type NotReady } from './observe.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string): boolean => argv.includes(`--${name}`);
@@ -90,6 +90,11 @@ interface Rep {
   pollCost?: { benchPct: number; containerdPct: number; idleContainerdPct: number; roundMs: number };
   /** A trivial CLI command (`info`), median of 3 at idle: what starting the CLI costs. */
   cliBaselineMs: number;
+  /** The create/scale steps' windows (epoch ms), and the raft/down lines logged in them when any election or down happened. */
+  windows: { key: StepKey; from: number; to: number }[];
+  anomalies: (LogEvent & { window: string; hostOfNode?: string })[];
+  /** Idle (swarm ready, no tasks): each shoald's CPU, % of one core, over 5 s. */
+  idleCpuPct: Record<string, number>;
   /** CPU seconds used during each create/scale step, by the floor's run and by shoal's. */
   cpu: Partial<Record<StepKey, { floor?: CpuUse; shoal?: CpuUse }>>;
   /** With --debug-logs: shoald's own milestones per step. */
@@ -99,11 +104,11 @@ interface Rep {
 
 // ---- the lab, torn down once (normal end, failure, or Ctrl-C) -------------------------------------
 
-let current: { c: ServicesCluster; down?: Promise<void>; failed: boolean } | undefined;
+let current: { c: ServicesCluster; down?: Promise<void>; failed: boolean; keepLogs?: boolean } | undefined;
 function teardown(): Promise<void> {
   const cur = current;
   if (!cur) return Promise.resolve();
-  cur.down ??= cur.c.teardown({ keepLogs: cur.failed || flag('keep-logs') });
+  cur.down ??= cur.c.teardown({ keepLogs: cur.failed || !!cur.keepLogs || flag('keep-logs') });
   return cur.down;
 }
 onCleanup(teardown);
@@ -113,7 +118,7 @@ const cliOk = async (c: ServicesCluster, host: string, ...args: string[]): Promi
 async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
   const r: Rep = {
     rep: i + 1, load: { start: loadavg(), end: '', busy: await machineBusy(2_000) }, swarmUpMs: 0, floor: {}, floorApi: {}, shoal: {}, cliMs: {},
-    logs: { createScale: scanLogs([]) }, falseDowns: [], nodePolls: { ok: 0, failed: 0 }, memIdle: {}, cliBaselineMs: NaN, breakdown: {}, cpu: {},
+    logs: { createScale: scanLogs([]) }, falseDowns: [], nodePolls: { ok: 0, failed: 0 }, memIdle: {}, cliBaselineMs: NaN, breakdown: {}, cpu: {}, idleCpuPct: {}, windows: [], anomalies: [],
   };
   const name = `cv${process.pid % 10000}r${i}`;
   log(`repetition ${i + 1}/${REPS}: lab ${name} up (load ${r.load.start}; CPU ${r.load.busy.toFixed(0)} % busy before it)`);
@@ -138,7 +143,11 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     r.swarmUpMs = c.timings.swarmMs;
     log(`  lab up ${c.timings.labUpMs} ms, preload ${c.timings.preloadMs} ms, swarm ${c.timings.swarmMs} ms`);
     watcher.use(sock('host1'));
-    await sleep(3_000);
+    await sleep(1_000);
+    const idle0 = cpuSnap(c);
+    await sleep(5_000);
+    const idle = cpuSince(c, idle0);
+    r.idleCpuPct = Object.fromEntries(Object.entries(idle.shoaldByHost).map(([h, s]) => [h, (100 * s) / idle.wall]));
     r.memIdle = clusterMem(c);
     const base: number[] = [];
     for (let k = 0; k < 3; k++) base.push((await c.run('host1', ['info', '--format', 'json'], 30_000)).ms);
@@ -179,6 +188,7 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
 
     // ---- shoal: create and scale ----
     const logs0 = scanLogs(logFiles());
+    const phase0 = Date.now();
     const step = async (key: StepKey, cmd: string[], done: (n: { running: number; all: number }) => boolean, what: string, svc: string, n: number) => {
       watcher.open(key);
       const wall0 = Date.now();
@@ -197,6 +207,7 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
       });
       await cli;
       (r.cpu[key] ??= {}).shoal = cpuSince(c, cpu0);
+      r.windows.push({ key, from: wall0, to: Date.now() });
       r.shoal[key] = p.ms;
       watcher.close();
       log(`  ${STEP[key]}: ${(p.ms / 1000).toFixed(2)} s (CLI returned after ${((r.cliMs[key] ?? NaN) / 1000).toFixed(2)} s)`);
@@ -218,6 +229,19 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     await step('scaleDown', ['service', 'scale', '--detach', `web=${N.down}`], (n) => n.all === N.down && n.running === N.down,
       `${N.up - N.down} containers gone`, 'web', N.up);
     r.logs.createScale = diffLogs(logs0, scanLogs(logFiles()));
+    const cs = r.logs.createScale;
+    if (cs.leaders + cs.candidates + cs.preCandidates + cs.markedDown > 0) {
+      // Spurious: keep the evidence (the lines, placed in their step; the logs themselves at teardown).
+      const ids = Object.fromEntries((await c.nodes('host1').catch(() => [] as NodeView[])).map((n) => [n.ID, n.Description.Hostname]));
+      const files = Object.fromEntries(c.hosts.map((h) => [h, c.lab.hostState(h).logFile]));
+      for (const e of logEvents(files, phase0, Date.now())) {
+        const w = r.windows.find((x) => e.time >= x.from && e.time <= x.to);
+        const at = w ? `${STEP[w.key]} +${((e.time - w.from) / 1000).toFixed(2)} s` : 'between steps';
+        r.anomalies.push({ ...e, window: at, ...(e.node ? { hostOfNode: ids[e.node] ?? '?' } : {}) });
+      }
+      if (current) current.keepLogs = true;
+      log(`  spurious during create/scale: ${r.anomalies.map((a) => `${a.host} ${a.msg}${a.hostOfNode ? ` [${a.hostOfNode}]` : ''} @ ${a.window}`).join('; ')}`);
+    }
     await sleep(2_000);
 
     // ---- SIGKILL a worker (shoald + containerd) ----
@@ -421,6 +445,7 @@ function report(reps: Rep[], failed: Rep[], startLoad: string, startBusy: number
     console.log(`rep ${r.rep} logs: ${[lc('create/scale', r.logs.createScale), lc('worker kill', r.logs.workerKill), lc('leader kill', r.logs.leaderKill)].filter(Boolean).join('; ')}; ListNodes polls ${r.nodePolls.ok} ok, ${r.nodePolls.failed} failed`);
   }
   for (const r of ok) {
+    for (const a of r.anomalies) console.log(`rep ${r.rep} spurious: ${new Date(a.time).toISOString().slice(11, 23)} ${a.host}: ${a.msg}${a.hostOfNode ? ` [node ${a.hostOfNode}]` : ''} (${a.window})`);
     for (const [k, b] of Object.entries(r.breakdown)) console.log(`rep ${r.rep} ${STEP[k as StepKey]} (shoald debug lines, s after the step began): ${describe(b!)}`);
   }
   for (const r of failed) console.log(`rep ${r.rep} FAILED: ${r.error}`);
@@ -450,6 +475,9 @@ function cpuReport(reps: Rep[]): void {
     const agentMs = (per(k, ['host4', 'host5']) / ((2 * n) / HOSTS)) * 1000;
     return `${STEP[k].split(' until')[0]}: leader host1 ${cs(per(k, ['host1']))}, followers host2+3 ${cs(per(k, ['host2', 'host3']))}, workers host4+5 ${cs(per(k, ['host4', 'host5']))} (agent only: ${agentMs.toFixed(0)} ms per task)`;
   }).join('; ') + '.');
+  const idle = (h: string) => median(reps.map((r) => r.idleCpuPct[h] ?? NaN));
+  console.log(`shoald CPU at idle (swarm ready, no tasks; % of one core, medians): ${Object.keys(reps[0]?.idleCpuPct ?? {}).map((h) => `${h} ${idle(h).toFixed(1)}`).join(', ')}` +
+    ` (together ${Object.keys(reps[0]?.idleCpuPct ?? {}).reduce((n, h) => n + idle(h), 0).toFixed(1)} %: on saturated cores, time taken from container starts in every step).`);
 }
 
 function memoryReport(reps: Rep[]): void {

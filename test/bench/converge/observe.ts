@@ -214,3 +214,38 @@ export function diffLogs(a: LogCounts, b: LogCounts): LogCounts {
     markedDown: b.markedDown - a.markedDown, maxTerm: b.maxTerm - a.maxTerm,
   };
 }
+
+/** A line of interest from a shoald log: raft role changes, nodes marked down, sessions lost. */
+export interface LogEvent {
+  /** Epoch ms (pino's stamp). */
+  time: number;
+  host: string;
+  msg: string;
+  node?: string;
+}
+
+const EVENT_RE = /became (leader|candidate|pre-candidate)|stepped down|node marked down|quorum|session ended|session with the leader|heartbeat failed/;
+
+/** The lines of interest stamped within [from, to], oldest first. */
+export function logEvents(files: Record<string, string>, from: number, to: number): LogEvent[] {
+  const out: LogEvent[] = [];
+  for (const [host, f] of Object.entries(files)) {
+    let text = '';
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const raw of text.split('\n')) {
+      if (!raw.startsWith('{') || !EVENT_RE.test(raw)) continue;
+      try {
+        const l = JSON.parse(raw) as { time: number; msg?: string; node?: string; err?: string };
+        if (l.time < from || l.time > to || !l.msg || !EVENT_RE.test(l.msg)) continue;
+        out.push({ time: l.time, host, msg: l.err ? `${l.msg} (${l.err})` : l.msg, ...(l.node ? { node: l.node } : {}) });
+      } catch {
+        // a torn last line
+      }
+    }
+  }
+  return out.sort((a, b) => a.time - b.time);
+}
