@@ -11,18 +11,10 @@ import { DOCKERD_PROC, dockerPaths, hostDocker, shimSocket } from '../../../depl
 import { mountsUnder } from '../../../deploy/lab/containerd.js';
 import { procInfo } from '../../../deploy/lab/sys.js';
 import { labRuntimePrerequisites, startServicesCluster, waitFor, type ServicesCluster } from './harness.js';
+import { Scenario, allTotal, runningTotal } from './scenario.js';
 
 const pre = labRuntimePrerequisites('docker services system tests', { runtime: 'docker' });
 
-interface TaskJson {
-  ID: string;
-  Name: string;
-  NodeID?: string;
-  ServiceID: string;
-  Slot?: number;
-  DesiredState: string;
-  Status: { State: string; Message?: string; Err?: string; ContainerStatus?: { ExitCode: number } };
-}
 
 const readdirSafe = (p: string): string[] => {
   try {
@@ -45,38 +37,15 @@ function pidsMentioning(dir: string): number[] {
 
 describe.skipIf(pre.skip)('services on a 3-host lab with dockerd', () => {
   let c: ServicesCluster;
+  let sc: Scenario;
   let failed = false;
   const timings: Record<string, number> = {};
   const labLog: string[] = [];
   let sleepCmd: string[];
 
-  const json = async <T>(host: string, ...args: string[]): Promise<T> => JSON.parse(await c.ok(host, ...args)) as T;
-  const tasks = (svc: string, host = 'host1') => json<TaskJson[]>(host, 'service', 'ps', svc, '--format', 'json', '--no-trunc');
-  const nodeIds = async (): Promise<Record<string, string>> => Object.fromEntries((await c.nodes('host1')).map((n) => [n.ID, n.Description.Hostname]));
 
-  /** shoal's containers of one service on every host, as each host's dockerd reports them. */
-  async function containersOf(name: string, hosts = c.hosts): Promise<Record<string, { running: number; all: number }>> {
-    const all = await Promise.all(hosts.map((h) => c.containersOn(h)));
-    return Object.fromEntries(hosts.map((h, i) => {
-      const mine = all[i]!.filter((x) => x.labels['shoal.service.name'] === name);
-      return [h, { running: mine.filter((x) => x.state === 'running').length, all: mine.length }];
-    }));
-  }
 
-  const runningTotal = (per: Record<string, { running: number }>) => Object.values(per).reduce((n, x) => n + x.running, 0);
-  const allTotal = (per: Record<string, { all: number }>) => Object.values(per).reduce((n, x) => n + x.all, 0);
 
-  async function waitContainers(what: string, name: string, ok: (per: Record<string, { running: number; all: number }>) => boolean, timeoutMs = 60_000, hosts = c.hosts) {
-    let last: Record<string, { running: number; all: number }> = {};
-    try {
-      return await waitFor(what, async () => {
-        last = await containersOf(name, hosts);
-        return ok(last) ? last : undefined;
-      }, timeoutMs, 200);
-    } catch (e) {
-      throw new Error(`${(e as Error).message}; last seen (running/all per host): ${JSON.stringify(last)}`);
-    }
-  }
 
   beforeAll(async () => {
     if (!pre.ok) throw new Error(`docker services system tests cannot run: ${pre.problems.join('; ')}`);
@@ -85,6 +54,7 @@ describe.skipIf(pre.skip)('services on a 3-host lab with dockerd', () => {
       name: `dk${process.pid % 100000}`, subnet: '10.242.0.0/24', hosts: 3, managers: 1, runtime: 'docker', log: (l) => labLog.push(l),
     });
     timings.clusterUp = Date.now() - t0;
+    sc = new Scenario(c);
     Object.assign(timings, c.timings);
     sleepCmd = ['sh', '-c', 'echo "hello from $(hostname)"; exec sleep 3600'];
   }, 300_000);
@@ -127,13 +97,13 @@ describe.skipIf(pre.skip)('services on a 3-host lab with dockerd', () => {
     const out = await c.ok('host1', 'service', 'create', '--name', 'web', '--replicas', '6', '--init', c.image, ...sleepCmd);
     timings.create6 = Date.now() - t0;
     expect(out).toMatch(/converged/);
-    const per = await waitContainers('6 running containers of web', 'web', (p) => runningTotal(p) === 6);
+    const per = await sc.waitContainers('6 running containers of web', 'web', (p) => runningTotal(p) === 6);
     expect(Object.values(per).map((x) => x.running)).toEqual([2, 2, 2]);
     // shoal's view agrees with the engines'.
-    const ts = (await tasks('web')).filter((t) => t.DesiredState === 'running');
+    const ts = (await sc.tasks('web')).filter((t) => t.DesiredState === 'running');
     expect(ts).toHaveLength(6);
     expect(ts.every((t) => t.Status.State === 'running')).toBe(true);
-    const hosts = await nodeIds();
+    const hosts = await sc.nodeNames();
     for (const t of ts) {
       const h = hosts[t.NodeID!]!;
       const mine = (await c.containersOn(h)).find((x) => x.id === t.ID);
@@ -154,7 +124,7 @@ describe.skipIf(pre.skip)('services on a 3-host lab with dockerd', () => {
     expect(new Set(out.match(/^web\.\d\.\w+@host\d/gm)).size).toBe(6);
     // Only shoald copies each engine log into the task's: nothing twice.
     expect((await c.ok('host1', 'service', 'logs', 'web')).match(/hello from /g)).toHaveLength(6);
-    const one = (await tasks('web'))[0]!;
+    const one = (await sc.tasks('web'))[0]!;
     expect(await c.ok('host1', 'service', 'logs', '--raw', one.ID)).toMatch(/hello from/);
   });
 
@@ -162,41 +132,22 @@ describe.skipIf(pre.skip)('services on a 3-host lab with dockerd', () => {
     let t0 = Date.now();
     await c.ok('host1', 'service', 'scale', 'web=12');
     timings.scale6to12 = Date.now() - t0;
-    const per = await waitContainers('12 running', 'web', (p) => runningTotal(p) === 12);
+    const per = await sc.waitContainers('12 running', 'web', (p) => runningTotal(p) === 12);
     expect(Object.values(per).map((x) => x.running)).toEqual([4, 4, 4]);
     t0 = Date.now();
     await c.ok('host1', 'service', 'scale', 'web=2');
-    await waitContainers('2 left, the rest removed', 'web', (p) => runningTotal(p) === 2 && allTotal(p) === 2);
+    await sc.waitContainers('2 left, the rest removed', 'web', (p) => runningTotal(p) === 2 && allTotal(p) === 2);
     timings.scale12to2 = Date.now() - t0;
-    expect((await tasks('web')).filter((t) => t.DesiredState === 'running')).toHaveLength(2);
+    expect((await sc.tasks('web')).filter((t) => t.DesiredState === 'running')).toHaveLength(2);
   });
 
   step('a container exiting 1 restarts per policy and stops after max attempts', async () => {
-    const r = await c.shoal('host1', 'service', 'create', '--name', 'crash', '--restart-condition', 'on-failure', '--restart-max-attempts', '2',
-      '--restart-delay', '200ms', c.image, 'sh', '-c', 'echo about to fail; exit 1');
-    expect(r.code).not.toBe(0);
-    const ts = await waitFor('3 failed attempts', async () => {
-      const l = await tasks('crash');
-      return l.length === 3 && l.every((t) => t.Status.State === 'failed') ? l : undefined;
-    }, 60_000, 300);
-    for (const t of ts) {
-      expect(t.Status.ContainerStatus?.ExitCode).toBe(1);
-      expect(t.Status.Err).toMatch(/non-zero exit \(1\)/);
-    }
-    // No fourth attempt comes: the policy is exhausted (checked over a few restart delays).
-    const until = Date.now() + 1500;
-    while (Date.now() < until) {
-      expect((await tasks('crash')).length).toBe(3);
-      await new Promise((res) => setTimeout(res, 300));
-    }
-    expect(runningTotal(await containersOf('crash'))).toBe(0);
-    await c.ok('host1', 'service', 'rm', 'crash');
-    await waitContainers('crash containers removed', 'crash', (p) => allTotal(p) === 0, 30_000);
+    await sc.restartPolicyGivesUp();
   });
 
   step("SIGKILL the workers' shoalds (host3: dockerd too): their tasks run elsewhere; restarted, their stale containers are removed", async () => {
     await c.ok('host1', 'service', 'scale', 'web=6');
-    const before = await waitContainers('6 running, 2 per host', 'web', (p) => Object.values(p).every((x) => x.running === 2 && x.all === 2));
+    const before = await sc.waitContainers('6 running, 2 per host', 'web', (p) => Object.values(p).every((x) => x.running === 2 && x.all === 2));
     expect(runningTotal(before)).toBe(6);
     const t0 = Date.now();
     // host2 loses only shoald (its engine keeps the containers); host3 loses shoald and dockerd
@@ -207,33 +158,33 @@ describe.skipIf(pre.skip)('services on a 3-host lab with dockerd', () => {
     expect(c.lab.procPid('host2', DOCKERD_PROC)).not.toBeNull();
     expect(c.lab.procPid('host3', DOCKERD_PROC)).toBeNull();
     // All 6 run on host1 now, as its dockerd reports.
-    await waitContainers('6 running on host1', 'web', (p) => p.host1!.running === 6, 60_000, ['host1']);
+    await sc.waitContainers('6 running on host1', 'web', (p) => p.host1!.running === 6, 60_000, ['host1']);
     timings.workersDeadToTasksElsewhere = Date.now() - t0;
     // Meanwhile the victims' old containers still run: nothing but their agents may remove them.
-    expect((await containersOf('web', ['host2'])).host2!.running).toBe(2);
+    expect((await sc.containersOf('web', ['host2'])).host2!.running).toBe(2);
     await c.restartHost('host2');
     await c.restartHost('host3');
     expect(c.lab.procPid('host3', DOCKERD_PROC)).not.toBe(oldEngine);
     const t1 = Date.now();
-    await waitContainers('stale containers on host2 and host3 removed', 'web', (p) => p.host2!.all === 0 && p.host3!.all === 0, 60_000);
+    await sc.waitContainers('stale containers on host2 and host3 removed', 'web', (p) => p.host2!.all === 0 && p.host3!.all === 0, 60_000);
     timings.restartToStaleRemoved = Date.now() - t1;
-    const per = await containersOf('web');
+    const per = await sc.containersOf('web');
     expect(per.host1).toEqual({ running: 6, all: 6 });
-    expect((await tasks('web')).filter((t) => t.DesiredState === 'running' && t.Status.State === 'running')).toHaveLength(6);
+    expect((await sc.tasks('web')).filter((t) => t.DesiredState === 'running' && t.Status.State === 'running')).toHaveLength(6);
     await c.waitNodes('all nodes Ready again', 'host1', (ns) => ns.length === 3 && ns.every((n) => n.Status.State === 'ready'), 30_000);
   });
 
   step('`service rm` removes every container', async () => {
     const t0 = Date.now();
     await c.ok('host1', 'service', 'rm', 'web');
-    await waitContainers('no web container on any host', 'web', (p) => allTotal(p) === 0, 60_000);
+    await sc.waitContainers('no web container on any host', 'web', (p) => allTotal(p) === 0, 60_000);
     timings.rm = Date.now() - t0;
     expect((await c.allContainers())).toEqual({ host1: [], host2: [], host3: [] });
   });
 
   step('down leaves nothing of the engines: no processes, containers, mounts, shim sockets or cgroups', async () => {
     await c.ok('host1', 'service', 'create', '--name', 'last', '--replicas', '3', '--init', c.image, 'sleep', '3600');
-    await waitContainers('3 running', 'last', (p) => runningTotal(p) === 3);
+    await sc.waitContainers('3 running', 'last', (p) => runningTotal(p) === 3);
     const shimSockets: string[] = [];
     for (const h of c.hosts) {
       const d = hostDocker(c.lab, h);

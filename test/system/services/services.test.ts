@@ -4,51 +4,21 @@
 // what each host's containerd says, queried directly.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labRuntimePrerequisites, startServicesCluster, waitFor, type ServicesCluster } from './harness.js';
+import { Scenario, allTotal, runningTotal } from './scenario.js';
 
 const pre = labRuntimePrerequisites('services system tests');
 
-interface TaskJson {
-  ID: string;
-  Name: string;
-  NodeID?: string;
-  ServiceID: string;
-  Slot?: number;
-  DesiredState: string;
-  Status: { State: string; Message?: string; Err?: string; ContainerStatus?: { ExitCode: number } };
-}
-
 describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
   let c: ServicesCluster;
+  let sc: Scenario;
   let failed = false;
   const timings: Record<string, number> = {};
   let sleepCmd: string[];
 
-  const json = async <T>(host: string, ...args: string[]): Promise<T> => JSON.parse(await c.ok(host, ...args)) as T;
-  const tasks = (svc: string, host = 'host1') => json<TaskJson[]>(host, 'service', 'ps', svc, '--format', 'json', '--no-trunc');
-  const nodeIds = async (): Promise<Record<string, string>> => Object.fromEntries((await c.nodes('host1')).map((n) => [n.ID, n.Description.Hostname]));
-
-  /** shoal's containers of one service on every host, as containerd reports them. */
-  async function containersOf(name: string): Promise<Record<string, { running: number; all: number }>> {
-    const all = await c.allContainers();
-    return Object.fromEntries(Object.entries(all).map(([h, cs]) => {
-      const mine = cs.filter((x) => x.labels['shoal.service.name'] === name);
-      return [h, { running: mine.filter((x) => x.state === 'running').length, all: mine.length }];
-    }));
-  }
-
-  const runningTotal = (per: Record<string, { running: number }>) => Object.values(per).reduce((n, x) => n + x.running, 0);
-  const allTotal = (per: Record<string, { all: number }>) => Object.values(per).reduce((n, x) => n + x.all, 0);
-
-  async function waitContainers(what: string, name: string, ok: (per: Record<string, { running: number; all: number }>) => boolean, timeoutMs = 60_000) {
-    return waitFor(what, async () => {
-      const per = await containersOf(name);
-      return ok(per) ? per : undefined;
-    }, timeoutMs, 200);
-  }
-
   beforeAll(async () => {
     if (!pre.ok) throw new Error(`services system tests cannot run: ${pre.problems.join('; ')}`);
     c = await startServicesCluster({ name: `sv${process.pid % 100000}`, subnet: '10.241.0.0/24', registry: true });
+    sc = new Scenario(c);
     sleepCmd = ['sh', '-c', 'echo "hello from $(hostname)"; exec sleep 3600'];
   }, 300_000);
 
@@ -71,15 +41,15 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     const out = await c.ok('host1', 'service', 'create', '--name', 'web', '--replicas', '6', '--init', c.image, ...sleepCmd);
     timings.create6 = Date.now() - t0;
     expect(out).toMatch(/converged/);
-    const per = await waitContainers('6 running containers of web', 'web', (p) => runningTotal(p) === 6);
+    const per = await sc.waitContainers('6 running containers of web', 'web', (p) => runningTotal(p) === 6);
     const counts = Object.values(per).map((x) => x.running);
     expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
     expect(counts.every((n) => n >= 1)).toBe(true);
     // shoal's view agrees with containerd's.
-    const ts = (await tasks('web')).filter((t) => t.DesiredState === 'running');
+    const ts = (await sc.tasks('web')).filter((t) => t.DesiredState === 'running');
     expect(ts).toHaveLength(6);
     expect(ts.every((t) => t.Status.State === 'running')).toBe(true);
-    const hosts = await nodeIds();
+    const hosts = await sc.nodeNames();
     const all = await c.allContainers();
     for (const t of ts) {
       const h = hosts[t.NodeID!]!;
@@ -102,7 +72,7 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
       return (r.match(/hello from /g) ?? []).length >= 6 ? r : undefined;
     }, 30_000, 300);
     expect(out).toMatch(/^web\.\d\.\w+@host\d+\s+\| hello from \w+/m);
-    const one = (await tasks('web'))[0]!;
+    const one = (await sc.tasks('web'))[0]!;
     expect(await c.ok('host1', 'service', 'logs', '--raw', one.ID)).toMatch(/hello from/);
   });
 
@@ -110,21 +80,21 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     let t0 = Date.now();
     await c.ok('host1', 'service', 'scale', 'web=20');
     timings.scale6to20 = Date.now() - t0;
-    const per = await waitContainers('20 running', 'web', (p) => runningTotal(p) === 20);
+    const per = await sc.waitContainers('20 running', 'web', (p) => runningTotal(p) === 20);
     expect(Object.values(per).every((x) => x.running === 4)).toBe(true);
     t0 = Date.now();
     await c.ok('host2', 'service', 'scale', 'web=3');
-    await waitContainers('3 left, the rest removed', 'web', (p) => runningTotal(p) === 3 && allTotal(p) === 3);
+    await sc.waitContainers('3 left, the rest removed', 'web', (p) => runningTotal(p) === 3 && allTotal(p) === 3);
     timings.scale20to3 = Date.now() - t0;
-    expect((await tasks('web')).filter((t) => t.DesiredState === 'running')).toHaveLength(3);
+    expect((await sc.tasks('web')).filter((t) => t.DesiredState === 'running')).toHaveLength(3);
   });
 
   step('an unsatisfiable constraint and an oversized reservation stay pending with their reasons', async () => {
     await c.ok('host1', 'service', 'create', '--detach', '--name', 'mars', '--constraint', 'node.labels.zone==mars', c.image, 'sleep', '60');
     await c.ok('host1', 'service', 'create', '--detach', '--name', 'huge', '--reserve-memory', '100T', c.image, 'sleep', '60');
-    const mars = await waitFor('mars reason', async () => (await tasks('mars')).find((t) => /no node satisfies node.labels.zone==mars: 5 nodes checked/.test(t.Status.Message ?? '')), 20_000, 200);
+    const mars = await waitFor('mars reason', async () => (await sc.tasks('mars')).find((t) => /no node satisfies node.labels.zone==mars: 5 nodes checked/.test(t.Status.Message ?? '')), 20_000, 200);
     expect(mars.Status.State).toBe('pending');
-    const huge = await waitFor('huge reason', async () => (await tasks('huge')).find((t) => /insufficient resources on 5 nodes/.test(t.Status.Message ?? '')), 20_000, 200);
+    const huge = await waitFor('huge reason', async () => (await sc.tasks('huge')).find((t) => /insufficient resources on 5 nodes/.test(t.Status.Message ?? '')), 20_000, 200);
     expect(huge.Status.State).toBe('pending');
     const ps = await c.ok('host1', 'service', 'ps', '--no-trunc', 'mars');
     expect(ps).toMatch(/no node satisfies node.labels.zone==mars/);
@@ -134,52 +104,34 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     expect(r.stdout + r.stderr).toMatch(/no node satisfies node.labels.zone==mars/);
     // A node that gets the label takes the task.
     await c.ok('host1', 'node', 'update', '--label-add', 'zone=mars', 'host4');
-    await waitContainers('mars runs on host4', 'mars', (p) => p.host4!.running === 2);
+    await sc.waitContainers('mars runs on host4', 'mars', (p) => p.host4!.running === 2);
     await c.ok('host1', 'service', 'rm', 'mars', 'huge');
-    await waitContainers('mars gone', 'mars', (p) => allTotal(p) === 0);
+    await sc.waitContainers('mars gone', 'mars', (p) => allTotal(p) === 0);
   });
 
   step('a container exiting 1 restarts per policy and stops after max attempts', async () => {
-    const r = await c.shoal('host1', 'service', 'create', '--name', 'crash', '--restart-condition', 'on-failure', '--restart-max-attempts', '2',
-      '--restart-delay', '200ms', c.image, 'sh', '-c', 'echo about to fail; exit 1');
-    expect(r.code).not.toBe(0);
-    const ts = await waitFor('3 failed attempts', async () => {
-      const l = await tasks('crash');
-      return l.length === 3 && l.every((t) => t.Status.State === 'failed') ? l : undefined;
-    }, 60_000, 300);
-    for (const t of ts) {
-      expect(t.Status.ContainerStatus?.ExitCode).toBe(1);
-      expect(t.Status.Err).toMatch(/non-zero exit \(1\)/);
-    }
-    // No fourth attempt comes: the policy is exhausted (checked over a few restart delays).
-    const until = Date.now() + 1500;
-    while (Date.now() < until) {
-      expect((await tasks('crash')).length).toBe(3);
-      await new Promise((res) => setTimeout(res, 300));
-    }
-    expect(runningTotal(await containersOf('crash'))).toBe(0);
-    await c.ok('host1', 'service', 'rm', 'crash');
+    await sc.restartPolicyGivesUp();
   });
 
   step('pull from the local registry; a missing image is rejected with a clear error', async () => {
     await c.ok('host1', 'service', 'create', '--name', 'pulled', '--replicas', '2', '--init', c.registryImage!, 'sleep', '3600');
-    await waitContainers('2 pulled containers running', 'pulled', (p) => runningTotal(p) === 2);
+    await sc.waitContainers('2 pulled containers running', 'pulled', (p) => runningTotal(p) === 2);
     const r = await c.shoal('host1', 'service', 'create', '--name', 'ghost', `${c.registry}/nope:1`, 'sleep', '1');
     expect(r.code).not.toBe(0);
-    const t = await waitFor('rejected', async () => (await tasks('ghost')).find((x) => x.Status.State === 'rejected'), 30_000, 300);
+    const t = await waitFor('rejected', async () => (await sc.tasks('ghost')).find((x) => x.Status.State === 'rejected'), 30_000, 300);
     expect(t.Status.Err).toMatch(/nope:1.*not found|not found.*nope/i);
     await c.ok('host1', 'service', 'rm', 'pulled', 'ghost');
   });
 
   step('a global service follows a node draining and a node joining', async () => {
     await c.ok('host1', 'service', 'create', '--name', 'agent', '--mode', 'global', '--init', c.image, 'sleep', '3600');
-    await waitContainers('one per host', 'agent', (p) => Object.values(p).every((x) => x.running === 1));
+    await sc.waitContainers('one per host', 'agent', (p) => Object.values(p).every((x) => x.running === 1));
     await c.ok('host1', 'node', 'update', '--availability', 'drain', 'host4');
-    await waitContainers('none on host4', 'agent', (p) => p.host4!.all === 0 && runningTotal(p) === 4);
+    await sc.waitContainers('none on host4', 'agent', (p) => p.host4!.all === 0 && runningTotal(p) === 4);
     // web's tasks left host4 too.
-    await waitContainers('web off host4', 'web', (p) => p.host4!.all === 0 && runningTotal(p) === 3);
+    await sc.waitContainers('web off host4', 'web', (p) => p.host4!.all === 0 && runningTotal(p) === 3);
     await c.ok('host1', 'node', 'update', '--availability', 'active', 'host4');
-    await waitContainers('back on host4', 'agent', (p) => p.host4!.running === 1);
+    await sc.waitContainers('back on host4', 'agent', (p) => p.host4!.running === 1);
     // host5 leaves the swarm and joins again as a new node: the service follows.
     await c.ok('host5', 'swarm', 'leave');
     await c.waitNodes('host5 down', 'host1', (ns) => ns.some((n) => n.Description.Hostname === 'host5' && n.Status.State === 'down'), 30_000);
@@ -187,7 +139,7 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     await c.ok('host1', 'node', 'rm', old.ID);
     const token = (await c.ok('host1', 'swarm', 'join-token', '-q', 'worker')).trim();
     await c.ok('host5', 'swarm', 'join', '--token', token, c.addr('host1'));
-    await waitContainers('agent on the new host5', 'agent', (p) => p.host5!.running === 1, 60_000);
+    await sc.waitContainers('agent on the new host5', 'agent', (p) => p.host5!.running === 1, 60_000);
     const fresh = (await c.nodes('host1')).find((n) => n.Description.Hostname === 'host5')!;
     expect(fresh.ID).not.toBe(old.ID);
     await c.ok('host1', 'service', 'rm', 'agent');
@@ -195,9 +147,9 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
 
   step("SIGKILL a worker's shoald and containerd: its tasks run elsewhere; restarted, its stale containers are removed", async () => {
     await c.ok('host1', 'service', 'scale', 'web=10');
-    await waitContainers('10 running', 'web', (p) => runningTotal(p) === 10);
+    await sc.waitContainers('10 running', 'web', (p) => runningTotal(p) === 10);
     const victim = 'host5';
-    const before = (await containersOf('web'))[victim]!.running;
+    const before = (await sc.containersOf('web'))[victim]!.running;
     expect(before).toBeGreaterThan(0);
     const t0 = Date.now();
     await c.killHost(victim);
@@ -214,8 +166,8 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     expect(logs.stderr).toMatch(new RegExp(`warning: .*on ${victim}: the node is not connected`));
     await c.restartHost(victim);
     // Its tasks live elsewhere now: the agent finds them unassigned and removes them.
-    await waitContainers('stale containers on the victim removed', 'web', (p) => p[victim]!.all === 0, 60_000);
-    const per = await containersOf('web');
+    await sc.waitContainers('stale containers on the victim removed', 'web', (p) => p[victim]!.all === 0, 60_000);
+    const per = await sc.containersOf('web');
     expect(runningTotal(per)).toBe(10);
     expect(allTotal(per)).toBe(10);
   });
@@ -232,13 +184,13 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     await waitFor('a new leader answers', async () => ((await c.shoal(other, 'service', 'ls')).code === 0 ? true : undefined), 60_000, 100);
     timings.leaderKilledToNewLeader = Date.now() - t0;
     // The old leader's node goes down too (its agent died with it): its tasks move, so count the others.
-    await waitContainers('16 running on the live hosts', 'web', (p) => Object.entries(p).filter(([h]) => h !== leader).reduce((n, [, x]) => n + x.running, 0) === 16, 90_000);
+    await sc.waitContainers('16 running on the live hosts', 'web', (p) => Object.entries(p).filter(([h]) => h !== leader).reduce((n, [, x]) => n + x.running, 0) === 16, 90_000);
     await c.lab.startDaemon(leader);
     await c.waitDaemon(leader);
-    const ts = (await tasks('web', other)).filter((t) => t.DesiredState === 'running');
+    const ts = (await sc.tasks('web', other)).filter((t) => t.DesiredState === 'running');
     expect(ts).toHaveLength(16);
     expect(new Set(ts.map((t) => t.Slot)).size).toBe(16);
-    await waitContainers('still 16, none twice', 'web', (p) => runningTotal(p) === 16 && allTotal(p) === 16, 30_000);
+    await sc.waitContainers('still 16, none twice', 'web', (p) => runningTotal(p) === 16 && allTotal(p) === 16, 30_000);
     const after = new Map((await Promise.all(c.workers.map((h) => c.containersOn(h)))).flat().map((x) => [x.id, x.pid]));
     for (const [id, pid] of before) expect(after.get(id)).toBe(pid);
   });
