@@ -1,7 +1,7 @@
 // The cluster's root CA: creates itself, signs node CSRs into certificates that name the node
 // and its role, and checks certificates presented to it. Certificates are built and parsed with
 // node-forge; RSA key generation, signing and signature checks run in node:crypto.
-import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { X509Certificate, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
 import { CaError } from './errors.js';
 import {
@@ -44,6 +44,8 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 const MIN_RSA_BITS = 2048;
 // A bound on what a CSR may make the CA verify; nobody needs more for a node key.
 const MAX_RSA_BITS = 8192;
+/** Node certificates whose signature was checked, kept by digest; a cluster has one per node (and renewals). */
+const VERIFIED_CACHE_MAX = 4096;
 // One DNS label: the node ID is also a dNSName SAN that TLS clients match as a server name.
 const NODE_ID_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 // Printable ASCII, at most 64 (X.520's bound on O), no leading or trailing space.
@@ -57,6 +59,8 @@ export class RootCA {
   readonly digest: string;
   /** The O of the CA's subject (set by create()); issue() and verify() hold node certificates to it. */
   readonly clusterId?: string;
+  /** Certificates already verified, by sha256 of their DER (see verify). */
+  private readonly verified = new Map<string, { who: string; id: CertIdentity }>();
   readonly notBefore: Date;
   readonly notAfter: Date;
 
@@ -219,6 +223,23 @@ export class RootCA {
    */
   verify(cert: string | Buffer, now: Date = new Date()): CertIdentity {
     const der = typeof cert === 'string' ? singlePemDer(cert, 'CERTIFICATE', 'node certificate', 'CERT_INVALID') : cert;
+    // Every RPC of a TLS caller presents the same certificate: its signature and contents are
+    // checked once (they cannot change under the same bytes); validity is checked every time.
+    const key = createHash('sha256').update(der).digest('base64');
+    const known = this.verified.get(key);
+    if (known) {
+      this.checkValidity(known.who, known.id, now);
+      return known.id;
+    }
+    const checked = this.verifyOnce(der);
+    this.checkValidity(checked.who, checked.id, now);
+    if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.clear();
+    this.verified.set(key, checked);
+    return checked.id;
+  }
+
+  /** Trust and contents of a node certificate: everything that does not depend on the time. */
+  private verifyOnce(der: Buffer): { who: string; id: CertIdentity } {
     let x: X509Certificate;
     try {
       x = new X509Certificate(der);
@@ -245,8 +266,17 @@ export class RootCA {
     } catch (e) {
       throw new CaError('CERT_INVALID', `certificate "${who}" cannot be read: ${(e as Error).message}`);
     }
+    if (x.ca) throw new CaError('CERT_INVALID', `certificate "${who}" is a CA certificate, not a node certificate`);
+    const id = identityFromCert(fc);
+    if (this.clusterId !== undefined && id.clusterId !== this.clusterId) {
+      throw new CaError('CERT_INVALID', `certificate "${who}" is for cluster "${id.clusterId}", this CA's cluster is "${this.clusterId}"`);
+    }
+    return { who, id };
+  }
+
+  private checkValidity(who: string, id: CertIdentity, now: Date): void {
     const t = now.getTime();
-    const { notBefore, notAfter } = fc.validity;
+    const { notBefore, notAfter } = id;
     if (t < notBefore.getTime()) {
       throw new CaError('CERT_NOT_YET_VALID', `certificate "${who}" is not valid before ${notBefore.toISOString()} (now ${now.toISOString()}): check the clocks`);
     }
@@ -259,12 +289,6 @@ export class RootCA {
     if (t < this.notBefore.getTime()) {
       throw new CaError('CERT_NOT_YET_VALID', `the cluster CA certificate is not valid before ${this.notBefore.toISOString()} (now ${now.toISOString()}): check the clocks`);
     }
-    if (x.ca) throw new CaError('CERT_INVALID', `certificate "${who}" is a CA certificate, not a node certificate`);
-    const id = identityFromCert(fc);
-    if (this.clusterId !== undefined && id.clusterId !== this.clusterId) {
-      throw new CaError('CERT_INVALID', `certificate "${who}" is for cluster "${id.clusterId}", this CA's cluster is "${this.clusterId}"`);
-    }
-    return id;
   }
 }
 

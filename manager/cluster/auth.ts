@@ -10,11 +10,6 @@ export class CallError extends Error {
   }
 }
 
-export function derToPem(der: Buffer): string {
-  const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n');
-  return `-----BEGIN CERTIFICATE-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END CERTIFICATE-----\n`;
-}
-
 type AuthCall = { getAuthContext(): { sslPeerCertificate?: { raw?: Buffer } } | null };
 
 /** The verified identity of a TLS caller, or undefined when it sent no certificate. */
@@ -23,7 +18,7 @@ export function peerIdentity(call: AuthCall, ca: RootCA, removed: ReadonlySet<st
   if (!raw || raw.length === 0) return undefined;
   let id: CertIdentity;
   try {
-    id = ca.verify(derToPem(raw));
+    id = ca.verify(raw);
   } catch (e) {
     const msg = e instanceof CaError ? e.message : String(e);
     throw new CallError(grpc.status.UNAUTHENTICATED, `client certificate refused: ${msg}`);

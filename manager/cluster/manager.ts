@@ -12,7 +12,7 @@ import { RootCA, identityOf, parseJoinToken, tokenMatches, type CertIdentity, ty
 import { newObjectId, newRaftId } from './ids.js';
 import { api, plain, type ClusterSpec, type ManagerAddr } from '../../proto/services.js';
 import { LEADER_META, elsewhereMetadata } from '../../proto/client.js';
-import { CallError, derToPem } from './auth.js';
+import { CallError } from './auth.js';
 import { clusterTables, clustersTable, nodesTable, type ClusterObject, type NodeObject } from './tables.js';
 import { Dispatcher } from './dispatcher.js';
 import { Sessions } from '../dispatcher/sessions.js';
@@ -130,7 +130,7 @@ export class Manager {
     if (!raw) return new Error('no certificate');
     let id: CertIdentity;
     try {
-      id = this.trustedCA.verify(derToPem(raw));
+      id = this.trustedCA.verify(raw);
     } catch (e) {
       return e as Error;
     }

@@ -23,7 +23,7 @@ export function describeHost(hostname?: string): InstanceType<typeof api.NodeDes
   return {
     hostname: hostname ?? os.hostname(),
     platform: { os: process.platform, architecture: process.arch },
-    resources: { nanoCpus: os.cpus().length * 1e9, memoryBytes: os.totalmem() },
+    resources: { nanoCpus: os.availableParallelism() * 1e9, memoryBytes: os.totalmem() },
     version: '0.1.0',
     engineLabels: {},
   } as never;

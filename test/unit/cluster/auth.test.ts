@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RootCA, generateKeyAndCsr } from '../../../manager/ca/index.js';
-import { CallError, derToPem, peerIdentity, requireRole } from '../../../manager/cluster/auth.js';
+import { CallError, peerIdentity, requireRole } from '../../../manager/cluster/auth.js';
 import { newObjectId, newRaftId } from '../../../manager/cluster/ids.js';
 
 const callWith = (pem?: string) => ({
@@ -26,8 +26,17 @@ describe('caller identity from client certificates', () => {
     foreignPem = other.issue(csrPem, { nodeId: 'mgr1', role: 'manager', clusterId: 'c2', validityMs: 3600_000 }).certPem;
   });
 
-  it('derToPem round-trips a certificate', () => {
-    expect(new X509Certificate(derToPem(new X509Certificate(managerPem).raw)).fingerprint256).toBe(new X509Certificate(managerPem).fingerprint256);
+  it('a certificate verified once is still held to its validity and to the removed list on every call', () => {
+    const raw = new X509Certificate(managerPem).raw;
+    expect(peerIdentity(callWith(managerPem), ca, new Set())).toMatchObject({ nodeId: 'mgr1', role: 'manager' });
+    // Second call: the signature check is cached, the time is not.
+    const notAfter = ca.verify(raw).notAfter;
+    expect(() => ca.verify(raw, new Date(notAfter.getTime() + 1000))).toThrow(/expired at/);
+    expect(() => peerIdentity(callWith(managerPem), ca, new Set(['mgr1']))).toThrow(/was removed from the cluster/);
+    expect(peerIdentity(callWith(managerPem), ca, new Set())).toMatchObject({ nodeId: 'mgr1' });
+    // A foreign certificate is never cached as good: refused every time.
+    expect(() => ca.verify(new X509Certificate(foreignPem).raw)).toThrow(/not by this cluster's CA/);
+    expect(() => ca.verify(new X509Certificate(foreignPem).raw)).toThrow(/not by this cluster's CA/);
   });
 
   it('no certificate: no identity (only NodeCA.IssueNodeCertificate accepts that)', () => {
