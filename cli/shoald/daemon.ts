@@ -212,12 +212,10 @@ export class Daemon {
       report: (u) => late.session?.report(u),
       logger: this.log,
     });
-    try {
-      await runner.start();
-    } catch (e) {
-      // The runtime may come up later (containerd restarting): the runner retries on its own.
-      this.log.warn({ err: String(e) }, 'container runtime not answering yet');
-    }
+    // Not awaited: a runtime that is down (containerd restarting, or not installed yet) must not
+    // hold up init, join or a restart. The runner keeps retrying its first listing, logs why, and
+    // applies assignments only once it knows what runs.
+    runner.start().catch((e: unknown) => this.log.warn({ err: String(e) }, 'container runtime not answering yet'));
     const session = (late.session = new WorkerSession({
       nodeId: () => this.node?.nodeId ?? '',
       tls: () => this.tls(),

@@ -8,6 +8,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync }
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, checkPrerequisites } from '../../../deploy/lab/lab.js';
+import { DEFAULT_DAEMON_CMD } from '../../../deploy/lab/plan.js';
 import { waitFor as sharedWaitFor } from '../../support/wait.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -77,7 +78,10 @@ export class ClusterLab {
 
   constructor(name: string, hosts: number, subnet: string) {
     this.baseDir = mkdtempSync(`/tmp/shoal-cluster-${name}-`);
-    this.lab = new Lab({ name, hosts, subnet, baseDir: this.baseDir });
+    // These hosts run no container runtime, on purpose and whatever the machine has: the
+    // cluster (join, raft, failover) must not depend on one. The socket never exists.
+    const daemonCmd = `${DEFAULT_DAEMON_CMD} --containerd-socket {hostDir}/no-containerd.sock`;
+    this.lab = new Lab({ name, hosts, subnet, baseDir: this.baseDir, daemonCmd });
   }
 
   get name(): string {
