@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContainerdRuntime } from '../../../worker/runtime/containerd/runtime.js';
-import { ImageNotFoundError, type ContainerSpec } from '../../../worker/runtime/runtime.js';
+import { ContainerNotFoundError, ImageNotFoundError, type ContainerSpec } from '../../../worker/runtime/runtime.js';
 import { buildBusyboxImage, writeImage } from '../../../deploy/images/busybox.js';
 import { RegistryPuller } from '../../../worker/runtime/registry.js';
 import { M } from '../../../worker/runtime/containerd/client.js';
@@ -285,5 +285,33 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     await expect(rt.create(spec('dup-1', { command: ['true'] }))).rejects.toThrow(/already exists/);
     await rt.remove('dup-1');
     expect(await rt.inspect('dup-1')).toBeUndefined();
+  });
+
+  it('a container removed behind the back of the runtime that just created it: start says it is gone', async () => {
+    await rt.create(spec('gone-1', { command: ['true'] }));
+    const other = new ContainerdRuntime({ socket: daemon.socket, namespace, cgroupParent, stateDir: join(dir, 'rt-state') });
+    try {
+      await other.remove('gone-1');
+    } finally {
+      other.close();
+    }
+    await expect(rt.start('gone-1')).rejects.toBeInstanceOf(ContainerNotFoundError);
+  });
+
+  it('an image whose snapshots went away after it was last used is unpacked again by the next create', async () => {
+    // An image of its own (a layer no other container uses), so its snapshots can be removed.
+    const name = 'shoal.local/busybox-sh:1';
+    const tarPath = join(dir, 'busybox-sh.tar');
+    writeImage(buildBusyboxImage({ name, applets: ['sh'] }), tarPath);
+    await rt.loadImage(tarPath);
+    await rt.ensureImage(name); // now known to the runtime as present and unpacked
+    const img = await rt.images.find(name);
+    for (const key of [...img.chain].reverse()) await rt.client.call(M.snapshotRemove, { snapshotter: 'overlayfs', key });
+    expect(await rt.images.hasSnapshot(img.chain[img.chain.length - 1]!)).toBe(false);
+    await rt.create(spec('reunpack-1', { image: name, command: ['sh', '-c', 'exit 7'] }));
+    expect(await rt.images.hasSnapshot(img.chain[img.chain.length - 1]!)).toBe(true);
+    await rt.start('reunpack-1');
+    expect(await rt.wait('reunpack-1')).toBe(7);
+    await rt.remove('reunpack-1');
   });
 });

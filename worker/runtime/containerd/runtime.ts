@@ -110,6 +110,8 @@ export function rootfsLayers(mounts: MountProps[]): string[] {
   return dirs;
 }
 
+const topOf = (img: ResolvedImage): string => img.chain[img.chain.length - 1]!;
+
 function readFromLayers(dirs: string[], file: string): string {
   for (const d of dirs) {
     try {
@@ -123,12 +125,23 @@ function readFromLayers(dirs: string[], file: string): string {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * An image found present and unpacked is trusted for this long without asking containerd again:
+ * a service's tasks arrive together, and each would otherwise look the image up twice (ensureImage,
+ * then create). A tag moved meanwhile is seen once this passes; a snapshot collected meanwhile is
+ * noticed by create, which then looks again.
+ */
+const IMAGE_FRESH_MS = 2_000;
+
 export class ContainerdRuntime implements Runtime {
   readonly client: ContainerdClient;
   readonly images: ImageStore;
   private readonly snapshotter: string;
   private readonly runtimeName: string;
   private readonly pulls = new Map<string, Promise<void>>();
+  private readonly freshImages = new Map<string, { img: ResolvedImage; until: number }>();
+  /** Containers create() just made, with their rootfs mounts: start() needs no lookups for them. */
+  private readonly justCreated = new Map<string, { mounts: MountProps[]; logPath: string }>();
 
   constructor(private readonly opts: ContainerdRuntimeOptions = {}) {
     this.client = new ContainerdClient(opts.socket ?? DEFAULT_SOCKET, opts.namespace ?? 'shoal', opts.callTimeoutMs ?? 60_000);
@@ -144,8 +157,16 @@ export class ContainerdRuntime implements Runtime {
 
   // --- images ---------------------------------------------------------------------------------
 
-  private async image(ref: string): Promise<ResolvedImage> {
+  private async image(ref: string, fresh = false): Promise<ResolvedImage> {
     const name = normalizeRef(ref);
+    const known = this.freshImages.get(name);
+    if (!fresh && known && known.until > Date.now()) return known.img;
+    const r = await this.lookUpImage(ref, name);
+    this.freshImages.set(name, { img: r, until: Date.now() + IMAGE_FRESH_MS });
+    return r;
+  }
+
+  private async lookUpImage(ref: string, name: string): Promise<ResolvedImage> {
     let img = await this.images.getImage(name);
     if (!img && this.opts.puller) {
       // Concurrent creates of one image share one pull.
@@ -171,7 +192,8 @@ export class ContainerdRuntime implements Runtime {
   }
 
   loadImage(tarPath: string, name?: string): Promise<ImageInfo[]> {
-    return this.images.loadOciTar(tarPath, name);
+    this.freshImages.clear();
+    return this.images.loadOciTar(tarPath, name).finally(() => this.freshImages.clear());
   }
 
   listImages(): Promise<ImageInfo[]> {
@@ -179,6 +201,7 @@ export class ContainerdRuntime implements Runtime {
   }
 
   deleteImage(ref: string): Promise<void> {
+    this.freshImages.delete(normalizeRef(ref));
     return this.images.deleteImage(normalizeRef(ref));
   }
 
@@ -203,20 +226,26 @@ export class ContainerdRuntime implements Runtime {
     for (const k of Object.keys(spec.labels ?? {})) if (k.startsWith(LABEL_PREFIX)) throw new Error(`label ${k}: the ${LABEL_PREFIX} prefix is reserved`);
     const stopSignal = spec.stopSignal;
     if (stopSignal) signalNumber(stopSignal); // reject bad names now, not at stop time
-    const img = await this.image(spec.image);
-    const top = img.chain[img.chain.length - 1]!;
+    let img = await this.image(spec.image);
     await this.images.withLease(
       'create',
       async (lease) => {
         let prep;
         try {
-          prep = await this.client.call(M.snapshotPrepare, { snapshotter: this.snapshotter, key: spec.id, parent: top }, { lease });
+          try {
+            prep = await this.client.call(M.snapshotPrepare, { snapshotter: this.snapshotter, key: spec.id, parent: topOf(img) }, { lease });
+          } catch (e) {
+            // The image's snapshot went away since we last looked (removed, collected): look again.
+            if (!isNotFound(e)) throw e;
+            img = await this.image(spec.image, true);
+            prep = await this.client.call(M.snapshotPrepare, { snapshotter: this.snapshotter, key: spec.id, parent: topOf(img) }, { lease });
+          }
         } catch (e) {
           if (!isAlreadyExists(e)) throw e;
           if (await this.exists(spec.id)) throw new ContainerExistsError(spec.id);
           // A rootfs left behind by a create that died halfway.
           await this.client.call(M.snapshotRemove, { snapshotter: this.snapshotter, key: spec.id });
-          prep = await this.client.call(M.snapshotPrepare, { snapshotter: this.snapshotter, key: spec.id, parent: top }, { lease });
+          prep = await this.client.call(M.snapshotPrepare, { snapshotter: this.snapshotter, key: spec.id, parent: topOf(img) }, { lease });
         }
         try {
           const oci = this.specFor(spec, img, rootfsLayers(prep.mounts ?? []));
@@ -241,6 +270,7 @@ export class ContainerdRuntime implements Runtime {
             },
             { lease },
           );
+          this.justCreated.set(spec.id, { mounts: prep.mounts ?? [], logPath: spec.logPath });
         } catch (e) {
           await this.client.call(M.snapshotRemove, { snapshotter: this.snapshotter, key: spec.id }).catch(() => undefined);
           if (isAlreadyExists(e)) throw new ContainerExistsError(spec.id);
@@ -282,6 +312,16 @@ export class ContainerdRuntime implements Runtime {
   }
 
   async start(id: string): Promise<number> {
+    const fresh = this.justCreated.get(id);
+    if (fresh) {
+      this.justCreated.delete(id);
+      const pid = await this.startCreated(id, fresh).catch((e: unknown) => {
+        // Changed since create (removed, or started by someone else): the careful path decides.
+        if (isNotFound(e) || isAlreadyExists(e)) return undefined;
+        throw e;
+      });
+      if (pid !== undefined) return pid;
+    }
     const c = await this.getContainer(id);
     if (!c) throw new ContainerNotFoundError(id);
     const t = await this.getTask(id);
@@ -295,6 +335,19 @@ export class ContainerdRuntime implements Runtime {
       const uri = this.logUri(logPath);
       await this.client.call(M.taskCreate, { containerId: id, rootfs: mounts, stdout: uri, stderr: uri, terminal: false });
     }
+    try {
+      return (await this.client.call(M.taskStart, { containerId: id })).pid ?? 0;
+    } catch (e) {
+      await this.deleteTask(id).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** A container create() made a moment ago: its task straight from the mounts create got. */
+  private async startCreated(id: string, c: { mounts: MountProps[]; logPath: string }): Promise<number> {
+    mkdirSync(dirname(c.logPath), { recursive: true });
+    const uri = this.logUri(c.logPath);
+    await this.client.call(M.taskCreate, { containerId: id, rootfs: c.mounts, stdout: uri, stderr: uri, terminal: false });
     try {
       return (await this.client.call(M.taskStart, { containerId: id })).pid ?? 0;
     } catch (e) {
@@ -374,6 +427,7 @@ export class ContainerdRuntime implements Runtime {
   }
 
   async remove(id: string): Promise<void> {
+    this.justCreated.delete(id);
     const c = await this.getContainer(id);
     const t = await this.getTask(id);
     if (t && t.status !== Status.STOPPED) await this.stop(id, { signal: 'SIGKILL', graceMs: 0 }).catch(() => undefined);
