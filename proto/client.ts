@@ -3,6 +3,9 @@
 // calls with deadlines, and following "not the leader" redirects.
 import * as grpc from '@grpc/grpc-js';
 
+/** shoal's version: what `shoal --version` prints and every node reports in its description. */
+export const SHOAL_VERSION = '0.1.0';
+
 /** Every manager certificate carries this DNS name; worker certificates do not. */
 export const MANAGER_SERVER_NAME = 'swarm-manager';
 export const LEADER_META = 'x-shoal-leader';

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
+import { SHOAL_VERSION } from '../../proto/client.js';
 import { ControlService, LocalService, api, type Node } from '../../proto/services.js';
 import { ago, parseDuration, table, titleCase } from './format.js';
 import { UsageError, closeClients, rpc, useGlobalOpts, type GlobalOpts } from './rpc.js';
@@ -74,6 +75,7 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 const program = new Command()
   .name('shoal')
   .description('Run containers on a cluster of hosts (a Docker Swarm-style orchestrator).')
+  .version(`shoal version ${SHOAL_VERSION}`, '-v, --version', 'print the version and exit')
   .option('--socket <path>', 'shoald\'s unix socket (env SHOAL_SOCKET)', DEFAULT_SOCKET)
   .option('-H, --host <host:port>', 'a remote manager instead of the local daemon (mutual TLS)')
   .option('--tlscacert <file>', 'cluster CA certificate, with --host')

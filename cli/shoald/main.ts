@@ -3,12 +3,14 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command } from 'commander';
+import { SHOAL_VERSION } from '../../proto/client.js';
 import { pino } from 'pino';
 import { Daemon } from './daemon.js';
 
 const program = new Command()
   .name('shoald')
   .description('The shoal daemon: runs the worker agent on every node, and the manager on manager nodes.')
+  .version(`shoald version ${SHOAL_VERSION}`, '-v, --version', 'print the version and exit')
   .option('--state-dir <dir>', 'where the node keeps its state', '/var/lib/shoal')
   .option('--socket <path>', 'unix socket for the local CLI (default: <state-dir>/shoald.sock)')
   .option('--listen-addr <host:port>', 'cluster port to serve on (managers)', '0.0.0.0:4377')

@@ -4,7 +4,7 @@
 // Tasks join this loop with the services issue.
 import * as os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import { callLeader, type TlsMaterial } from '../../proto/client.js';
+import { SHOAL_VERSION, callLeader, type TlsMaterial } from '../../proto/client.js';
 import { DispatcherService, api, type ManagerAddr } from '../../proto/services.js';
 
 export interface AgentOptions {
@@ -24,7 +24,7 @@ export function describeHost(hostname?: string): InstanceType<typeof api.NodeDes
     hostname: hostname ?? os.hostname(),
     platform: { os: process.platform, architecture: process.arch },
     resources: { nanoCpus: os.availableParallelism() * 1e9, memoryBytes: os.totalmem() },
-    version: '0.1.0',
+    version: SHOAL_VERSION,
     engineLabels: {},
   } as never;
 }
