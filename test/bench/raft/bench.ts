@@ -1,7 +1,8 @@
 // `npm run bench:raft`: etcd and shoal's raft KV side by side.
 //
 //   node dist/test/bench/raft/bench.js [--systems etcd,shoal] [--duration S]
-//        [--warmup S] [--dir BASE] [--transport h2|grpc-js] [--repeat R] [--json]
+//        [--warmup S] [--dir BASE] [--transport h2|grpc-js] [--repeat R]
+//        [--levels put1,put16,...] [--json]
 //
 // For each system: bring up a 3-node cluster on 127.0.0.1 with its data
 // under BASE (default: the OS temp dir), then for each load level spawn a
@@ -49,6 +50,7 @@ interface Options {
   fsyncSamples: number;
   transport: TransportKind;
   repeat: number;
+  levels: Level[];
 }
 
 interface LevelResult extends LoadResult {
@@ -71,13 +73,14 @@ interface SystemReport {
 }
 
 const USAGE = `usage: bench.js [--systems etcd,shoal] [--duration S] [--warmup S] [--dir BASE]
-                [--transport h2|grpc-js] [--repeat R] [--json]
+                [--transport h2|grpc-js] [--repeat R] [--levels IDS] [--json]
   --systems   systems to run, comma separated (default: ${Object.keys(registry).join(',')})
   --duration  measured seconds per load level (default 5)
   --warmup    unmeasured seconds before each level (default 0.5)
   --dir       base dir for data dirs and the fdatasync probe (default ${os.tmpdir()})
   --transport gRPC client transport: h2 (raw node:http2, default) or grpc-js
   --repeat    runs per level; the run with the median ops/s is shown (default 1)
+  --levels    load levels to run, comma separated (default: ${LEVELS.map((l) => l.id).join(',')})
   --json      also print the results as JSON`;
 
 function parseArgs(argv: string[]): Options {
@@ -91,6 +94,7 @@ function parseArgs(argv: string[]): Options {
     fsyncSamples: 1000,
     transport: 'h2',
     repeat: 1,
+    levels: LEVELS,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -127,6 +131,14 @@ function parseArgs(argv: string[]): Options {
       case '--repeat':
         o.repeat = Math.max(1, Math.floor(num()));
         break;
+      case '--levels': {
+        const ids = value().split(',').map((s) => s.trim()).filter(Boolean);
+        for (const id of ids) {
+          if (!LEVELS.some((l) => l.id === id)) throw new Error(`--levels: unknown level ${id}\n${USAGE}`);
+        }
+        o.levels = LEVELS.filter((l) => ids.includes(l.id));
+        break;
+      }
       case '--json':
         o.json = true;
         break;
@@ -210,7 +222,7 @@ async function benchSystem(name: string, opts: Options): Promise<SystemReport> {
   }
 
   try {
-    for (const level of LEVELS) {
+    for (const level of opts.levels) {
       const job: ClientJob = {
         system: name,
         clientArgs,
@@ -275,7 +287,7 @@ function printResults(reports: SystemReport[], sync: SyncProbeResult[], opts: Op
   const others = shown.filter((r) => r !== etcd);
   if (etcd) for (const r of others) columns.push({ header: `${r.name}/etcd` });
 
-  const rows = LEVELS.map((level) => {
+  const rows = opts.levels.map((level) => {
     const row = [level.label];
     for (const r of shown) {
       const l = r.levels.find((x) => x.level === level.id);
