@@ -2,6 +2,7 @@
 // member. Used by the real-process crash test and the raft benchmark.
 //   node dist/test/support/raftkv/server.js --id 1 --data-dir D --raft-addr 127.0.0.1:P
 //     --client-addr 127.0.0.1:Q --peers 1=127.0.0.1:P,2=... --clients 1=127.0.0.1:Q,2=...
+//     [--commit-notice-delay-ms N]   (RaftNode commitNoticeDelayMs; 0 = send commit notices at once)
 import { pino } from 'pino';
 import { RaftError, NONE } from '../../../manager/raft/core/index.js';
 import { RaftNode, type StateMachine } from '../../../manager/raft/node/index.js';
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
     snapshotEntries: Number(arg('snapshot-entries', '10000')),
     compactionMargin: Number(arg('compaction-margin', '5000')),
     logger: log,
+    commitNoticeDelayMs: Number(arg('commit-notice-delay-ms', '5')),
   });
   const transport = new GrpcTransport({
     id,
