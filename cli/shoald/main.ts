@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { SHOAL_VERSION } from '../../proto/client.js';
 import { pino } from 'pino';
 import { Daemon } from './daemon.js';
+import { startCpuProfiler } from './profile.js';
 
 const program = new Command()
   .name('shoald')
@@ -21,13 +22,15 @@ const program = new Command()
   .option('--containerd-socket <path>', "containerd's gRPC socket", '/run/containerd/containerd.sock')
   .option('--containerd-namespace <ns>', 'containerd namespace of shoal\'s containers (one per host when hosts share a machine)', 'shoal')
   .option('--docker-socket <path>', "the Docker Engine's socket (--runtime docker)", '/var/run/docker.sock')
+  .option('--cpu-profile <prefix>', 'record a CPU profile; each SIGUSR2 writes <prefix>.<n>.cpuprofile (for finding where time goes)')
   .option('--insecure-registry <host:port>', 'a registry to pull from over plain HTTP (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
   .action(async (o: {
     stateDir: string; socket?: string; listenAddr: string; advertiseAddr?: string; hostname: string; logLevel: string;
-    runtime: string; containerdSocket: string; containerdNamespace: string; dockerSocket: string; insecureRegistry: string[];
+    runtime: string; containerdSocket: string; containerdNamespace: string; dockerSocket: string; insecureRegistry: string[]; cpuProfile?: string;
   }) => {
     if (o.runtime !== 'containerd' && o.runtime !== 'docker') throw new Error(`--runtime ${o.runtime}: expected containerd or docker`);
     const logger = pino({ level: o.logLevel, base: { host: o.hostname } });
+    if (o.cpuProfile) await startCpuProfiler(path.resolve(o.cpuProfile), logger);
     const daemon = new Daemon({
       stateDir: o.stateDir,
       socketPath: o.socket ?? path.join(o.stateDir, 'shoald.sock'),

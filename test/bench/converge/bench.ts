@@ -24,8 +24,13 @@
 // seen not ready (ListNodes, every 250 ms) are counted: during create/scale
 // any is spurious.
 //
-//   node dist/test/bench/converge/bench.js [--reps 3] [--quick] [--json] [--debug-logs] [--keep-logs]
+//   node dist/test/bench/converge/bench.js [--reps 3] [--quick] [--json] [--debug-logs] [--keep-logs] [--cpu-profile DIR]
+//
+// --cpu-profile DIR: every shoald records a CPU profile, and each create/scale
+// step gets its own file per host: DIR/rep<r>/<host>.<n>.cpuprofile (the step's
+// n is printed; the others cover the time between steps).
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { onCleanup } from '../lib/proc.js';
 import { fmtRatio, printJson, printTable } from '../lib/table.js';
 import type { NodeView, ServicesCluster } from '../../system/services/harness.js';
@@ -44,6 +49,7 @@ function arg(name: string, def: string): string {
 
 const QUICK = flag('quick');
 const DEBUG = flag('debug-logs');
+const PROFILE_DIR = arg('cpu-profile', '');
 const REPS = Number(arg('reps', QUICK ? '1' : '3'));
 /** Replica counts: create small, create big, scale big -> up, scale up -> down (multiples of 5: N/5 per host). */
 const N = QUICK ? { small: 5, big: 20, up: 40, down: 5 } : { small: 10, big: 50, up: 100, down: 10 };
@@ -124,8 +130,23 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
   log(`repetition ${i + 1}/${REPS}: lab ${name} up (load ${r.load.start}; CPU ${r.load.busy.toFixed(0)} % busy before it)`);
   const c = new BenchCluster({
     name, hosts: HOSTS, managers: 3, subnet: `10.247.${i % 250}.0/24`,
-    daemonArgs: DEBUG ? ['--log-level', 'debug'] : [],
+    daemonArgs: [
+      ...(DEBUG ? ['--log-level', 'debug'] : []),
+      ...(PROFILE_DIR ? ['--cpu-profile', path.join(path.resolve(PROFILE_DIR), `rep${i + 1}`, '{host}')] : []),
+    ],
   });
+  let profiles = 0;
+  /** Every shoald writes the profile recorded since the last mark (see shoald --cpu-profile). */
+  const profileMark = async (): Promise<number> => {
+    if (!PROFILE_DIR) return 0;
+    for (const h of c.hosts) {
+      const pid = c.lab.hostState(h).pid;
+      if (pid) process.kill(pid, 'SIGUSR2');
+    }
+    profiles++;
+    await sleep(300); // the daemons write them (a few MB each) before the step loads the machine
+    return profiles;
+  };
   // Registered before it comes up: Ctrl-C during the bring-up tears it down too.
   current = { c, failed: false };
   const sock = (h: string) => c.lab.hostState(h).socket;
@@ -190,6 +211,7 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     const logs0 = scanLogs(logFiles());
     const phase0 = Date.now();
     const step = async (key: StepKey, cmd: string[], done: (n: { running: number; all: number }) => boolean, what: string, svc: string, n: number) => {
+      await profileMark();
       watcher.open(key);
       const wall0 = Date.now();
       const cpu0 = cpuSnap(c);
@@ -211,6 +233,8 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
       r.shoal[key] = p.ms;
       watcher.close();
       log(`  ${STEP[key]}: ${(p.ms / 1000).toFixed(2)} s (CLI returned after ${((r.cliMs[key] ?? NaN) / 1000).toFixed(2)} s)`);
+      const mark = await profileMark();
+      if (mark) log(`    cpu profiles of this step: ${path.join(path.resolve(PROFILE_DIR), `rep${i + 1}`)}/<host>.${mark}.cpuprofile`);
       explain(key, wall0);
     };
     const svcSmall = `web${N.small}`;

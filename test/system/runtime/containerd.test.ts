@@ -287,6 +287,31 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     expect(await rt.inspect('dup-1')).toBeUndefined();
   });
 
+  it('ten containers created at once look their image up once (then run), and no container lookups precede their start', async () => {
+    const fresh = new ContainerdRuntime({ socket: daemon.socket, namespace, cgroupParent, stateDir: join(dir, 'rt-state') });
+    const calls = new Map<unknown, number>();
+    const real = fresh.client.call.bind(fresh.client);
+    fresh.client.call = ((m: unknown, ...rest: unknown[]) => {
+      calls.set(m, (calls.get(m) ?? 0) + 1);
+      return (real as (...a: unknown[]) => unknown)(m, ...rest);
+    }) as typeof fresh.client.call;
+    try {
+      const ids = Array.from({ length: 10 }, (_, i) => `burst-${i}`);
+      await Promise.all(ids.map(async (id) => {
+        await fresh.ensureImage(IMAGE);
+        await fresh.create(spec(id, { command: ['true'] }));
+        await fresh.start(id);
+      }));
+      expect(calls.get(M.imageGet)).toBe(1);
+      expect(calls.get(M.containerGet) ?? 0).toBe(0);
+      expect(calls.get(M.taskStart)).toBe(10);
+      for (const id of ids) expect(await fresh.wait(id)).toBe(0);
+      for (const id of ids) await fresh.remove(id);
+    } finally {
+      fresh.close();
+    }
+  });
+
   it('a container removed behind the back of the runtime that just created it: start says it is gone', async () => {
     await rt.create(spec('gone-1', { command: ['true'] }));
     const other = new ContainerdRuntime({ socket: daemon.socket, namespace, cgroupParent, stateDir: join(dir, 'rt-state') });

@@ -139,7 +139,7 @@ export class ContainerdRuntime implements Runtime {
   private readonly snapshotter: string;
   private readonly runtimeName: string;
   private readonly pulls = new Map<string, Promise<void>>();
-  private readonly freshImages = new Map<string, { img: ResolvedImage; until: number }>();
+  private readonly freshImages = new Map<string, { img: Promise<ResolvedImage>; until: number }>();
   /** Containers create() just made, with their rootfs mounts: start() needs no lookups for them. */
   private readonly justCreated = new Map<string, { mounts: MountProps[]; logPath: string }>();
 
@@ -157,13 +157,19 @@ export class ContainerdRuntime implements Runtime {
 
   // --- images ---------------------------------------------------------------------------------
 
-  private async image(ref: string, fresh = false): Promise<ResolvedImage> {
+  private image(ref: string, fresh = false): Promise<ResolvedImage> {
     const name = normalizeRef(ref);
     const known = this.freshImages.get(name);
     if (!fresh && known && known.until > Date.now()) return known.img;
-    const r = await this.lookUpImage(ref, name);
-    this.freshImages.set(name, { img: r, until: Date.now() + IMAGE_FRESH_MS });
-    return r;
+    // Tasks of one service start together: they share one lookup (its failure is not kept).
+    const img = this.lookUpImage(ref, name);
+    const entry = { img, until: Number.POSITIVE_INFINITY };
+    this.freshImages.set(name, entry);
+    img.then(
+      () => (entry.until = Date.now() + IMAGE_FRESH_MS),
+      () => this.freshImages.get(name) === entry && this.freshImages.delete(name),
+    );
+    return img;
   }
 
   private async lookUpImage(ref: string, name: string): Promise<ResolvedImage> {
