@@ -55,6 +55,7 @@ export class Agent {
 
   private async beat(): Promise<void> {
     if (this.stopped) return;
+    const started = Date.now();
     const tls = this.opts.tls();
     this.resetClientsIfTlsChanged(tls);
     const addrs = this.opts.managers();
@@ -78,7 +79,9 @@ export class Agent {
         this.opts.logger.debug({ err: err.details ?? String(e) }, 'heartbeat failed');
       }
     }
-    if (!this.stopped) this.timer = setTimeout(() => void this.beat(), this.periodMs);
+    // Beats start a period apart, not a period after the last answer: on a saturated machine a
+    // slow answer must not stretch the gap the managers see (they mark a node down after 3).
+    if (!this.stopped) this.timer = setTimeout(() => void this.beat(), Math.max(0, started + this.periodMs - Date.now()));
   }
 
   stop(): void {
