@@ -302,13 +302,24 @@ export async function cleanupContainerd(hostDir: string, log: (l: string) => voi
   // Killed shims leave their sockets behind in the machine-wide directory.
   for (const ns of readdirSafe(p.tasks)) for (const id of readdirSafe(path.join(p.tasks, ns))) rmSync(shimSocket(p.socket, ns, id), { force: true });
   await unmountUnder(p.dir, log);
+  // shoald puts a namespace's containers under /shoal/<namespace> (cli/shoald/daemon.ts): that
+  // parent stays behind even when every container was removed before this cleanup ran.
+  for (const ns of readdirSafe(p.tasks)) if (ns !== 'shoal') cgroupParents.add(`/shoal/${ns}`);
   for (const parent of cgroupParents) {
-    for (const h of readdirSafe('/sys/fs/cgroup')) {
-      try {
-        rmdirSync(path.join('/sys/fs/cgroup', h, parent));
-      } catch {
-        // not in this hierarchy, or still in use
-      }
+    for (const h of readdirSafe('/sys/fs/cgroup')) await removeCgroup(path.join('/sys/fs/cgroup', h, parent));
+  }
+}
+
+/** rmdir an empty cgroup; a process that is still exiting keeps it busy for a moment. */
+async function removeCgroup(dir: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (e) {
+      // ENOENT: not in this hierarchy; ENOTEMPTY: child cgroups (not ours to remove).
+      if ((e as NodeJS.ErrnoException).code !== 'EBUSY' || i >= 20) return;
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 }

@@ -45,7 +45,8 @@ describe.skipIf(pre.skip)('lab hosts with their own containerd', () => {
   let lab: Lab;
   const rts: Record<string, ContainerdRuntime> = {};
   const rt = (h: string): ContainerdRuntime => rts[h]!;
-  const cgroupParent = (h: string): string => `/shoal-${hostContainerd(lab, h).namespace}`;
+  // shoald's convention (cli/shoald/daemon.ts), which the lab's cleanup knows.
+  const cgroupParent = (h: string): string => `/shoal/${hostContainerd(lab, h).namespace}`;
 
   beforeAll(async () => {
     if (!pre.ok) throw new Error(`prerequisites missing: ${pre.problems.join('; ')}`);
@@ -160,6 +161,12 @@ describe.skipIf(pre.skip)('lab hosts with their own containerd', () => {
     expect(shims.length).toBeGreaterThanOrEqual(HOSTS.length);
     expect(mountsUnder(lab.labDir).length).toBeGreaterThanOrEqual(HOSTS.length); // the containers' rootfs
     for (const p of parents) expect(existsSync(`/sys/fs/cgroup/memory${p}/smoke`)).toBe(true);
+    // One host's container is removed before down (as shoald removes its tasks' containers):
+    // runc leaves its parent cgroup behind, with nothing left that names it.
+    const tidy = HOSTS[HOSTS.length - 1]!;
+    await rt(tidy).remove('smoke');
+    expect(existsSync(`/sys/fs/cgroup/memory${cgroupParent(tidy)}/smoke`)).toBe(false);
+    expect(existsSync(`/sys/fs/cgroup/memory${cgroupParent(tidy)}`)).toBe(true);
     for (const r of Object.values(rts)) r.close();
 
     logs.length = 0;
