@@ -24,8 +24,10 @@ import { Store } from '../../manager/store/index.js';
 import { ControlApi } from '../../manager/controlapi/control.js';
 import { RaftNode } from '../../manager/raft/node/index.js';
 import { Agent, describeHost } from '../../worker/agent/agent.js';
+import { RuntimeHealth } from '../../worker/agent/runtimehealth.js';
 import { WorkerSession } from '../../worker/agent/session.js';
 import { TaskRunner } from '../../worker/agent/tasks.js';
+import { DEFAULT_SOCKET as DEFAULT_CONTAINERD_SOCKET } from '../../worker/runtime/containerd/client.js';
 import { ContainerdRuntime } from '../../worker/runtime/containerd/runtime.js';
 import { RegistryPuller } from '../../worker/runtime/registry.js';
 import type { Runtime } from '../../worker/runtime/runtime.js';
@@ -113,7 +115,7 @@ export class Daemon {
   private manager?: Manager;
   private control?: ControlApi;
   private agent?: Agent;
-  private tasks?: { runtime: Runtime; runner: TaskRunner; session: WorkerSession };
+  private tasks?: { runtime: Runtime; runner: TaskRunner; session: WorkerSession; health: RuntimeHealth };
   private renewTimer?: NodeJS.Timeout;
   private roleChange?: Promise<void>;
   private lastError = '';
@@ -195,6 +197,7 @@ export class Daemon {
       },
       logger: this.log,
       hostname: this.opts.hostname,
+      runtimeProblem: () => this.tasks?.health.problem ?? '',
     });
     this.agent.start();
     await this.startTasks();
@@ -226,7 +229,14 @@ export class Daemon {
       logger: this.log,
     }));
     session.start();
-    this.tasks = { runtime, runner, session };
+    const r = this.opts.runtime ?? { kind: 'containerd' };
+    const health = new RuntimeHealth({
+      runtime,
+      describe: r.kind === 'docker' ? `docker at ${r.dockerSocket ?? '/var/run/docker.sock'}` : `containerd at ${r.containerdSocket ?? DEFAULT_CONTAINERD_SOCKET}`,
+      onChange: (problem) => (problem ? this.log.warn({ problem }, 'container runtime unreachable: this node reports itself down') : this.log.info({}, 'container runtime answers again')),
+    });
+    health.start();
+    this.tasks = { runtime, runner, session, health };
   }
 
   private async openRuntime(): Promise<Runtime> {
@@ -250,6 +260,7 @@ export class Daemon {
     const t = this.tasks;
     this.tasks = undefined;
     if (!t) return;
+    t.health.stop();
     t.session.stop();
     await t.runner.stop();
     t.runtime.close();
@@ -302,7 +313,7 @@ export class Daemon {
     server.addService(serviceDef(DispatcherService), {
       heartbeat: unaryHandler(async (c) => {
         const id = requireRole(this.identify(c), ['manager', 'worker'], 'the dispatcher');
-        return this.mgr().dispatcher.heartbeat(id, c.request.description, peerHost(c));
+        return this.mgr().dispatcher.heartbeat(id, c.request.description, peerHost(c), c.request.runtimeError ?? '');
       }),
       session: (call: grpc.ServerWritableStream<unknown, unknown>) => {
         try {

@@ -23,19 +23,27 @@ export class Dispatcher {
     return Number(this.m.cluster()?.spec?.dispatcher?.heartbeatPeriodMs) || DEFAULT_HEARTBEAT_MS;
   }
 
-  async heartbeat(id: CertIdentity, desc: NodeDescription | null | undefined, peerAddr: string): Promise<InstanceType<typeof api.HeartbeatResponse>> {
+  /**
+   * A node's heartbeat. With runtimeError (its container runtime cannot be
+   * reached) the node is down for tasks, with that reason, though it answers:
+   * as in Swarm, where a node whose engine is gone is down.
+   */
+  async heartbeat(id: CertIdentity, desc: NodeDescription | null | undefined, peerAddr: string, runtimeError = ''): Promise<InstanceType<typeof api.HeartbeatResponse>> {
     if (!this.m.isLeader()) throw this.m.notLeader();
     const node = this.m.store.view((r) => r.get(nodesTable, id.nodeId));
     if (!node) throw new CallError(grpc.status.NOT_FOUND, `node ${id.nodeId} is not part of the cluster (was it removed?)`);
     this.lastSeen.set(id.nodeId, Date.now());
     const hostChanged = desc && (desc.hostname !== node.description?.hostname || !node.description?.platform);
-    if (node.status?.state !== api.NodeState.NODE_READY || hostChanged || node.status?.addr !== peerAddr) {
+    const state = runtimeError ? api.NodeState.NODE_DOWN : api.NodeState.NODE_READY;
+    const message = runtimeError;
+    if (node.status?.state !== state || (node.status?.message ?? '') !== message || hostChanged || node.status?.addr !== peerAddr) {
+      if (runtimeError && node.status?.state !== state) this.m.logger.info({ node: id.nodeId, reason: runtimeError }, 'node marked down: container runtime unavailable');
       await this.m.store.update((tx) => {
         const cur = tx.get(nodesTable, id.nodeId);
         if (!cur) return;
         const next = plain(cur) as NodeObject;
         if (desc) next.description = plain(desc) as never;
-        next.status = { state: api.NodeState.NODE_READY, message: '', addr: peerAddr, updatedAt: Date.now() } as never;
+        next.status = { state, message, addr: peerAddr, updatedAt: Date.now() } as never;
         tx.update(nodesTable, next);
       }, { retries: 5 }).catch((e) => { throw this.m.wrap(e); });
     }

@@ -17,6 +17,8 @@ export interface AgentOptions {
   onRemoved: (why: string) => void;
   logger: { info(o: object, m?: string): void; warn(o: object, m?: string): void; debug(o: object, m?: string): void };
   hostname?: string;
+  /** Why the container runtime is down, or '' (RuntimeHealth.problem). */
+  runtimeProblem?: () => string;
 }
 
 export function describeHost(hostname?: string): InstanceType<typeof api.NodeDescription> {
@@ -62,7 +64,7 @@ export class Agent {
     const role = this.opts.role();
     try {
       const { res } = await callLeader(addrs, tls, DispatcherService.heartbeat,
-        { description: describeHost(this.opts.hostname), role: role === 'manager' ? 1 : 0 } as never,
+        { description: describeHost(this.opts.hostname), role: role === 'manager' ? 1 : 0, runtimeError: this.opts.runtimeProblem?.() ?? '' } as never,
         { timeoutMs: Math.max(2000, this.periodMs * 2), clients: this.clients });
       this.lastOk = Date.now();
       this.periodMs = res.periodMs || 1000;

@@ -8,7 +8,8 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync }
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, checkPrerequisites } from '../../../deploy/lab/lab.js';
-import { DEFAULT_DAEMON_CMD } from '../../../deploy/lab/plan.js';
+import { containerdLabOptions } from '../../../deploy/lab/containerd.js';
+import { prepareRuntimePrerequisites } from '../runtime/containerd-harness.js';
 import { waitFor as sharedWaitFor } from '../../support/wait.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -28,6 +29,7 @@ export const inCI = process.env.CI === 'true';
 export function clusterPrerequisites(suite: string): { ok: boolean; skip: boolean; problems: string[] } {
   const pre = checkPrerequisites();
   const problems = [...pre.problems];
+  if (problems.length === 0) problems.push(...prepareRuntimePrerequisites());
   for (const f of [SHOAL, SHOALD]) {
     if (!existsSync(f)) problems.push(`${path.relative(repo, f)} is missing: run \`npm run build\` first (the lab's daemons run from dist/)`);
   }
@@ -78,10 +80,9 @@ export class ClusterLab {
 
   constructor(name: string, hosts: number, subnet: string) {
     this.baseDir = mkdtempSync(`/tmp/shoal-cluster-${name}-`);
-    // These hosts run no container runtime, on purpose and whatever the machine has: the
-    // cluster (join, raft, failover) must not depend on one. The socket never exists.
-    const daemonCmd = `${DEFAULT_DAEMON_CMD} --containerd-socket {hostDir}/no-containerd.sock`;
-    this.lab = new Lab({ name, hosts, subnet, baseDir: this.baseDir, daemonCmd });
+    // Every host has its own containerd, whatever the machine has: a node whose runtime cannot
+    // be reached reports itself down (as in Swarm), and these tests want Ready nodes.
+    this.lab = new Lab({ name, hosts, subnet, baseDir: this.baseDir, ...containerdLabOptions({ subnet }) });
   }
 
   get name(): string {

@@ -287,6 +287,20 @@ export class ServicesCluster {
     if (opts.containers) await cleanupContainerd(this.lab.hostState(host).hostDir);
   }
 
+  /** SIGKILLs host's containerd alone (shoald lives on; the shims keep the containers running). */
+  async killRuntime(host: string): Promise<void> {
+    if (this.runtimeKind !== 'containerd') throw new Error('killRuntime: containerd hosts only');
+    this.runtimes.get(host)?.close();
+    this.runtimes.delete(host);
+    await this.lab.killDaemon(host, CONTAINERD_PROC);
+  }
+
+  /** Starts host's containerd again, until it answers. */
+  async startRuntime(host: string): Promise<void> {
+    await this.lab.startDaemon(host, CONTAINERD_PROC);
+    await waitContainerd(this.lab, host);
+  }
+
   /**
    * With runtime docker: SIGKILLs host's shoald, and with engine: true then its
    * dockerd (whose containerd dies with it; with --live-restore the shims keep

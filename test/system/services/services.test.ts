@@ -172,6 +172,26 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     expect(allTotal(per)).toBe(10);
   });
 
+  step("a worker's containerd alone dies: its node goes down with the reason and its tasks run elsewhere; containerd back: Ready, stale containers removed", async () => {
+    const victim = 'host4';
+    const nodeOf = async () => (await c.nodes('host1')).find((n) => n.Description.Hostname === victim)!;
+    expect((await sc.containersOf('web'))[victim]!.running).toBeGreaterThan(0);
+    await c.killRuntime(victim);
+    const down = await waitFor('the node reported down for its runtime', async () => {
+      const n = await nodeOf();
+      return n.Status.State === 'down' ? n : undefined;
+    }, 30_000, 200);
+    expect(down.Status.Message).toMatch(/^container runtime unavailable \(containerd at .*containerd\.sock\): .*UNAVAILABLE/);
+    const others = c.hosts.filter((h) => h !== victim);
+    await sc.waitContainers('10 running on the other hosts', 'web', (p) => runningTotal(p) === 10, 60_000, others);
+    await c.startRuntime(victim);
+    await waitFor('the node Ready again', async () => ((await nodeOf()).Status.State === 'ready' ? true : undefined), 30_000, 200);
+    await sc.waitContainers('stale containers on the victim removed', 'web', (p) => p[victim]!.all === 0, 60_000);
+    const per = await sc.containersOf('web');
+    expect(runningTotal(per)).toBe(10);
+    expect(allTotal(per)).toBe(10);
+  });
+
   step('SIGKILL the leader while scaling: the service converges', async () => {
     const leader = (await c.nodes('host2')).find((n) => n.ManagerStatus?.Leader)!.Description.Hostname;
     const other = c.managers.find((h) => h !== leader)!;

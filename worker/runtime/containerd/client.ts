@@ -107,6 +107,10 @@ export class ContainerdClient {
     this.client = new grpc.Client(`unix://${socketPath}`, grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': 32 * 1024 * 1024,
       'grpc.max_send_message_length': 32 * 1024 * 1024,
+      // A local daemon that restarts should be found again within a second, not after
+      // grpc's default backoff (up to two minutes).
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1000,
     });
   }
 
