@@ -118,6 +118,8 @@ export class Daemon {
   private tasks?: { runtime: Runtime; runner: TaskRunner; session: WorkerSession; health: RuntimeHealth };
   private renewTimer?: NodeJS.Timeout;
   private roleChange?: Promise<void>;
+  private roleBackoffMs = 0;
+  private roleRetryAt = 0;
   private lastError = '';
   private readonly leaderClients = new Map<string, grpc.Client>();
   private readonly keys = new KeyPool(2);
@@ -664,10 +666,28 @@ export class Daemon {
   // ---- role switches and certificate renewal ----
 
   /** The cluster wants another role: renewing the certificate brings it (the CA decides the role). */
+  /**
+   * The cluster wants another role: renew, and the certificate that comes back carries the role
+   * the managers have got to. Until it is the wanted one (a demotion waits for the raft removal),
+   * each heartbeat asks again, backing off (1 s doubling to 30 s) so a change that takes long does
+   * not make this node renew every second.
+   */
   private switchRole(): void {
-    if (this.roleChange) return;
-    this.roleChange = this.renew().catch((e) => this.log.warn({ err: String(e) }, 'role change failed; will retry'))
-      .finally(() => { this.roleChange = undefined; });
+    if (this.roleChange || Date.now() < this.roleRetryAt) return;
+    const before = this.node?.role;
+    this.roleChange = this.renew()
+      .then(() => {
+        const changed = this.node?.role !== before;
+        this.roleBackoffMs = changed ? 0 : Math.min(30_000, Math.max(1_000, this.roleBackoffMs * 2));
+      })
+      .catch((e) => {
+        this.roleBackoffMs = Math.min(30_000, Math.max(1_000, this.roleBackoffMs * 2));
+        this.log.warn({ err: String(e), retryMs: this.roleBackoffMs }, 'role change failed; will retry');
+      })
+      .finally(() => {
+        this.roleRetryAt = Date.now() + this.roleBackoffMs;
+        this.roleChange = undefined;
+      });
   }
 
   private scheduleRenewal(): void {

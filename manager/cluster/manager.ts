@@ -362,7 +362,15 @@ export class Manager {
     }
     for (const n of nodes) {
       const raftId = Number(n.managerStatus?.raftId ?? 0);
-      if (n.spec?.desiredRole === ROLE.worker && raftId && (st.config.voters.includes(raftId) || st.config.learners.includes(raftId))) {
+      const inRaft = raftId !== 0 && (st.config.voters.includes(raftId) || st.config.learners.includes(raftId));
+      if (n.spec?.desiredRole === ROLE.worker && n.role === ROLE.manager && !inRaft) {
+        // A demotion whose raft removal committed but whose store write did not happen (the
+        // leader that removed it lost leadership in between): finish it, or it stays half-done.
+        await this.finishDemotion(n.id);
+        this.opts.logger.info({ node: n.id, raftId }, 'finished a demotion left half-done by an earlier leader');
+        return;
+      }
+      if (n.spec?.desiredRole === ROLE.worker && inRaft) {
         if (raftId === this.opts.raftId) {
           // Demoting the leader: hand leadership to another voter first.
           const other = st.config.voters.find((v) => v !== raftId && this.peerActive(v));
@@ -370,17 +378,22 @@ export class Manager {
           return;
         }
         await this.raft.changeMembership(ConfChangeType.RemoveNode, raftId);
-        await this.store.update((tx) => {
-          const cur = tx.get(nodesTable, n.id);
-          if (!cur) return;
-          const next = plain(cur) as NodeObject;
-          next.role = ROLE.worker;
-          next.managerStatus = null as never;
-          tx.update(nodesTable, next);
-        }, { retries: 5 });
+        await this.finishDemotion(n.id);
         return;
       }
     }
+  }
+
+  /** The store's half of a demotion: the node is a worker, with no manager status. */
+  private async finishDemotion(nodeId: string): Promise<void> {
+    await this.store.update((tx) => {
+      const cur = tx.get(nodesTable, nodeId);
+      if (!cur) return;
+      const next = plain(cur) as NodeObject;
+      next.role = ROLE.worker;
+      next.managerStatus = null as never;
+      tx.update(nodesTable, next);
+    }, { retries: 5 });
   }
 
   /** After --force-new-cluster: this node is the only manager; the others become workers that are down. */
