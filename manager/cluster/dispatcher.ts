@@ -73,9 +73,22 @@ export class Dispatcher {
     this.lastSeen.clear();
     while (!signal.aborted) {
       const period = this.periodMs();
-      await new Promise((r) => setTimeout(r, Math.max(50, period / 4)));
+      const wait = Math.max(50, period / 4);
+      const due = Date.now() + wait;
+      await new Promise((r) => setTimeout(r, wait));
       if (signal.aborted) break;
       const now = Date.now();
+      const late = now - due;
+      if (late > period / 2) {
+        // This process did not run for a while (its event loop blocked: a slow fsync on a
+        // saturated disk, a long GC). The heartbeats that came meanwhile are still queued behind
+        // this timer, so judging now would mark live nodes down: the time we could not watch
+        // counts against nobody, and the next round judges after the queue is read.
+        for (const [id, t] of this.lastSeen) this.lastSeen.set(id, t + late);
+        this.leaderSince += late;
+        this.m.logger.info({ lateMs: late }, 'down detection paused: this manager did not run on time');
+        continue;
+      }
       const bound = period * GRACE_PERIODS;
       const stale = this.m.store.view((r) => r.list(nodesTable)).filter((n) => {
         if (n.status?.state === api.NodeState.NODE_DOWN) return false;
