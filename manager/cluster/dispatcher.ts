@@ -108,7 +108,7 @@ export class Dispatcher {
           } as never;
           tx.update(nodesTable, next);
         }, { retries: 3 }).catch((e) => this.m.logger.warn({ err: String(e), node: n.id }, 'could not mark node down'));
-        this.m.logger.info({ node: n.id }, 'node marked down: heartbeat failure');
+        this.m.logger.info({ node: n.id, silentMs: now - (seen ?? this.leaderSince), lateMs: late }, 'node marked down: heartbeat failure');
       }
     }
   }

@@ -38,6 +38,7 @@ export class Agent {
   private readonly clients = new Map<string, grpc.Client>();
   private tlsKey = '';
   lastOk = 0;
+  private lastFailed = 0;
   /** The leader's address as the last heartbeat answer named it. */
   leaderAddr = '';
 
@@ -67,6 +68,8 @@ export class Agent {
         { description: describeHost(this.opts.hostname), role: role === 'manager' ? 1 : 0, runtimeError: this.opts.runtimeProblem?.() ?? '' } as never,
         { timeoutMs: Math.max(2000, this.periodMs * 2), clients: this.clients });
       this.lastOk = Date.now();
+      // Slow answers are what gets a live node marked down: say so where it can be seen.
+      if (this.lastOk - started > this.periodMs) this.opts.logger.info({ ms: this.lastOk - started }, 'heartbeat answered late');
       this.periodMs = res.periodMs || 1000;
       this.leaderAddr = res.leaderAddr ?? '';
       if (res.managers?.length) this.opts.onManagers(res.managers as ManagerAddr[]);
@@ -78,7 +81,10 @@ export class Agent {
         this.opts.logger.warn({ err: err.details }, 'the cluster refused this node');
         this.opts.onRemoved(err.details ?? String(e));
       } else {
-        this.opts.logger.debug({ err: err.details ?? String(e) }, 'heartbeat failed');
+        // The first failure after a success is news; the ones that follow are not.
+        const log = this.lastOk >= this.lastFailed ? this.opts.logger.info : this.opts.logger.debug;
+        log.call(this.opts.logger, { err: err.details ?? String(e), ms: Date.now() - started }, 'heartbeat failed');
+        this.lastFailed = Date.now();
       }
     }
     // Beats start a period apart, not a period after the last answer: on a saturated machine a
