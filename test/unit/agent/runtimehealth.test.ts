@@ -20,7 +20,7 @@ describe('isUnreachable', () => {
 
 describe('RuntimeHealth', () => {
   /** Runs the pings in order (no timers): each entry is a ping's outcome. */
-  async function run(outcomes: Array<'ok' | Error>, downAfter = 3): Promise<string[]> {
+  async function run(outcomes: Array<'ok' | Error>, downAfter?: number): Promise<string[]> {
     let i = 0;
     const seen: string[] = [];
     const h = new RuntimeHealth({
@@ -35,16 +35,20 @@ describe('RuntimeHealth', () => {
     return seen;
   }
 
-  it('reports down after three unreachable pings in a row, with the reason, and up at the first answer', async () => {
-    const seen = await run([unavailable, unavailable, unavailable, unavailable, 'ok']);
-    expect(seen.slice(0, 2)).toEqual(['', '']);
-    expect(seen[2]).toBe('container runtime unavailable (containerd at /x.sock): 14 UNAVAILABLE: No connection established');
-    expect(seen[3]).toBe(seen[2]);
-    expect(seen[4]).toBe('');
+  it('reports down after two unreachable pings in a row (the default), with the reason, and up at the first answer', async () => {
+    const seen = await run([unavailable, unavailable, unavailable, 'ok']);
+    expect(seen[0]).toBe('');
+    expect(seen[1]).toBe('container runtime unavailable (containerd at /x.sock): 14 UNAVAILABLE: No connection established');
+    expect(seen[2]).toBe(seen[1]);
+    expect(seen[3]).toBe('');
+  });
+
+  it('downAfter sets how many misses in a row it takes', async () => {
+    expect((await run([unavailable, unavailable, unavailable], 3)).map((p) => p !== '')).toEqual([false, false, true]);
   });
 
   it('an answer in between starts the count again', async () => {
-    expect(await run([unavailable, unavailable, 'ok', unavailable, unavailable])).toEqual(['', '', '', '', '']);
+    expect(await run([unavailable, 'ok', unavailable, 'ok', unavailable])).toEqual(['', '', '', '', '']);
   });
 
   it('a runtime that is only slow is never reported down', async () => {
@@ -52,8 +56,8 @@ describe('RuntimeHealth', () => {
   });
 
   it('slow pings neither count nor reset: down stays down until an answer', async () => {
-    const seen = await run([unavailable, unavailable, unavailable, deadline, 'ok']);
-    expect(seen[3]).toMatch(/container runtime unavailable/);
-    expect(seen[4]).toBe('');
+    const seen = await run([unavailable, unavailable, deadline, 'ok']);
+    expect(seen[2]).toMatch(/container runtime unavailable/);
+    expect(seen[3]).toBe('');
   });
 });
