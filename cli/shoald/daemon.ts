@@ -27,7 +27,6 @@ import { Agent, describeHost } from '../../worker/agent/agent.js';
 import { RuntimeHealth } from '../../worker/agent/runtimehealth.js';
 import { WorkerSession } from '../../worker/agent/session.js';
 import { TaskRunner } from '../../worker/agent/tasks.js';
-import { DEFAULT_SOCKET as DEFAULT_CONTAINERD_SOCKET } from '../../worker/runtime/containerd/client.js';
 import { ContainerdRuntime } from '../../worker/runtime/containerd/runtime.js';
 import { RegistryPuller } from '../../worker/runtime/registry.js';
 import type { Runtime } from '../../worker/runtime/runtime.js';
@@ -231,10 +230,8 @@ export class Daemon {
       logger: this.log,
     }));
     session.start();
-    const r = this.opts.runtime ?? { kind: 'containerd' };
     const health = new RuntimeHealth({
       runtime,
-      describe: r.kind === 'docker' ? `docker at ${r.dockerSocket ?? '/var/run/docker.sock'}` : `containerd at ${r.containerdSocket ?? DEFAULT_CONTAINERD_SOCKET}`,
       onChange: (problem) => (problem ? this.log.warn({ problem }, 'container runtime unreachable: this node reports itself down') : this.log.info({}, 'container runtime answers again')),
     });
     health.start();
@@ -665,7 +662,6 @@ export class Daemon {
 
   // ---- role switches and certificate renewal ----
 
-  /** The cluster wants another role: renewing the certificate brings it (the CA decides the role). */
   /**
    * The cluster wants another role: renew, and the certificate that comes back carries the role
    * the managers have got to. Until it is the wanted one (a demotion waits for the raft removal),
@@ -675,15 +671,13 @@ export class Daemon {
   private switchRole(): void {
     if (this.roleChange || Date.now() < this.roleRetryAt) return;
     const before = this.node?.role;
+    const backOff = (): number => (this.roleBackoffMs = Math.min(30_000, Math.max(1_000, this.roleBackoffMs * 2)));
     this.roleChange = this.renew()
       .then(() => {
-        const changed = this.node?.role !== before;
-        this.roleBackoffMs = changed ? 0 : Math.min(30_000, Math.max(1_000, this.roleBackoffMs * 2));
+        if (this.node?.role !== before) this.roleBackoffMs = 0;
+        else backOff();
       })
-      .catch((e) => {
-        this.roleBackoffMs = Math.min(30_000, Math.max(1_000, this.roleBackoffMs * 2));
-        this.log.warn({ err: String(e), retryMs: this.roleBackoffMs }, 'role change failed; will retry');
-      })
+      .catch((e) => this.log.warn({ err: String(e), retryMs: backOff() }, 'role change failed; will retry'))
       .finally(() => {
         this.roleRetryAt = Date.now() + this.roleBackoffMs;
         this.roleChange = undefined;

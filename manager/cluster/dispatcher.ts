@@ -35,15 +35,14 @@ export class Dispatcher {
     this.lastSeen.set(id.nodeId, Date.now());
     const hostChanged = desc && (desc.hostname !== node.description?.hostname || !node.description?.platform);
     const state = runtimeError ? api.NodeState.NODE_DOWN : api.NodeState.NODE_READY;
-    const message = runtimeError;
-    if (node.status?.state !== state || (node.status?.message ?? '') !== message || hostChanged || node.status?.addr !== peerAddr) {
+    if (node.status?.state !== state || (node.status?.message ?? '') !== runtimeError || hostChanged || node.status?.addr !== peerAddr) {
       if (runtimeError && node.status?.state !== state) this.m.logger.info({ node: id.nodeId, reason: runtimeError }, 'node marked down: container runtime unavailable');
       await this.m.store.update((tx) => {
         const cur = tx.get(nodesTable, id.nodeId);
         if (!cur) return;
         const next = plain(cur) as NodeObject;
         if (desc) next.description = plain(desc) as never;
-        next.status = { state, message, addr: peerAddr, updatedAt: Date.now() } as never;
+        next.status = { state, message: runtimeError, addr: peerAddr, updatedAt: Date.now() } as never;
         tx.update(nodesTable, next);
       }, { retries: 5 }).catch((e) => { throw this.m.wrap(e); });
     }

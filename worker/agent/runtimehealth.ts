@@ -21,9 +21,7 @@ export function isUnreachable(e: unknown): boolean {
 }
 
 export interface RuntimeHealthOptions {
-  runtime: Pick<Runtime, 'ping'>;
-  /** What the runtime is, for the message: "containerd at /run/containerd/containerd.sock". */
-  describe: string;
+  runtime: Pick<Runtime, 'ping' | 'endpoint'>;
   /** Default 2000. */
   periodMs?: number;
   /** Unreachable pings in a row before the runtime counts as down. Default 2. */
@@ -66,7 +64,7 @@ export class RuntimeHealth {
       if (isUnreachable(e)) {
         this.misses++;
         this.lastError = e instanceof Error ? e.message : String(e);
-        if (this.misses >= (this.opts.downAfter ?? 2)) this.set(`container runtime unavailable (${this.opts.describe}): ${this.lastError}`);
+        if (this.misses >= (this.opts.downAfter ?? 2)) this.set(`container runtime unavailable (${this.opts.runtime.endpoint}): ${this.lastError}`);
       }
       // Anything else (slow, overloaded): no verdict either way.
     }

@@ -112,6 +112,8 @@ export interface ImageInfo {
 }
 
 export interface Runtime {
+  /** What and where it is, for messages: "containerd at /run/containerd/containerd.sock". */
+  readonly endpoint: string;
   /** Check that the runtime answers; resolves with its version. */
   ping(): Promise<string>;
   /**

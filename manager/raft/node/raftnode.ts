@@ -490,7 +490,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
         setImmediate(() => {
           this.midReady = false;
           if (this.stopped) return;
-          this.persist(rd, true);
+          this.persist(rd);
           this.handleReady(rd, true);
           const held = this.held;
           this.held = [];
@@ -616,11 +616,11 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.transport?.send(msgs.filter((m) => m.term === this.raw.raft.term));
   }
 
-  /** Write a Ready's snapshot, entries and hard state; fdatasync them if `sync` and the Ready needs it. */
-  private persist(rd: Ready, sync: boolean): void {
+  /** Write a Ready's snapshot, entries and hard state; fdatasync them if the Ready needs it. */
+  private persist(rd: Ready): void {
     if (rd.snapshot) this.disk.saveSnapshot(rd.snapshot);
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
-      this.disk.save(rd.hardState, rd.entries, rd.snapshot, sync && rd.mustSync);
+      this.disk.save(rd.hardState, rd.entries, rd.snapshot, rd.mustSync);
     }
   }
 
@@ -633,7 +633,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     const transport = this.transport!;
     if (!early) {
       if (rd.sendFirst && rd.messages.length > 0) this.send(rd.messages);
-      this.persist(rd, true);
+      this.persist(rd);
     }
     if (rd.snapshot) this.storage.applySnapshot(rd.snapshot);
     if (rd.entries.length > 0) this.storage.append(rd.entries);

@@ -108,6 +108,8 @@ export class FakeRuntime implements Runtime {
     return c;
   }
 
+  readonly endpoint = 'fake runtime';
+
   async ping(): Promise<string> {
     return 'fake';
   }

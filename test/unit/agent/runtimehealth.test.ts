@@ -24,8 +24,8 @@ describe('RuntimeHealth', () => {
     let i = 0;
     const seen: string[] = [];
     const h = new RuntimeHealth({
-      runtime: { ping: async () => { const o = outcomes[i++]!; if (o !== 'ok') throw o; return '1.6'; } },
-      describe: 'containerd at /x.sock', downAfter,
+      runtime: { endpoint: 'containerd at /x.sock', ping: async () => { const o = outcomes[i++]!; if (o !== 'ok') throw o; return '1.6'; } },
+      downAfter,
     });
     h.stop(); // no timer: the test drives check()
     for (let k = 0; k < outcomes.length; k++) {

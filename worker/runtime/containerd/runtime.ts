@@ -150,6 +150,10 @@ export class ContainerdRuntime implements Runtime {
     this.images = new ImageStore(this.client, this.snapshotter);
   }
 
+  get endpoint(): string {
+    return `containerd at ${this.client.socketPath}`;
+  }
+
   async ping(): Promise<string> {
     const v = await this.client.call(M.version, {}, { timeoutMs: 5_000 });
     return v.version;
@@ -236,22 +240,21 @@ export class ContainerdRuntime implements Runtime {
     await this.images.withLease(
       'create',
       async (lease) => {
+        const prepare = () => this.client.call(M.snapshotPrepare, { snapshotter: this.snapshotter, key: spec.id, parent: topOf(img) }, { lease });
         let prep;
         try {
-          try {
-            prep = await this.client.call(M.snapshotPrepare, { snapshotter: this.snapshotter, key: spec.id, parent: topOf(img) }, { lease });
-          } catch (e) {
+          prep = await prepare().catch(async (e: unknown) => {
             // The image's snapshot went away since we last looked (removed, collected): look again.
             if (!isNotFound(e)) throw e;
             img = await this.image(spec.image, true);
-            prep = await this.client.call(M.snapshotPrepare, { snapshotter: this.snapshotter, key: spec.id, parent: topOf(img) }, { lease });
-          }
+            return prepare();
+          });
         } catch (e) {
           if (!isAlreadyExists(e)) throw e;
           if (await this.exists(spec.id)) throw new ContainerExistsError(spec.id);
           // A rootfs left behind by a create that died halfway.
           await this.client.call(M.snapshotRemove, { snapshotter: this.snapshotter, key: spec.id });
-          prep = await this.client.call(M.snapshotPrepare, { snapshotter: this.snapshotter, key: spec.id, parent: topOf(img) }, { lease });
+          prep = await prepare();
         }
         try {
           const oci = this.specFor(spec, img, rootfsLayers(prep.mounts ?? []));
@@ -321,7 +324,8 @@ export class ContainerdRuntime implements Runtime {
     const fresh = this.justCreated.get(id);
     if (fresh) {
       this.justCreated.delete(id);
-      const pid = await this.startCreated(id, fresh).catch((e: unknown) => {
+      // A container create() made a moment ago: its task straight from the mounts create got.
+      const pid = await this.createTask(id, fresh.mounts, fresh.logPath).then(() => this.startTask(id)).catch((e: unknown) => {
         // Changed since create (removed, or started by someone else): the careful path decides.
         if (isNotFound(e) || isAlreadyExists(e)) return undefined;
         throw e;
@@ -336,24 +340,20 @@ export class ContainerdRuntime implements Runtime {
     if (!t || t.status !== Status.CREATED) {
       const logPath = c.labels?.[L_LOG];
       if (!logPath) throw new Error(`container ${id} has no log path label`);
-      mkdirSync(dirname(logPath), { recursive: true });
       const { mounts } = await this.client.call(M.snapshotMounts, { snapshotter: c.snapshotter || this.snapshotter, key: c.snapshotKey || id });
-      const uri = this.logUri(logPath);
-      await this.client.call(M.taskCreate, { containerId: id, rootfs: mounts, stdout: uri, stderr: uri, terminal: false });
+      await this.createTask(id, mounts ?? [], logPath);
     }
-    try {
-      return (await this.client.call(M.taskStart, { containerId: id })).pid ?? 0;
-    } catch (e) {
-      await this.deleteTask(id).catch(() => undefined);
-      throw e;
-    }
+    return this.startTask(id);
   }
 
-  /** A container create() made a moment ago: its task straight from the mounts create got. */
-  private async startCreated(id: string, c: { mounts: MountProps[]; logPath: string }): Promise<number> {
-    mkdirSync(dirname(c.logPath), { recursive: true });
-    const uri = this.logUri(c.logPath);
-    await this.client.call(M.taskCreate, { containerId: id, rootfs: c.mounts, stdout: uri, stderr: uri, terminal: false });
+  private async createTask(id: string, rootfs: MountProps[], logPath: string): Promise<void> {
+    mkdirSync(dirname(logPath), { recursive: true });
+    const uri = this.logUri(logPath);
+    await this.client.call(M.taskCreate, { containerId: id, rootfs, stdout: uri, stderr: uri, terminal: false });
+  }
+
+  /** Start a created task; one that cannot start is deleted again. */
+  private async startTask(id: string): Promise<number> {
     try {
       return (await this.client.call(M.taskStart, { containerId: id })).pid ?? 0;
     } catch (e) {

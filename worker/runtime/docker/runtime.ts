@@ -228,6 +228,10 @@ export class DockerRuntime implements Runtime {
     return !!code && CONNECT_CODES.has(code) && code !== 'EACCES';
   }
 
+  get endpoint(): string {
+    return `docker at ${this.socket}`;
+  }
+
   async ping(): Promise<string> {
     const v = await this.call('ping', () => this.docker.version());
     return v.Version;
