@@ -12,6 +12,8 @@ import type { Manager } from './manager.js';
 export const DEFAULT_HEARTBEAT_MS = 1000;
 /** Missed periods before a node is declared down. */
 const GRACE_PERIODS = 3;
+/** Longest runtime error a node's status keeps. */
+const MAX_REASON_CHARS = 1024;
 
 export class Dispatcher {
   private readonly lastSeen = new Map<string, number>();
@@ -30,6 +32,8 @@ export class Dispatcher {
    */
   async heartbeat(id: CertIdentity, desc: NodeDescription | null | undefined, peerAddr: string, runtimeError = ''): Promise<InstanceType<typeof api.HeartbeatResponse>> {
     if (!this.m.isLeader()) throw this.m.notLeader();
+    // A reason, not a payload: it lands in the node's status in the replicated store.
+    runtimeError = runtimeError.slice(0, MAX_REASON_CHARS);
     const node = this.m.store.view((r) => r.get(nodesTable, id.nodeId));
     if (!node) throw new CallError(grpc.status.NOT_FOUND, `node ${id.nodeId} is not part of the cluster (was it removed?)`);
     this.lastSeen.set(id.nodeId, Date.now());

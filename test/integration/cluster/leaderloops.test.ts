@@ -30,6 +30,20 @@ describe('leader loops of a manager', () => {
     expect(t.m.store.view((r) => r.get(nodesTable, 'mgr1'))?.role).toBe(ROLE.manager);
   });
 
+  it('a heartbeat with a runtime error marks its node down with the reason (kept short), and one without makes it ready', async () => {
+    await t.addNode('rt1', {});
+    const id = { nodeId: 'rt1', role: 'worker' } as CertIdentity;
+    const reason = `container runtime unavailable (containerd at /x.sock): ${'x'.repeat(5000)}`;
+    await t.m.dispatcher.heartbeat(id, null, '127.0.0.2', reason);
+    let n = t.m.store.view((r) => r.get(nodesTable, 'rt1'))!;
+    expect(n.status?.state).toBe(api.NodeState.NODE_DOWN);
+    expect(n.status?.message).toBe(reason.slice(0, 1024));
+    await t.m.dispatcher.heartbeat(id, null, '127.0.0.2');
+    n = t.m.store.view((r) => r.get(nodesTable, 'rt1'))!;
+    expect(n.status?.state).toBe(api.NodeState.NODE_READY);
+    expect(n.status?.message).toBe('');
+  });
+
   // Seen in bench:converge: a leader whose event loop was blocked for seconds (a slow fsync
   // on a saturated disk) ran its down check before reading the heartbeats queued meanwhile,
   // and marked a live node down.
