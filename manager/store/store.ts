@@ -151,6 +151,13 @@ interface Plan {
   next: Row | undefined;
 }
 
+/** Objects encoded per event-loop turn by snapshotAsync. */
+const SNAPSHOT_SLICE = 500;
+
+function snapshotRecord(def: TableDef<StoreObject>, obj: StoreObject): SnapshotRecord {
+  return { version: obj.meta.version, createdAt: obj.meta.createdAt, updatedAt: obj.meta.updatedAt, data: def.codec.encode(obj) };
+}
+
 /** Everything restore() replaces at once. */
 class State {
   readonly tables = new Map<string, TableState>();
@@ -700,15 +707,35 @@ export class Store implements StateMachine {
   snapshot(): Uint8Array {
     const st = this.state;
     const tables = new Map<string, SnapshotRecord[]>();
-    for (const [name, t] of st.tables) {
-      const records: SnapshotRecord[] = [];
-      for (const { obj } of t.rows.values()) {
-        records.push({ version: obj.meta.version, createdAt: obj.meta.createdAt, updatedAt: obj.meta.updatedAt, data: t.def.codec.encode(obj) });
-      }
-      tables.set(name, records);
-    }
+    for (const [name, t] of st.tables) tables.set(name, [...t.rows.values()].map(({ obj }) => snapshotRecord(t.def, obj)));
     for (const [name, records] of st.opaque) tables.set(name, records);
     return encodeSnapshot({ appliedIndex: st.appliedIndex, tables });
+  }
+
+  /**
+   * snapshot()'s bytes, encoded a few hundred objects at a time with the event
+   * loop free in between (raft's StateMachine.snapshotAsync): a large state
+   * must not hold up heartbeats or the agents' sessions.
+   */
+  async snapshotAsync(): Promise<Uint8Array> {
+    // Rows hold deep-frozen objects that writes replace and never change, and
+    // restore() swaps in a new State: holding them is a consistent capture.
+    const st = this.state;
+    const captured = [...st.tables].map(([name, t]) => ({ name, def: t.def, objs: [...t.rows.values()].map((r) => r.obj) }));
+    const opaque = [...st.opaque];
+    const appliedIndex = st.appliedIndex;
+    const tables = new Map<string, SnapshotRecord[]>();
+    let n = 0;
+    for (const c of captured) {
+      const records: SnapshotRecord[] = [];
+      for (const obj of c.objs) {
+        if (++n % SNAPSHOT_SLICE === 0) await new Promise((r) => setImmediate(r));
+        records.push(snapshotRecord(c.def, obj));
+      }
+      tables.set(c.name, records);
+    }
+    for (const [name, records] of opaque) tables.set(name, records);
+    return encodeSnapshot({ appliedIndex, tables });
   }
 
   /**

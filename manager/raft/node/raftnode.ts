@@ -19,6 +19,14 @@ export interface StateMachine {
   snapshot(): Uint8Array;
   /** Replace the whole state (restart from a snapshot, or one sent by the leader). */
   restore(data: Uint8Array): void;
+  /**
+   * Optional: the snapshot without stalling the event loop. It must capture
+   * the state as of the call before it returns (entries applied afterwards
+   * must not show in the result); turning that into bytes may then take its
+   * time. RaftNode then also writes the file off the loop and goes on
+   * applying meanwhile, so a large state does not cost missed heartbeats.
+   */
+  snapshotAsync?(): Promise<Uint8Array>;
 }
 
 /** What RaftNode needs of a transport (GrpcTransport in production, an in-process one in tests). */
@@ -153,6 +161,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private readonly commitNoticeDelayMs: number;
   /** Entry-less appends held back (commitNoticeDelayMs), by follower. */
   private readonly deferredApps = new Map<NodeId, Message>();
+  /** A snapshot of the state machine is being made off the loop (snapshotAsync). */
+  private snapshotting = false;
   private deferTimer: NodeJS.Timeout | undefined;
 
   private constructor(opts: RaftNodeOptions) {
@@ -768,16 +778,45 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   }
 
   private maybeSnapshot(): void {
-    if (this.applied - this.lastSnapIndex < this.snapshotEntries()) return;
+    if (this.snapshotting || this.applied - this.lastSnapIndex < this.snapshotEntries()) return;
     const index = this.applied;
-    const snap = this.storage.createSnapshot(index, this.confState, encodeEnvelope(this.peersForSnapshot(), this.sm.snapshot()));
-    this.disk.saveSnapshot(snap);
+    const confState = this.confState;
+    const peers = this.peersForSnapshot();
+    const started = Date.now();
+    if (!this.sm.snapshotAsync) {
+      const snap = this.storage.createSnapshot(index, confState, encodeEnvelope(peers, this.sm.snapshot()));
+      this.disk.saveSnapshot(snap);
+      this.snapshotTaken(snap, started);
+      return;
+    }
+    this.snapshotting = true;
+    void (async () => {
+      try {
+        const app = await this.sm.snapshotAsync!();
+        if (this.stopped || index <= this.lastSnapIndex) return;
+        // Throws if a snapshot from the leader replaced the log meanwhile: ours is then stale.
+        const snap = this.storage.createSnapshot(index, confState, encodeEnvelope(peers, app));
+        if (!(await this.disk.saveSnapshotAsync(snap))) return;
+        this.withCore(() => {
+          if (!this.stopped && index > this.lastSnapIndex) this.snapshotTaken(snap, started);
+        });
+      } catch (e) {
+        if (!this.stopped) this.log.warn({ raft: this.id, index, err: String(e) }, 'snapshot abandoned');
+      } finally {
+        this.snapshotting = false;
+      }
+    })();
+  }
+
+  /** The snapshot's file is durable: point the WAL at it, then compact and release what it replaces. */
+  private snapshotTaken(snap: Snapshot, started: number): void {
+    const index = snap.metadata.index;
     this.disk.save(undefined, [], snap, true);
     const compactTo = index - this.compactionMargin();
     if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
     this.disk.releaseTo(index);
     this.lastSnapIndex = index;
-    this.log.info({ raft: this.id, index }, 'snapshot taken');
+    this.log.info({ raft: this.id, index, bytes: snap.data.byteLength, ms: Date.now() - started }, 'snapshot taken');
   }
 
   private peersForSnapshot(): Peers {

@@ -15,7 +15,9 @@ import {
   ENTRY_RECORD_OVERHEAD, HARDSTATE_RECORD_SIZE, HEADER_RECORD_SIZE, type Marker, SNAPSHOT_RECORD_SIZE,
 } from './codec.js';
 import { fsyncDir, writeAll } from './fsutil.js';
-import { compareSnapFiles, listSnapFiles, readSnapFile, type SnapFile, writeSnapFile } from './snapfile.js';
+import {
+  compareSnapFiles, listSnapFiles, readSnapFile, type SnapFile, writeSnapFile, writeSnapFileAsync, type WrittenSnapFile,
+} from './snapfile.js';
 import { listSegments, Replay, scanSegment, type Segment, segmentName } from './wal.js';
 
 export interface RaftDiskOptions {
@@ -218,7 +220,26 @@ export class RaftDisk {
     if (isEmptySnapshot(snap)) return;
     const { term, index } = snap.metadata;
     if (this.hasSnap(term, index)) return;
-    const r = writeSnapFile(this.snapDir, snap, !this.noSync);
+    this.noteSnapFile(writeSnapFile(this.snapDir, snap, !this.noSync));
+  }
+
+  /**
+   * saveSnapshot with the file written off the event loop (a snapshot this
+   * node took of its own state, which nothing waits for). Resolves false if
+   * the disk was closed meanwhile: the file is then left for open() to judge.
+   */
+  async saveSnapshotAsync(snap: Snapshot): Promise<boolean> {
+    this.check();
+    if (isEmptySnapshot(snap)) return true;
+    const { term, index } = snap.metadata;
+    if (this.hasSnap(term, index)) return true;
+    const r = await writeSnapFileAsync(this.snapDir, snap, !this.noSync);
+    if (this.closed) return false;
+    this.noteSnapFile(r);
+    return true;
+  }
+
+  private noteSnapFile(r: WrittenSnapFile): void {
     this.bytesWritten += r.bytes;
     this.syncs += r.syncs;
     this.bad.delete(r.file.path);

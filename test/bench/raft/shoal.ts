@@ -50,6 +50,10 @@ export const shoalSystem: BenchSystem = {
       const { status } = await leaderStatus(cluster);
       // Any election under load would show as a term change.
       console.error(`shoal: term at start ${startTerm}, at end ${status.term}: ${status.term - startTerm} elections during the run`);
+      if (status.term !== startTerm || process.env.RAFTKV_LOG) {
+        // What the members logged says why (warnings; with RAFTKV_LOG=info, more, and always shown).
+        for (const m of cluster.members) console.error(`--- member ${m.id}, last log lines:\n${m.stderr.join('').split('\n').slice(-40).join('\n')}`);
+      }
     } catch (e) {
       console.error(`shoal: could not read the final term: ${(e as Error).message}`);
     }

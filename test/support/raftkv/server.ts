@@ -3,6 +3,7 @@
 //   node dist/test/support/raftkv/server.js --id 1 --data-dir D --raft-addr 127.0.0.1:P
 //     --client-addr 127.0.0.1:Q --peers 1=127.0.0.1:P,2=... --clients 1=127.0.0.1:Q,2=...
 //     [--commit-notice-delay-ms N]   (RaftNode commitNoticeDelayMs; 0 = send commit notices at once)
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { RaftError, NONE } from '../../../manager/raft/core/index.js';
 import { RaftNode, type StateMachine } from '../../../manager/raft/node/index.js';
@@ -43,6 +44,39 @@ class KvStateMachine implements StateMachine {
     return Buffer.from(JSON.stringify({ entries, order: this.order }));
   }
 
+  /**
+   * The same bytes as snapshot(), made a slice at a time with the event loop
+   * free in between: the bench's state reaches ~100 MB of JSON, which took
+   * long enough in one go to cost the leader its followers' heartbeats.
+   */
+  async snapshotAsync(): Promise<Uint8Array> {
+    // The capture: later applies replace map values (never mutate them) and
+    // only push to order; restore() swaps in new objects.
+    const entries = [...this.map];
+    const order = this.order;
+    const n = order.length;
+    const out: Buffer[] = [];
+    let parts: string[] = [];
+    const cut = async () => {
+      out.push(Buffer.from(parts.join('')));
+      parts = [];
+      await new Promise((r) => setImmediate(r));
+    };
+    parts.push('{"entries":[');
+    for (let i = 0; i < entries.length; i++) {
+      if (i > 0 && i % 5000 === 0) await cut();
+      parts.push((i > 0 ? ',' : '') + JSON.stringify([entries[i]![0], entries[i]![1].toString('base64')]));
+    }
+    parts.push('],"order":[');
+    for (let i = 0; i < n; i++) {
+      if (i > 0 && i % 20000 === 0) await cut();
+      parts.push((i > 0 ? ',' : '') + JSON.stringify(order[i]));
+    }
+    parts.push(']}');
+    await cut();
+    return Buffer.concat(out);
+  }
+
   restore(data: Uint8Array): void {
     this.map.clear();
     this.order = [];
@@ -58,6 +92,14 @@ async function main(): Promise<void> {
   const peers = parseMap(arg('peers'));
   const clients = parseMap(arg('clients'));
   const log = pino({ level: process.env.RAFTKV_LOG ?? 'warn' }, pino.destination(2));
+  // A blocked event loop is what makes followers miss heartbeats: say when it happens.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  setInterval(() => {
+    const maxMs = loopDelay.max / 1e6;
+    if (maxMs > 100) log.warn({ maxMs: Math.round(maxMs) }, 'event loop stalled');
+    loopDelay.reset();
+  }, 1000).unref();
   const sm = new KvStateMachine();
   const node = RaftNode.open({
     id,

@@ -237,6 +237,39 @@ describe('snapshots', () => {
     });
   }
 
+  it('saveSnapshotAsync writes the file saveSnapshot would, byte for byte, and it loads back', async () => {
+    const [a, b] = [tempDir(), tempDir()];
+    // Over a MiB: the checksum is computed in several slices.
+    const big = snap(10, 1, 3_000_000);
+    for (const dir of [a, b]) {
+      const r = RaftDisk.open(dir, quiet);
+      r.disk.save({ term: 1, vote: 1, commit: 20 }, ents(1, 20, 1, 30), undefined, true);
+      if (dir === a) r.disk.saveSnapshot(big);
+      else expect(await r.disk.saveSnapshotAsync(big)).toBe(true);
+      r.disk.save(undefined, [], big, true);
+      r.disk.close();
+    }
+    const [fa, fb] = [snapFiles(a), snapFiles(b)];
+    expect(fb).toEqual(fa);
+    expect(fs.readFileSync(path.join(b, 'snap', fb[0]!)).equals(fs.readFileSync(path.join(a, 'snap', fa[0]!)))).toBe(true);
+    withDisk(b, quiet, (r) => {
+      expect(r.snapshot?.metadata.index).toBe(10);
+      expect(Buffer.from(r.snapshot!.data).equals(Buffer.from(big.data))).toBe(true);
+      expect(logOf(r.storage)).toEqual(ents(11, 20, 1, 30).map(plain));
+    });
+  });
+
+  it('saveSnapshotAsync on a disk closed meanwhile says so and leaves the file to open()', async () => {
+    const dir = tempDir();
+    const r = RaftDisk.open(dir, quiet);
+    r.disk.save({ term: 1, vote: 1, commit: 20 }, ents(1, 20, 1, 30), undefined, true);
+    const p = r.disk.saveSnapshotAsync(snap(10, 1, 2_000_000));
+    r.disk.close();
+    expect(await p).toBe(false);
+    // No WAL record points at it, but it fits the WAL: a valid snapshot of committed entries.
+    withDisk(dir, quiet, (o) => expect(o.snapshot?.metadata.index).toBe(10));
+  });
+
   it('loads the newest snapshot and the entries after it', () => {
     const dir = tempDir();
     twoSnapshots(dir, quiet);
