@@ -791,19 +791,23 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     }
     this.snapshotting = true;
     void (async () => {
+      let handedOver = false;
       try {
         const app = await this.sm.snapshotAsync!();
         if (this.stopped || index <= this.lastSnapIndex) return;
         // Throws if a snapshot from the leader replaced the log meanwhile: ours is then stale.
         const snap = this.storage.createSnapshot(index, confState, encodeEnvelope(peers, app));
         if (!(await this.disk.saveSnapshotAsync(snap))) return;
+        // Mid-Ready this waits for advance(); the next snapshot may start only after it.
+        handedOver = true;
         this.withCore(() => {
+          this.snapshotting = false;
           if (!this.stopped && index > this.lastSnapIndex) this.snapshotTaken(snap, started);
         });
       } catch (e) {
         if (!this.stopped) this.log.warn({ raft: this.id, index, err: String(e) }, 'snapshot abandoned');
       } finally {
-        this.snapshotting = false;
+        if (!handedOver) this.snapshotting = false;
       }
     })();
   }

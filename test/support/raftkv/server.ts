@@ -27,6 +27,50 @@ function parseMap(s: string): Record<number, string> {
   return out;
 }
 
+/**
+ * The state's bytes, built a slice at a time: a generator that yields between
+ * slices, so snapshotAsync can give the event loop back and snapshot() can run
+ * it straight through. Layout: u32 n, n x (u32 key length, key, u32 value
+ * length, value); u32 m, m x (u32 key length, key): the map, then the order.
+ */
+function* encodeState(entries: [string, Buffer][], order: readonly string[], m: number): Generator<void, Buffer> {
+  const SLICE = 20_000;
+  const keys = new Map<string, Buffer>();
+  const keyBytes = (k: string) => {
+    let b = keys.get(k);
+    if (!b) keys.set(k, (b = Buffer.from(k)));
+    return b;
+  };
+  let size = 8;
+  for (let i = 0; i < entries.length; i++) {
+    if (i > 0 && i % SLICE === 0) yield;
+    size += 8 + keyBytes(entries[i]![0]).length + entries[i]![1].length;
+  }
+  for (let i = 0; i < m; i++) {
+    if (i > 0 && i % SLICE === 0) yield;
+    size += 4 + keyBytes(order[i]!).length;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let p = out.writeUInt32LE(entries.length, 0);
+  for (let i = 0; i < entries.length; i++) {
+    if (i > 0 && i % SLICE === 0) yield;
+    const k = keyBytes(entries[i]![0]);
+    const v = entries[i]![1];
+    p = out.writeUInt32LE(k.length, p);
+    p += k.copy(out, p);
+    p = out.writeUInt32LE(v.length, p);
+    p += v.copy(out, p);
+  }
+  p = out.writeUInt32LE(m, p);
+  for (let i = 0; i < m; i++) {
+    if (i > 0 && i % SLICE === 0) yield;
+    const k = keyBytes(order[i]!);
+    p = out.writeUInt32LE(k.length, p);
+    p += k.copy(out, p);
+  }
+  return out;
+}
+
 /** Keys and values, plus every applied key in order (what the crash test checks). */
 class KvStateMachine implements StateMachine {
   map = new Map<string, Buffer>();
@@ -40,50 +84,49 @@ class KvStateMachine implements StateMachine {
   }
 
   snapshot(): Uint8Array {
-    const entries = [...this.map].map(([k, v]) => [k, v.toString('base64')]);
-    return Buffer.from(JSON.stringify({ entries, order: this.order }));
+    const g = encodeState([...this.map], this.order, this.order.length);
+    for (;;) {
+      const r = g.next();
+      if (r.done) return r.value;
+    }
   }
 
   /**
-   * The same bytes as snapshot(), made a slice at a time with the event loop
-   * free in between: the bench's state reaches ~100 MB of JSON, which took
-   * long enough in one go to cost the leader its followers' heartbeats.
+   * snapshot()'s bytes with the event loop free between slices: the bench's
+   * state passes 100 MB, which made in one go stalled a member for a second.
    */
   async snapshotAsync(): Promise<Uint8Array> {
     // The capture: later applies replace map values (never mutate them) and
     // only push to order; restore() swaps in new objects.
-    const entries = [...this.map];
-    const order = this.order;
-    const n = order.length;
-    const out: Buffer[] = [];
-    let parts: string[] = [];
-    const cut = async () => {
-      out.push(Buffer.from(parts.join('')));
-      parts = [];
-      await new Promise((r) => setImmediate(r));
-    };
-    parts.push('{"entries":[');
-    for (let i = 0; i < entries.length; i++) {
-      if (i > 0 && i % 5000 === 0) await cut();
-      parts.push((i > 0 ? ',' : '') + JSON.stringify([entries[i]![0], entries[i]![1].toString('base64')]));
+    const g = encodeState([...this.map], this.order, this.order.length);
+    for (;;) {
+      const r = g.next();
+      if (r.done) return r.value;
+      await new Promise((resolve) => setImmediate(resolve));
     }
-    parts.push('],"order":[');
-    for (let i = 0; i < n; i++) {
-      if (i > 0 && i % 20000 === 0) await cut();
-      parts.push((i > 0 ? ',' : '') + JSON.stringify(order[i]));
-    }
-    parts.push(']}');
-    await cut();
-    return Buffer.concat(out);
   }
 
   restore(data: Uint8Array): void {
     this.map.clear();
     this.order = [];
     if (data.byteLength === 0) return;
-    const s = JSON.parse(Buffer.from(data).toString()) as { entries: [string, string][]; order: string[] };
-    for (const [k, v] of s.entries) this.map.set(k, Buffer.from(v, 'base64'));
-    this.order = s.order;
+    const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    let p = 0;
+    const chunk = (): Buffer => {
+      const len = b.readUInt32LE(p);
+      const out = b.subarray(p + 4, p + 4 + len);
+      p += 4 + len;
+      return out;
+    };
+    const n = b.readUInt32LE(p);
+    p += 4;
+    for (let i = 0; i < n; i++) {
+      const k = chunk().toString();
+      this.map.set(k, Buffer.from(chunk()));
+    }
+    const m = b.readUInt32LE(p);
+    p += 4;
+    for (let i = 0; i < m; i++) this.order.push(chunk().toString());
   }
 }
 
