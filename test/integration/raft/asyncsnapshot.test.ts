@@ -50,13 +50,19 @@ describe('raft-ts snapshots made off the event loop', () => {
     return node;
   }
 
-  it('keeps committing while a snapshot is made, then writes it, and a restart recovers from it', async () => {
-    const dir = path.join(base, 'n1');
+  /** A leading node with 12 entries applied, its state machine asked for a snapshot it has not delivered. */
+  async function snapshotAsked(name: string): Promise<{ dir: string; sm: SlowSnapshotList; node: RaftNode }> {
+    const dir = path.join(base, name);
     const sm = new SlowSnapshotList();
     const node = open(dir, sm);
     await waitUntil('single node leads', () => node.isLeader(), 5_000);
-    for (let i = 0; i < 12; i++) await node.propose(Buffer.from(`a${i}`));
+    for (let i = 0; i < 12; i++) await node.propose(Buffer.from(`${name}-a${i}`));
     await waitUntil('a snapshot is asked for', () => sm.captures.length === 1, 5_000);
+    return { dir, sm, node };
+  }
+
+  it('keeps committing while a snapshot is made, then writes it, and a restart recovers from it', async () => {
+    const { dir, sm, node } = await snapshotAsked('n1');
     const captured = sm.captures[0]!.items;
     const applied = sm.items.length;
     expect(captured.length).toBeLessThanOrEqual(applied);
@@ -88,12 +94,7 @@ describe('raft-ts snapshots made off the event loop', () => {
   });
 
   it('a node stopped while its snapshot is being made starts again cleanly', async () => {
-    const dir = path.join(base, 'n2');
-    const sm = new SlowSnapshotList();
-    const node = open(dir, sm);
-    await waitUntil('single node leads', () => node.isLeader(), 5_000);
-    for (let i = 0; i < 12; i++) await node.propose(Buffer.from(`c${i}`));
-    await waitUntil('a snapshot is asked for', () => sm.captures.length === 1, 5_000);
+    const { dir, sm, node } = await snapshotAsked('n2');
     node.stop();
     sm.captures[0]!.release();
     await new Promise((r) => setImmediate(r));
