@@ -6,7 +6,7 @@
 // fails and is made again on the next pass.
 import type { Store, StoreEvent } from '../store/index.js';
 import { schedule, type PendingTask, type SchedulerNode } from '../scheduler/index.js';
-import { clustersTable, nodesTable, servicesTable, tasksTable, type TaskObject } from '../cluster/tables.js';
+import { clustersTable, nodesTable, servicesTable, tasksTable, type NodeObject, type TaskObject } from '../cluster/tables.js';
 import { newObjectId } from '../cluster/ids.js';
 import { toSchedulerNodes } from './nodes.js';
 import { DEFAULT_HISTORY_LIMIT, reconcile } from './reconcile.js';
@@ -100,6 +100,7 @@ export class Orchestrator {
     const historyLimit = limit === undefined || limit === null || Number(limit) < 0 ? DEFAULT_HISTORY_LIMIT : Number(limit);
     const plan = reconcile({ services, tasks, nodes, schedulerNodes: toSchedulerNodes(nodes, tasks), now, historyLimit }, newObjectId);
     const stats: PassStats = { created: 0, updated: 0, removed: 0, assigned: 0, failed: 0 };
+    stats.assigned += this.placeNew(plan, tasks, nodes, now);
     if (plan.create.length + plan.update.length + plan.remove.length > 0) {
       const res = await this.store.batch(async (b) => {
         for (const t of plan.update) await b.update((tx) => void tx.update(tasksTable, t));
@@ -116,12 +117,39 @@ export class Orchestrator {
     return wakeAt;
   }
 
+  /**
+   * Place the tasks this pass creates before they are written, so each is
+   * written once, already assigned (or pending with the reason nothing fits),
+   * rather than created pending and assigned by a second write. Returns how
+   * many it placed.
+   */
+  private placeNew(plan: { create: unknown[]; update: TaskObject[]; remove: TaskObject[] }, tasks: TaskObject[], nodes: NodeObject[], now: number): number {
+    const fresh = (plan.create as TaskObject[]).filter((t) => schedulable(t, now));
+    if (fresh.length === 0) return 0;
+    // The nodes as they will be once the plan is written: shut-down tasks updated, removed ones gone.
+    const changed = new Map(plan.update.map((t) => [t.id, t]));
+    const gone = new Set(plan.remove.map((t) => t.id));
+    const after = tasks.filter((t) => !gone.has(t.id)).map((t) => changed.get(t.id) ?? t);
+    const { assignments, unplaced } = place(toSchedulerNodes(nodes, after), fresh);
+    let n = 0;
+    for (const t of fresh) {
+      const node = assignments.get(t.id);
+      if (node) {
+        t.nodeId = node;
+        t.status = { ...t.status, state: S.TASK_ASSIGNED, message: 'assigned', err: '', timestamp: now } as never;
+        n++;
+      } else {
+        t.status = { ...t.status, message: unplaced.get(t.id)! } as never;
+      }
+    }
+    return n;
+  }
+
   /** Place pending tasks; write assignments and, where nothing fits, the reason. */
   private async schedulePending(now: number, stats: PassStats): Promise<number | undefined> {
     const { tasks, nodes } = this.store.view((r) => ({ tasks: r.list(tasksTable), nodes: r.list(nodesTable) }));
     let wakeAt: number | undefined;
-    const free: TaskObject[] = [];
-    const pinned: TaskObject[] = [];
+    const all: TaskObject[] = [];
     for (const t of tasks) {
       if (stateOf(t) !== S.TASK_PENDING || Number(t.desiredState) > S.TASK_RUNNING) continue;
       const nb = Number(t.notBefore ?? 0);
@@ -129,20 +157,10 @@ export class Orchestrator {
         wakeAt = Math.min(wakeAt ?? nb, nb);
         continue;
       }
-      (t.nodeId ? pinned : free).push(t);
+      all.push(t);
     }
-    if (free.length + pinned.length === 0) return wakeAt;
-    const snodes = toSchedulerNodes(nodes, tasks);
-    const byId = new Map<string, SchedulerNode>(snodes.map((n) => [n.id, n]));
-    const { assignments, unplaced } = schedule(snodes, free.map(pendingOf));
-    // Tasks created for one node (global services) get that node's verdict alone.
-    for (const t of pinned) {
-      const n = byId.get(t.nodeId);
-      const r = n ? schedule([n], [pendingOf(t)]) : undefined;
-      if (r?.assignments.has(t.id)) assignments.set(t.id, t.nodeId);
-      else unplaced.set(t.id, r?.unplaced.get(t.id) ?? 'node not found');
-    }
-    const all = [...free, ...pinned];
+    if (all.length === 0) return wakeAt;
+    const { assignments, unplaced } = place(toSchedulerNodes(nodes, tasks), all);
     const res = await this.store.batch(async (b) => {
       for (const t of all) {
         const node = assignments.get(t.id);
@@ -164,6 +182,26 @@ export class Orchestrator {
     stats.failed += res.failed.length;
     return wakeAt;
   }
+}
+
+/** Pending, wanted running, and not held back by a restart delay. */
+function schedulable(t: TaskObject, now: number): boolean {
+  return stateOf(t) === S.TASK_PENDING && Number(t.desiredState) <= S.TASK_RUNNING && Number(t.notBefore ?? 0) <= now;
+}
+
+/** The scheduler's verdict on pending tasks: free ones in one batch; ones pinned to a node (global services) by that node alone. */
+function place(snodes: SchedulerNode[], pending: TaskObject[]): { assignments: Map<string, string>; unplaced: Map<string, string> } {
+  const free = pending.filter((t) => !t.nodeId);
+  const { assignments, unplaced } = schedule(snodes, free.map(pendingOf));
+  const byId = new Map<string, SchedulerNode>(snodes.map((n) => [n.id, n]));
+  for (const t of pending) {
+    if (!t.nodeId) continue;
+    const n = byId.get(t.nodeId);
+    const r = n ? schedule([n], [pendingOf(t)]) : undefined;
+    if (r?.assignments.has(t.id)) assignments.set(t.id, t.nodeId);
+    else unplaced.set(t.id, r?.unplaced.get(t.id) ?? 'node not found');
+  }
+  return { assignments, unplaced };
 }
 
 function pendingOf(t: TaskObject): PendingTask {

@@ -109,8 +109,17 @@ describe('orchestration on a raft-backed store', () => {
   });
 
   it('6 replicas spread 2 per node, and each worker receives exactly its own tasks', async () => {
+    const ac = new AbortController();
+    const events: { kind: string; state: number }[] = [];
+    const watch = store.watch({ table: 'tasks', signal: ac.signal });
+    void (async () => {
+      for await (const ev of watch) events.push({ kind: ev.kind, state: Number((ev.object as TaskObject).status?.state) });
+    })().catch(() => undefined);
     const id = await createService({ name: 'web', replicated: { replicas: 6 }, taskTemplate: { container: { image: 'busybox' } } });
     await waitFor('6 assigned', () => (tasksOf(id).filter((t) => Number(t.status?.state) === S.TASK_ASSIGNED).length === 6 || undefined), 5000, 10);
+    ac.abort();
+    // Placed before being written: one write per task, created already assigned.
+    expect(events).toEqual(Array.from({ length: 6 }, () => ({ kind: 'create', state: S.TASK_ASSIGNED })));
     await waitFor('assignments delivered', () => (workers.every((w) => w.running().length === 2) || undefined), 5000, 10);
     for (const w of workers) for (const t of w.running()) expect(t.nodeId).toBe(w.nodeId);
     expect(new Set(tasksOf(id).map((t) => Number(t.slot)))).toEqual(new Set([1, 2, 3, 4, 5, 6]));
