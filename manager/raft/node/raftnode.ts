@@ -63,6 +63,14 @@ export interface RaftNodeOptions {
    * at run time (shoal keeps it in the replicated cluster object).
    */
   snapshotEntries?: number | (() => number);
+  /**
+   * Besides snapshotEntries, wait until the entries applied since the last
+   * snapshot hold at least this many times its size in bytes (LogCabin's
+   * snapshotRatio). A large state is then snapshotted no more often than it
+   * is rewritten by the log, so its snapshots cost at most what the log
+   * writes. Default 0: entries alone decide.
+   */
+  snapshotLogRatio?: number;
   /** Entries kept in the log behind a snapshot so slow followers catch up without one. Default 5,000. */
   compactionMargin?: number | (() => number);
   /** Max bytes of one proposal. Default 1.5 MiB. */
@@ -163,6 +171,10 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private readonly deferredApps = new Map<NodeId, Message>();
   /** A snapshot of the state machine is being made off the loop (snapshotAsync). */
   private snapshotting = false;
+  private readonly snapshotLogRatio: number;
+  /** Bytes of the entries applied since the last snapshot began, and the size of the last snapshot. */
+  private appliedBytes = 0;
+  private lastSnapBytes = 0;
   private deferTimer: NodeJS.Timeout | undefined;
 
   private constructor(opts: RaftNodeOptions) {
@@ -177,6 +189,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.compactionMargin = typeof cm === 'function' ? cm : () => cm;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.commitNoticeDelayMs = opts.commitNoticeDelayMs ?? 5;
+    this.snapshotLogRatio = opts.snapshotLogRatio ?? 0;
 
     const opened = RaftDisk.open(opts.dataDir, { noSync: opts.noSync, logger: (m) => this.log.warn({}, m) });
     this.disk = opened.disk;
@@ -202,6 +215,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       this.peers = env.peers;
       this.applied = snapshot.metadata.index;
       this.lastSnapIndex = snapshot.metadata.index;
+      this.lastSnapBytes = snapshot.data.byteLength;
       this.confState = snapshot.metadata.confState;
     }
     if (opts.join) {
@@ -709,6 +723,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       }
     }
     this.applied = index;
+    this.appliedBytes += data.byteLength;
     const p = this.pending.get(index);
     if (!p) return;
     this.pending.delete(index);
@@ -749,6 +764,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     }
     this.applied = s.metadata.index;
     this.lastSnapIndex = s.metadata.index;
+    this.lastSnapBytes = s.data.byteLength;
+    this.appliedBytes = 0;
     this.confState = s.metadata.confState;
     this.disk.releaseTo(s.metadata.index);
     // Proposals at or below the snapshot were decided elsewhere; their outcome is unknown here.
@@ -779,6 +796,8 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   private maybeSnapshot(): void {
     if (this.snapshotting || this.applied - this.lastSnapIndex < this.snapshotEntries()) return;
+    if (this.appliedBytes < this.snapshotLogRatio * this.lastSnapBytes) return;
+    this.appliedBytes = 0;
     const index = this.applied;
     const confState = this.confState;
     const peers = this.peersForSnapshot();
@@ -820,6 +839,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
     this.disk.releaseTo(index);
     this.lastSnapIndex = index;
+    this.lastSnapBytes = snap.data.byteLength;
     this.log.info({ raft: this.id, index, bytes: snap.data.byteLength, ms: Date.now() - started }, 'snapshot taken');
   }
 

@@ -33,6 +33,20 @@ class SlowSnapshotList implements StateMachine {
   }
 }
 
+/** Snapshots (made inline) of about 2,000 bytes once it holds anything. */
+class PaddedList implements StateMachine {
+  items: string[] = [];
+  apply(_i: number, data: Uint8Array): unknown {
+    return this.items.push(Buffer.from(data).toString());
+  }
+  snapshot(): Uint8Array {
+    return Buffer.from(JSON.stringify({ items: this.items, pad: this.items.length ? 'x'.repeat(2_000) : '' }));
+  }
+  restore(data: Uint8Array): void {
+    this.items = data.byteLength ? (JSON.parse(Buffer.from(data).toString()) as { items: string[] }).items : [];
+  }
+}
+
 const noPeers: Transport = { send() {}, addPeer() {}, removePeer() {} };
 
 function snapIndexes(dir: string): number[] {
@@ -106,6 +120,37 @@ describe('raft-ts snapshots made off the event loop', () => {
       expect(again.items).toEqual(sm.items);
     } finally {
       restarted.stop();
+    }
+  });
+
+  it('with snapshotLogRatio, a large state waits until the log since its last snapshot outweighs it', async () => {
+    const dir = path.join(base, 'ratio');
+    const sm = new PaddedList();
+    const node = RaftNode.open({
+      id: 1, dataDir: dir, stateMachine: sm, advertiseAddr: '127.0.0.1:1', bootstrap: { 1: '127.0.0.1:1' }, tickMs: 10,
+      snapshotEntries: 5, compactionMargin: 2, snapshotLogRatio: 1,
+    });
+    node.start(noPeers);
+    node.campaign();
+    try {
+      await waitUntil('single node leads', () => node.isLeader(), 5_000);
+      const entry = (i: number) => Buffer.from(`e${i}`.padEnd(100, '.'));
+      let i = 0;
+      // The bootstrap snapshot is tiny: the first one comes after snapshotEntries.
+      while (snapIndexes(dir).every((x) => x <= 1)) await node.propose(entry(i++));
+      expect(i).toBeLessThanOrEqual(6);
+      const first = Math.max(...snapIndexes(dir));
+      // A snapshot of 2,000+ bytes: the next waits for 2,000+ bytes of entries (20+ of 100 bytes),
+      // not for snapshotEntries (5).
+      let more = 0;
+      while (Math.max(...snapIndexes(dir)) === first) {
+        await node.propose(entry(i++));
+        more++;
+      }
+      expect(more).toBeGreaterThanOrEqual(20);
+      expect(more).toBeLessThanOrEqual(35);
+    } finally {
+      node.stop();
     }
   });
 });

@@ -50,6 +50,7 @@ export interface ClusterOptions {
   tickMs?: number;
   snapshotEntries?: number;
   compactionMargin?: number;
+  snapshotLogRatio?: number;
   env?: Record<string, string>;
 }
 
@@ -96,6 +97,7 @@ export class RaftKvCluster {
       '--tick-ms', String(this.opts.tickMs ?? 100)];
     if (this.opts.snapshotEntries) args.push('--snapshot-entries', String(this.opts.snapshotEntries));
     if (this.opts.compactionMargin !== undefined) args.push('--compaction-margin', String(this.opts.compactionMargin));
+    if (this.opts.snapshotLogRatio !== undefined) args.push('--snapshot-log-ratio', String(this.opts.snapshotLogRatio));
     // RAFTKV_NODE_ARGS: extra node flags for the members (e.g. "--cpu-prof --cpu-prof-dir=D" to profile them).
     const nodeArgs = (process.env.RAFTKV_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const proc = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.opts.env } });

@@ -3,6 +3,7 @@
 //   node dist/test/support/raftkv/server.js --id 1 --data-dir D --raft-addr 127.0.0.1:P
 //     --client-addr 127.0.0.1:Q --peers 1=127.0.0.1:P,2=... --clients 1=127.0.0.1:Q,2=...
 //     [--commit-notice-delay-ms N]   (RaftNode commitNoticeDelayMs; 0 = send commit notices at once)
+//     [--snapshot-log-ratio R]       (RaftNode snapshotLogRatio; default 0)
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { RaftError, NONE } from '../../../manager/raft/core/index.js';
@@ -153,6 +154,7 @@ async function main(): Promise<void> {
     tickMs: Number(arg('tick-ms', '100')),
     snapshotEntries: Number(arg('snapshot-entries', '10000')),
     compactionMargin: Number(arg('compaction-margin', '5000')),
+    snapshotLogRatio: Number(arg('snapshot-log-ratio', '0')),
     logger: log,
     commitNoticeDelayMs: Number(arg('commit-notice-delay-ms', '5')),
   });
