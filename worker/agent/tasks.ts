@@ -87,6 +87,8 @@ interface Ctl {
   wake: Wake;
   backoffMs: number;
   done: Promise<void>;
+  /** The runtime wait on the running container: kept across wake-ups (see watch()). */
+  exitWait?: Promise<number>;
 }
 
 const terminal = (s: number | null | undefined): boolean => (s ?? 0) >= S.TASK_COMPLETE;
@@ -119,8 +121,17 @@ export class TaskRunner {
   private readonly removing = new Map<string, Promise<void>>();
   /** Task ids whose container this instance created. */
   private readonly created = new Set<string>();
+  /** Runtime waits in flight (watch()), aborted by stop(). */
+  private readonly waits = new Set<AbortController>();
   /** The runtime's shoal containers as start() found them, until the first full assignment judges them. */
   private listing?: ContainerInfo[];
+  /**
+   * Ids of every container start() found (kept after the listing is judged):
+   * a task id outside it that this instance never created has no container,
+   * so discover() need not ask. (If one appears after all, create() finds it
+   * exists and adopts it.)
+   */
+  private foundAtStart?: Set<string>;
   private ready: Promise<void> = Promise.resolve();
   private queue: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -141,7 +152,9 @@ export class TaskRunner {
   private async learn(): Promise<void> {
     for (let backoff = this.minBackoff(); !this.stopped; backoff = this.nextBackoff(backoff)) {
       try {
-        this.listing = (await this.rt.list()).filter((c) => c.labels?.[LABEL_TASK_ID]);
+        const all = await this.rt.list();
+        this.foundAtStart = new Set(all.map((c) => c.id));
+        this.listing = all.filter((c) => c.labels?.[LABEL_TASK_ID]);
         this.opts.logger.info({ containers: this.listing.length }, 'task runner: found task containers');
         return;
       } catch (e) {
@@ -167,6 +180,8 @@ export class TaskRunner {
   async stop(): Promise<void> {
     this.stopped = true;
     this.stopWake.fire();
+    // Containers live on without us: stop waiting for them.
+    for (const ac of this.waits) ac.abort();
     for (const t of this.tasks.values()) t.wake.fire();
     await this.queue;
     await Promise.allSettled([...[...this.tasks.values()].map((t) => t.done), ...this.removing.values()]);
@@ -291,9 +306,15 @@ export class TaskRunner {
 
   /** First sight: is there a container already, and may the task run at all? */
   private async discover(t: Ctl): Promise<void> {
+    const managers = t.known?.state ?? S.TASK_NEW;
+    if (managers < S.TASK_ACCEPTED && !t.stopWanted && !this.created.has(t.id) && this.foundAtStart && !this.foundAtStart.has(t.id)) {
+      // A task new to this node: nothing to look for (a runtime call, and an error, per task saved).
+      t.container = false;
+      t.phase = 'fresh';
+      return;
+    }
     const info = await this.rt.inspect(t.id);
     t.container = info !== undefined;
-    const managers = t.known?.state ?? S.TASK_NEW;
     if (terminal(managers)) {
       // Over for the managers: never run again. A container still running would be a leak.
       t.phase = 'ended';
@@ -395,12 +416,18 @@ export class TaskRunner {
 
   /** Wait for the exit, or for the managers (or stop()) to want something else. */
   private async watch(t: Ctl): Promise<void> {
-    const ac = new AbortController();
+    // One wait per run of the container, kept when a wake-up (a stop, a
+    // removal) interrupts: the stop that follows ends it with the exit it
+    // causes. Cancelling it instead costs a failed call, and grpc-js an error
+    // with two stack traces, per task stopped.
+    t.exitWait ??= this.waitForExit(t.id);
     const woken = t.wake.wait().then(() => 'woken' as const);
     let code: number | 'woken';
     try {
-      code = await Promise.race([this.rt.wait(t.id, ac.signal), woken]);
+      code = await Promise.race([t.exitWait, woken]);
     } catch (e) {
+      t.exitWait = undefined;
+      if (this.stopped) return; // stop() ended the wait
       if (e instanceof ContainerNotFoundError) {
         t.container = false;
         return this.fail(t, vanished(t.id));
@@ -414,10 +441,20 @@ export class TaskRunner {
       }
       if (info.state !== 'exited') throw e;
       code = info.exitCode ?? 0;
-    } finally {
-      ac.abort();
     }
-    if (code !== 'woken') this.exited(t, code);
+    if (code === 'woken') return;
+    t.exitWait = undefined;
+    this.exited(t, code);
+  }
+
+  /** A runtime wait that ends with the container's exit, or when the runner stops. */
+  private waitForExit(id: string): Promise<number> {
+    const ac = new AbortController();
+    this.waits.add(ac);
+    const p = this.rt.wait(id, ac.signal).finally(() => this.waits.delete(ac));
+    // Nobody may be listening by the time it ends (the task was stopped meanwhile).
+    p.catch(() => undefined);
+    return p;
   }
 
   private exited(t: Ctl, code: number): void {

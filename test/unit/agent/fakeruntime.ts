@@ -150,6 +150,9 @@ export class FakeRuntime implements Runtime {
     }
   }
 
+  /** Waits ended by their caller's abort signal rather than by an exit. */
+  abortedWaits = 0;
+
   async wait(id: string, signal?: AbortSignal): Promise<number> {
     const leave = await this.enter('wait', id);
     try {
@@ -160,6 +163,7 @@ export class FakeRuntime implements Runtime {
         const onExit = (code: number): void => resolve(code);
         c.exited.push(onExit);
         signal?.addEventListener('abort', () => {
+          this.abortedWaits++;
           c.exited.splice(c.exited.indexOf(onExit), 1);
           reject(Object.assign(new Error('1 CANCELLED: wait aborted'), { code: 1 }));
         }, { once: true });

@@ -12,7 +12,7 @@ import type { Task, TaskStatus } from '../../../proto/services.js';
 import { waitFor, waitUntil } from '../../support/wait.js';
 import { FakeRuntime, unavailable } from './fakeruntime.js';
 
-const ACCEPTED = 256, PREPARING = 320, READY = 384, STARTING = 448, RUNNING = 512;
+const ASSIGNED = 192, ACCEPTED = 256, PREPARING = 320, READY = 384, STARTING = 448, RUNNING = 512;
 const COMPLETE = 576, SHUTDOWN = 640, FAILED = 704, REJECTED = 768;
 const LIFECYCLE = [ACCEPTED, PREPARING, READY, STARTING, RUNNING];
 
@@ -173,6 +173,35 @@ describe('TaskRunner shutdown and removal', () => {
     expect(h.rt.overlaps).toEqual([]);
   });
 
+  it('a running task told to shut down: its one wait ends with the exit the stop causes, not by a cancel', async () => {
+    const h = harness();
+    h.runner.assign(full(task('t1')));
+    await reach(h, 't1', RUNNING);
+    h.runner.assign(change([task('t1', { desired: SHUTDOWN })]));
+    await reach(h, 't1', SHUTDOWN);
+    await settled(h);
+    expect(h.rt.count('wait', 't1')).toBe(1);
+    expect(h.rt.abortedWaits).toBe(0);
+    expect(h.rt.containers.has('t1')).toBe(false);
+  });
+
+  it('stop() of the runner ends its waits and leaves the containers running', async () => {
+    const h = harness();
+    const warnings: string[] = [];
+    const runner = new TaskRunner({
+      runtime: h.rt, nodeId: 'node-1', logDir: h.logDir, volumeDir: h.volumeDir, report: (u) => h.reports.push(u),
+      logger: { ...silent, warn: (_o: object, m?: string) => void warnings.push(m ?? '') }, retryMinMs: 5, retryMaxMs: 20,
+    });
+    runner.assign(full(task('t1'), task('t2')));
+    await reach(h, 't1', RUNNING);
+    await reach(h, 't2', RUNNING);
+    await waitUntil('both watched', () => h.rt.count('wait') === 2, 5_000, 2);
+    await runner.stop();
+    expect(h.rt.abortedWaits).toBe(2);
+    expect(warnings).toEqual([]);
+    expect([...h.rt.containers.values()].map((c) => c.state)).toEqual(['running', 'running']);
+  });
+
   it('a task told to shut down before it started: SHUTDOWN, nothing created', async () => {
     const h = harness();
     h.runner.assign(full(task('t1', { desired: SHUTDOWN, status: { state: 192 } })));
@@ -281,6 +310,27 @@ describe('TaskRunner after an agent restart', () => {
       expect(h.rt.count('start')).toBe(c.starts);
     });
   }
+
+  it('a task new to the node is run without asking the runtime for its container first', async () => {
+    const h = harness();
+    await h.runner.start();
+    h.runner.assign(full(task('t1', { status: { state: ASSIGNED } })));
+    await reach(h, 't1', RUNNING);
+    expect(h.states('t1')).toEqual(LIFECYCLE);
+    expect(h.rt.count('inspect')).toBe(0);
+  });
+
+  it('a container the previous agent made but never reported (managers: assigned) is adopted, not made again', async () => {
+    const h = harness();
+    h.rt.addContainer({ id: 't1', image: 'shoal.local/busybox:1', labels: { 'shoal.task.id': 't1' }, logPath: '/x.log' }, 'running');
+    await h.runner.start();
+    h.runner.assign(full(task('t1', { status: { state: ASSIGNED } })));
+    await reach(h, 't1', RUNNING);
+    await settled(h);
+    expect(h.states('t1')).toEqual([RUNNING]);
+    expect(h.rt.count('inspect', 't1')).toBe(1);
+    expect(h.rt.count('create')).toBe(0);
+  });
 
   it('a task the managers saw starting whose container is gone is FAILED, not run again', async () => {
     const h = harness();
