@@ -154,10 +154,6 @@ interface Plan {
 /** Objects encoded per event-loop turn by snapshotAsync. */
 const SNAPSHOT_SLICE = 500;
 
-function snapshotRecord(def: TableDef<StoreObject>, obj: StoreObject): SnapshotRecord {
-  return { version: obj.meta.version, createdAt: obj.meta.createdAt, updatedAt: obj.meta.updatedAt, data: def.codec.encode(obj) };
-}
-
 /** Everything restore() replaces at once. */
 class State {
   readonly tables = new Map<string, TableState>();
@@ -705,11 +701,11 @@ export class Store implements StateMachine {
   }
 
   snapshot(): Uint8Array {
-    const st = this.state;
-    const tables = new Map<string, SnapshotRecord[]>();
-    for (const [name, t] of st.tables) tables.set(name, [...t.rows.values()].map(({ obj }) => snapshotRecord(t.def, obj)));
-    for (const [name, records] of st.opaque) tables.set(name, records);
-    return encodeSnapshot({ appliedIndex: st.appliedIndex, tables });
+    const g = this.encodeInSlices();
+    for (;;) {
+      const r = g.next();
+      if (r.done) return r.value;
+    }
   }
 
   /**
@@ -718,6 +714,17 @@ export class Store implements StateMachine {
    * must not hold up heartbeats or the agents' sessions.
    */
   async snapshotAsync(): Promise<Uint8Array> {
+    const g = this.encodeInSlices();
+    // The first next() runs before any await: the state is captured as of this call.
+    for (;;) {
+      const r = g.next();
+      if (r.done) return r.value;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /** The snapshot, pausing (yield) every SNAPSHOT_SLICE objects. The capture happens at the first next(). */
+  private *encodeInSlices(): Generator<void, Uint8Array> {
     // Rows hold deep-frozen objects that writes replace and never change, and
     // restore() swaps in a new State: holding them is a consistent capture.
     const st = this.state;
@@ -729,8 +736,8 @@ export class Store implements StateMachine {
     for (const c of captured) {
       const records: SnapshotRecord[] = [];
       for (const obj of c.objs) {
-        if (++n % SNAPSHOT_SLICE === 0) await new Promise((r) => setImmediate(r));
-        records.push(snapshotRecord(c.def, obj));
+        if (++n % SNAPSHOT_SLICE === 0) yield;
+        records.push({ version: obj.meta.version, createdAt: obj.meta.createdAt, updatedAt: obj.meta.updatedAt, data: c.def.codec.encode(obj) });
       }
       tables.set(c.name, records);
     }

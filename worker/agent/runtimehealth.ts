@@ -7,17 +7,14 @@
 // is saturated with container starts) never counts: that would move tasks off
 // a healthy node.
 import type { Runtime } from '../runtime/runtime.js';
+import { hasCode } from './errorcodes.js';
 
 // gRPC UNAVAILABLE (containerd), and the errno codes of a socket nobody serves (docker).
 const UNREACHABLE_GRPC = 14;
 const UNREACHABLE_ERRNO = new Set(['ENOENT', 'ECONNREFUSED', 'ENOTSOCK']);
 
 export function isUnreachable(e: unknown): boolean {
-  for (let x = e as { code?: unknown; cause?: unknown } | undefined, i = 0; x && i < 3; x = x.cause as typeof x, i++) {
-    if (x.code === UNREACHABLE_GRPC) return true;
-    if (typeof x.code === 'string' && UNREACHABLE_ERRNO.has(x.code)) return true;
-  }
-  return false;
+  return hasCode(e, (c) => (typeof c === 'number' ? c === UNREACHABLE_GRPC : UNREACHABLE_ERRNO.has(c)));
 }
 
 export interface RuntimeHealthOptions {

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { api, type Task, type TaskStatus } from '../../proto/services.js';
 import { ContainerExistsError, ContainerNotFoundError, type ContainerInfo, type Runtime } from '../runtime/runtime.js';
 import { LABEL_TASK_ID, TaskSpecError, logPathOf, toContainerSpec, type TaskContainer } from './containerspec.js';
+import { hasCode } from './errorcodes.js';
 
 const S = api.TaskState;
 type State = TaskStatus['state'];
@@ -99,11 +100,7 @@ const TRANSIENT_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDO
 
 /** The runtime is (briefly) unreachable or overloaded: retrying can help; anything else is about the task. */
 export function isTransient(e: unknown): boolean {
-  for (let x = e as { code?: unknown; cause?: unknown } | undefined, i = 0; x && i < 3; x = x.cause as typeof x, i++) {
-    if (typeof x.code === 'number' && TRANSIENT_GRPC.has(x.code)) return true;
-    if (typeof x.code === 'string' && TRANSIENT_ERRNO.has(x.code)) return true;
-  }
-  return false;
+  return hasCode(e, (c) => (typeof c === 'number' ? TRANSIENT_GRPC.has(c) : TRANSIENT_ERRNO.has(c)));
 }
 
 const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));

@@ -9,6 +9,24 @@ export function writeAll(fd: number, buf: Uint8Array, position: number): void {
   }
 }
 
+/** writeAll off the event loop (on the thread pool). */
+export async function writeAllAsync(fh: fs.promises.FileHandle, buf: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.byteLength) {
+    done += (await fh.write(buf, done, buf.byteLength - done, position + done)).bytesWritten;
+  }
+}
+
+/** fsyncDir off the event loop. */
+export async function fsyncDirAsync(dir: string): Promise<void> {
+  const fh = await fs.promises.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Makes creations, renames and deletions inside `dir` durable. */
 export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import type { Snapshot } from '../core/types.js';
 import { getU64, putU64 } from './codec.js';
 import { crc32 } from './crc.js';
-import { fsyncDir, hex16, writeAll } from './fsutil.js';
+import { fsyncDir, fsyncDirAsync, hex16, writeAll, writeAllAsync } from './fsutil.js';
 
 const SNAP_MAGIC = 0x4e534853; // "SHSN"
 const SNAP_VERSION = 1;
@@ -120,29 +120,15 @@ export async function writeSnapFileAsync(dir: string, snap: Snapshot, sync: bool
   const fh = await fs.promises.open(tmp, 'w');
   let syncs = 0;
   try {
-    let pos = 0;
-    for (const part of [head, snap.data, u32(crc)]) {
-      // write() may write less than asked: loop until the part is down.
-      for (let done = 0; done < part.byteLength;) {
-        const { bytesWritten } = await fh.write(part, done, part.byteLength - done, pos);
-        done += bytesWritten;
-        pos += bytesWritten;
-      }
-    }
+    await writeAllAsync(fh, head, 0);
+    await writeAllAsync(fh, snap.data, head.length);
+    await writeAllAsync(fh, u32(crc), head.length + snap.data.byteLength);
     if (sync) { await fh.sync(); syncs++; }
   } finally {
     await fh.close();
   }
   await fs.promises.rename(tmp, final);
-  if (sync) {
-    const d = await fs.promises.open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
-    syncs++;
-  }
+  if (sync) { await fsyncDirAsync(dir); syncs++; }
   return { file: { term, index, path: final }, bytes: head.length + snap.data.byteLength + 4, syncs };
 }
 
