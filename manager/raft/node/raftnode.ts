@@ -190,6 +190,9 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.commitNoticeDelayMs = opts.commitNoticeDelayMs ?? 5;
     this.snapshotLogRatio = opts.snapshotLogRatio ?? 0;
+    if (!(this.snapshotLogRatio >= 0 && Number.isFinite(this.snapshotLogRatio))) {
+      throw new RaftError('INVALID_CONFIG', `snapshotLogRatio must be a number >= 0 (0: entries alone decide), got ${opts.snapshotLogRatio}`);
+    }
 
     const opened = RaftDisk.open(opts.dataDir, { noSync: opts.noSync, logger: (m) => this.log.warn({}, m) });
     this.disk = opened.disk;

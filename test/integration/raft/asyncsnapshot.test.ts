@@ -153,4 +153,13 @@ describe('raft-ts snapshots made off the event loop', () => {
       node.stop();
     }
   });
+
+  for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+    it(`refuses snapshotLogRatio ${bad} before touching the data dir`, () => {
+      const dir = path.join(base, `bad-${String(bad)}`);
+      expect(() => RaftNode.open({ id: 1, dataDir: dir, stateMachine: new PaddedList(), advertiseAddr: '127.0.0.1:1', bootstrap: { 1: '127.0.0.1:1' }, snapshotLogRatio: bad }))
+        .toThrow(/snapshotLogRatio must be a number >= 0/);
+      expect(fs.existsSync(dir)).toBe(false);
+    });
+  }
 });
