@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { leaderHint, managerClient, type TlsMaterial } from '../../proto/client.js';
 import { DispatcherService, type LogLine, type Task, type TaskStatus } from '../../proto/services.js';
 import { readTaskLog } from './logs.js';
+import { ReportPacer } from './reportpacer.js';
 import type { TaskRunner } from './tasks.js';
 
 export interface SessionOptions {
@@ -25,7 +26,6 @@ export interface SessionOptions {
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2_000;
-const REPORT_COALESCE_MS = 40;
 
 export class WorkerSession {
   private stopped = false;
@@ -36,6 +36,9 @@ export class WorkerSession {
   private readonly pending = new Map<string, TaskStatus>();
   private flushing = false;
   private flushTimer: NodeJS.Timeout | undefined;
+  /** When the pending flush timer fires (epoch ms). */
+  private flushDue = 0;
+  private readonly pacer = new ReportPacer();
   private readonly logSubs = new Map<string, AbortController>();
   /** Sessions opened so far (tests read it). */
   sessions = 0;
@@ -55,12 +58,11 @@ export class WorkerSession {
     this.clients.clear();
   }
 
-  /** TaskRunner's report callback: queue the latest status per task. */
+  /** TaskRunner's report callback: queue the latest status per task, sent as the pacer says. */
   report(u: { taskId: string; status: TaskStatus }): void {
     this.pending.set(u.taskId, u.status);
-    // A task passes accepted, preparing, ready and starting within moments: one
-    // report with the latest state costs the managers one raft entry, not five.
-    this.scheduleFlush(REPORT_COALESCE_MS);
+    this.pacer.queued(u.taskId, Number(u.status.state));
+    this.scheduleFlush(this.pacer.delay());
   }
 
   private client(addr: string): grpc.Client {
@@ -128,8 +130,13 @@ export class WorkerSession {
           }
           const a = msg.assignments;
           this.opts.runner.assign({ full: !!a.full, updated: a.updated ?? [], removed: a.removed ?? [] });
-          if (a.full) this.resendNewer(a.updated ?? []);
-          this.scheduleFlush(0);
+          for (const id of a.removed ?? []) this.pacer.forget(id);
+          if (a.full) {
+            this.pacer.retain(new Set((a.updated ?? []).map((t) => t.id)));
+            this.resendNewer(a.updated ?? []);
+            // A new session: what the old leader may not have got goes now.
+            this.scheduleFlush(0);
+          }
         }
         if (msg.logSubscription) this.onLogSubscription(addr, msg.logSubscription);
       });
@@ -147,8 +154,15 @@ export class WorkerSession {
     }
   }
 
+  /** Flush within ms: an earlier flush already due stays, a later one is brought forward. */
   private scheduleFlush(ms: number): void {
-    if (this.flushTimer || this.flushing || this.stopped) return;
+    if (this.flushing || this.stopped) return;
+    const due = Date.now() + ms;
+    if (this.flushTimer) {
+      if (this.flushDue <= due) return;
+      clearTimeout(this.flushTimer);
+    }
+    this.flushDue = due;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined;
       void this.flush();
@@ -170,6 +184,7 @@ export class WorkerSession {
       });
       // Only what was sent and not superseded meanwhile is done.
       for (const [id, st] of batch) if (this.pending.get(id) === st) this.pending.delete(id);
+      this.pacer.sent(this.pending.size > 0);
     } catch (e) {
       this.opts.logger.debug({ err: (e as grpc.ServiceError).details ?? String(e) }, 'task status update failed; retrying');
       this.flushing = false;
@@ -177,7 +192,7 @@ export class WorkerSession {
       return;
     }
     this.flushing = false;
-    if (this.pending.size > 0) this.scheduleFlush(0);
+    if (this.pending.size > 0) this.scheduleFlush(this.pacer.delay());
   }
 
   // ---- logs ----

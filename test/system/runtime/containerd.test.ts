@@ -3,15 +3,15 @@
 // tini (installed with apt-get when missing): without them the suite skips,
 // and fails under CI=true.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ContainerdRuntime } from '../../../worker/runtime/containerd/runtime.js';
 import { ContainerNotFoundError, ImageNotFoundError, type ContainerSpec } from '../../../worker/runtime/runtime.js';
 import { buildBusyboxImage, writeImage } from '../../../deploy/images/busybox.js';
 import { RegistryPuller } from '../../../worker/runtime/registry.js';
-import { M } from '../../../worker/runtime/containerd/client.js';
+import { ContainerdClient, M } from '../../../worker/runtime/containerd/client.js';
 import { sha256 } from '../../../worker/runtime/oci.js';
 import { PrivateContainerd, prepareRuntimePrerequisites, waitFor } from './containerd-harness.js';
 import { LocalRegistry } from './registry-harness.js';
@@ -228,6 +228,49 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     expect(await rt.stop('survive-1')).toBe(143);
     expect(await waiting).toBe(143);
     await rt.remove('survive-1');
+  });
+
+  it('a container that exits while containerd is down: the pending wait() gets its exit code once containerd is back', async () => {
+    await rt.create(spec('gap-1', { command: ['sleep', '1000'] }));
+    const pid = await rt.start('gap-1');
+    const waiting = rt.wait('gap-1');
+    await daemon.stop(false);
+    // The shim lives on and reaps the process; containerd misses the exit event.
+    process.kill(pid, 'SIGKILL');
+    await waitFor('the process to go', () => (existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8') ? undefined : true));
+    await daemon.start();
+    expect(await waiting).toBe(137);
+    await rt.remove('gap-1');
+  });
+
+  it('waits on many containers through one event stream: no Wait and no look-up per container it started', async () => {
+    const paths: string[] = [];
+    const spy = vi.spyOn(rt.client, 'call').mockImplementation(function (this: unknown, m, req, o) {
+      paths.push((m as { path: string }).path);
+      return ContainerdClient.prototype.call.call(rt.client, m as never, req as never, o);
+    });
+    try {
+      const ids = ['many-1', 'many-2', 'many-3', 'many-4'];
+      for (const [i, id] of ids.entries()) await rt.create(spec(id, { command: ['sh', '-c', `sleep 0.${i + 2}; exit ${i + 1}`] }));
+      await Promise.all(ids.map((id) => rt.start(id)));
+      const generation = rt.exitStreamGeneration;
+      expect(await Promise.all(ids.map((id) => rt.wait(id)))).toEqual([1, 2, 3, 4]);
+      // Exited before the wait: the recorded exit answers.
+      expect(await rt.wait('many-1')).toBe(1);
+      expect(rt.exitStreamGeneration).toBe(generation);
+      expect(paths.filter((p) => p.endsWith('/Wait') || p.endsWith('Tasks/Get'))).toEqual([]);
+    } finally {
+      spy.mockRestore();
+    }
+    // A client that did not start it (a restarted agent) looks the exited task up.
+    const rt3 = new ContainerdRuntime({ socket: daemon.socket, namespace, cgroupParent, stateDir: join(dir, 'rt-state') });
+    try {
+      expect(await rt3.wait('many-2')).toBe(2);
+    } finally {
+      rt3.close();
+    }
+    for (const id of ['many-1', 'many-2', 'many-3', 'many-4']) await rt.remove(id);
+    await expect(rt.wait('many-1')).rejects.toBeInstanceOf(ContainerNotFoundError);
   });
 
   it('joins a given network namespace', async () => {

@@ -35,6 +35,7 @@ const containers = containerd.services.containers.v1;
 const tasks = containerd.services.tasks.v1;
 const leases = containerd.services.leases.v1;
 const version = containerd.services.version.v1;
+const events = containerd.services.events.v1;
 
 export const M = {
   version: method('version.v1.Version', 'Version', T.Empty, version.VersionResponse),
@@ -74,6 +75,9 @@ export const M = {
 
   leaseCreate: method('leases.v1.Leases', 'Create', leases.CreateRequest, leases.CreateResponse),
   leaseDelete: method('leases.v1.Leases', 'Delete', leases.DeleteRequest, T.Empty),
+
+  eventsPublish: method('events.v1.Events', 'Publish', events.PublishRequest, T.Empty),
+  eventsSubscribe: method('events.v1.Events', 'Subscribe', events.SubscribeRequest, events.Envelope),
 };
 
 type Req<X> = X extends Method<infer R, unknown> ? R : never;
@@ -152,6 +156,12 @@ export class ContainerdClient {
       stream.on('error', reject);
       stream.on('end', () => resolve(out));
     });
+  }
+
+  /** A server stream left open (no deadline), read by the caller (events Subscribe). */
+  stream<X extends Method<never, unknown>>(m: X, req: Req<X>): grpc.ClientReadableStream<Res<X>> {
+    const mm = m as unknown as Method<Req<X>, Res<X>>;
+    return this.client.makeServerStreamRequest(mm.path, mm.serialize, mm.deserialize, req, this.metadata(), {});
   }
 
   /** A bidirectional stream (content Write). */

@@ -7,7 +7,8 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { containerd } from '../../../proto/gen/containerd.js';
-import { ContainerdClient, DEFAULT_SOCKET, M, isAlreadyExists, isNotFound, isUnavailable } from './client.js';
+import { ContainerdClient, DEFAULT_SOCKET, M, isAlreadyExists, isNotFound } from './client.js';
+import { ExitEvents } from './exits.js';
 import { ImageStore, type ResolvedImage } from './images.js';
 import { installLogger, loggerUri } from './logger.js';
 import { normalizeRef } from '../reference.js';
@@ -123,7 +124,6 @@ function readFromLayers(dirs: string[], file: string): string {
   return '';
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * An image found present and unpacked is trusted for this long without asking containerd again:
@@ -142,12 +142,20 @@ export class ContainerdRuntime implements Runtime {
   private readonly freshImages = new Map<string, { img: Promise<ResolvedImage>; until: number }>();
   /** Containers create() just made, with their rootfs mounts: start() needs no lookups for them. */
   private readonly justCreated = new Map<string, { mounts: MountProps[]; logPath: string }>();
+  /** Exits from containerd's event stream: wait() needs no call per container. */
+  private readonly exits: ExitEvents;
 
   constructor(private readonly opts: ContainerdRuntimeOptions = {}) {
     this.client = new ContainerdClient(opts.socket ?? DEFAULT_SOCKET, opts.namespace ?? 'shoal', opts.callTimeoutMs ?? 60_000);
     this.snapshotter = opts.snapshotter ?? 'overlayfs';
     this.runtimeName = opts.runtimeName ?? 'io.containerd.runc.v2';
     this.images = new ImageStore(this.client, this.snapshotter);
+    this.exits = new ExitEvents(this.client, (id) => this.exitOf(id));
+  }
+
+  /** Event streams confirmed live so far: one while containerd stays up (tests read it). */
+  get exitStreamGeneration(): number {
+    return this.exits.generation;
   }
 
   get endpoint(): string {
@@ -354,8 +362,11 @@ export class ContainerdRuntime implements Runtime {
 
   /** Start a created task; one that cannot start is deleted again. */
   private async startTask(id: string): Promise<number> {
+    this.exits.starting(id);
     try {
-      return (await this.client.call(M.taskStart, { containerId: id })).pid ?? 0;
+      const pid = (await this.client.call(M.taskStart, { containerId: id })).pid ?? 0;
+      this.exits.started(id, pid);
+      return pid;
     } catch (e) {
       await this.deleteTask(id).catch(() => undefined);
       throw e;
@@ -374,18 +385,16 @@ export class ContainerdRuntime implements Runtime {
     return loggerUri(logger, logPath);
   }
 
-  async wait(id: string, signal?: AbortSignal): Promise<number> {
-    // A wait outlives containerd restarts: the shim keeps the process, so wait again.
-    for (let backoff = 100; ; backoff = Math.min(backoff * 2, 2_000)) {
-      try {
-        const r = await this.client.call(M.taskWait, { containerId: id }, { timeoutMs: 0, signal });
-        return r.exitStatus;
-      } catch (e) {
-        if (isNotFound(e)) throw new ContainerNotFoundError(id);
-        if (!isUnavailable(e) || signal?.aborted) throw e;
-      }
-      await sleep(backoff);
-    }
+  wait(id: string, signal?: AbortSignal): Promise<number> {
+    // Outlives containerd restarts: the shim keeps the process, and the event stream comes back.
+    return this.exits.wait(id, signal);
+  }
+
+  /** For the exit stream's look-ups: the exit status of a stopped task, 'running' otherwise. */
+  private async exitOf(id: string): Promise<number | 'running'> {
+    const t = await this.getTask(id);
+    if (!t) throw new ContainerNotFoundError(id);
+    return t.status === Status.STOPPED ? t.exitStatus ?? 0 : 'running';
   }
 
   private async kill(id: string, sig: number, all: boolean): Promise<void> {
@@ -450,6 +459,7 @@ export class ContainerdRuntime implements Runtime {
     } catch (e) {
       if (!isNotFound(e)) throw e;
     }
+    this.exits.forget(id);
   }
 
   private info(c: Container, t: Process | undefined): ContainerInfo {
@@ -484,6 +494,7 @@ export class ContainerdRuntime implements Runtime {
   }
 
   close(): void {
+    this.exits.close();
     this.client.close();
   }
 }
