@@ -2,12 +2,15 @@
 // managers a raft entry (written, replicated, applied three times), and a
 // burst of starts passes every task through accepted, preparing, ready and
 // starting within a second or two, on cores the containers being started need
-// too. So while any task is on its way to running, reports are held (up to
-// holdMaxMs after the oldest unsent one) and go out together; once none is,
-// they go after quietMs. Pure: the session owns the timer.
+// too; a burst of stops likewise ends in a report per flush. So while any task
+// is on its way to running, or to its end after a stop was asked, reports are
+// held (up to holdMaxMs after the oldest unsent one) and go out together; once
+// none is, they go after quietMs. Pure: the session owns the timer.
 import { api } from '../../proto/services.js';
 
 const RUNNING = api.TaskState.TASK_RUNNING;
+const COMPLETE = api.TaskState.TASK_COMPLETE;
+const SHUTDOWN = api.TaskState.TASK_SHUTDOWN;
 
 export interface PacerOptions {
   /** Delay when no task is on its way to running (default 40 ms: states of one step, one report). */
@@ -33,6 +36,15 @@ export class ReportPacer {
     if (state < RUNNING) this.transit.add(taskId);
     else this.transit.delete(taskId);
     this.since ??= this.now();
+  }
+
+  /**
+   * An assignment came: a task the managers want stopped (desired state shutdown or beyond) that
+   * has not ended as they know it will report its end soon. Its state queued next (shutdown,
+   * complete, failed) ends that.
+   */
+  assigned(taskId: string, desiredState: number, knownState: number): void {
+    if (desiredState >= SHUTDOWN && knownState < COMPLETE) this.transit.add(taskId);
   }
 
   /** The task is no longer this node's: it will not reach running here. */

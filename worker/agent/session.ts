@@ -130,6 +130,7 @@ export class WorkerSession {
           }
           const a = msg.assignments;
           this.opts.runner.assign({ full: !!a.full, updated: a.updated ?? [], removed: a.removed ?? [] });
+          for (const t of a.updated ?? []) this.pacer.assigned(t.id, Number(t.desiredState), Number(t.status?.state ?? 0));
           for (const id of a.removed ?? []) this.pacer.forget(id);
           if (a.full) {
             this.pacer.retain(new Set((a.updated ?? []).map((t) => t.id)));

@@ -43,6 +43,22 @@ describe('ReportPacer', () => {
     expect(p.delay()).toBe(1_000);
   });
 
+  it('a burst of stops: reports held until the last task asked to stop has ended', () => {
+    let t = 0;
+    const p = new ReportPacer({ quietMs: 40, holdMaxMs: 1_000 }, () => t);
+    p.assigned('a', S.TASK_SHUTDOWN, S.TASK_RUNNING);
+    p.assigned('b', S.TASK_SHUTDOWN, S.TASK_RUNNING);
+    p.assigned('c', S.TASK_SHUTDOWN, S.TASK_COMPLETE); // already ended: nothing more to come
+    p.assigned('d', S.TASK_RUNNING, S.TASK_RUNNING); // not asked to stop
+    expect(p.inTransit).toBe(2);
+    t = 200;
+    p.queued('a', S.TASK_SHUTDOWN);
+    expect(p.delay()).toBe(1_000);
+    t = 300;
+    p.queued('b', S.TASK_FAILED);
+    expect(p.delay()).toBe(40);
+  });
+
   it('tasks taken away (removed, or missing from a full set) no longer hold reports', () => {
     const p = new ReportPacer();
     p.queued('a', S.TASK_ACCEPTED);
