@@ -1,5 +1,7 @@
 // The leader's orchestration loop: after any change to services, tasks or
-// nodes (debounced, so a burst of status updates makes one pass), run the
+// nodes (at once after a quiet spell, so a `service create` or `scale` is
+// acted on without delay; debounced while changes keep coming, so a burst of
+// status updates makes few passes), run the
 // orchestrators (reconcile.ts), write their plan, then place pending tasks
 // with the scheduler and write its decisions. Runs only while leading
 // (LeadershipGate); every write is version-checked, so a stale decision
@@ -14,7 +16,7 @@ import { S, stateOf } from './states.js';
 
 export interface OrchestratorOptions {
   logger: { info(o: object, m?: string): void; warn(o: object, m?: string): void; debug(o: object, m?: string): void };
-  /** Wait this long after a change for more before a pass (default 15 ms). */
+  /** Within this long of the previous pass, wait this long after a change for more (default 15 ms). */
   debounceMs?: number;
   now?: () => number;
 }
@@ -58,6 +60,7 @@ export class Orchestrator {
     };
     void pump();
     let wakeAt: number | undefined;
+    let lastPassEnd = Number.NEGATIVE_INFINITY;
     while (!signal.aborted) {
       if (!dirty && (wakeAt === undefined || wakeAt > this.now())) {
         await new Promise<void>((resolve) => {
@@ -74,8 +77,8 @@ export class Orchestrator {
         });
         wake = undefined;
         if (signal.aborted) break;
-        // Let the rest of a burst arrive.
-        await new Promise((r) => setTimeout(r, this.debounceMs));
+        // A change soon after the last pass is likely part of a burst: let the rest arrive.
+        if (this.now() - lastPassEnd < this.debounceMs) await new Promise((r) => setTimeout(r, this.debounceMs));
       }
       dirty = false;
       try {
@@ -84,6 +87,7 @@ export class Orchestrator {
         this.opts.logger.warn({ err: String(e) }, 'orchestration pass failed; retrying');
         wakeAt = this.now() + 500;
       }
+      lastPassEnd = this.now();
     }
   }
 
