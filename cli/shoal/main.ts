@@ -1,331 +1,63 @@
 #!/usr/bin/env node
-// shoal: the command line. Talks to the local shoald over its unix socket.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { Command, Option } from 'commander';
-import { SHOAL_VERSION } from '../../proto/client.js';
-import { ControlService, LocalService, api, type Node } from '../../proto/services.js';
-import { ago, parseDuration, table, titleCase } from './format.js';
-import { UsageError, closeClients, rpc, useGlobalOpts, type GlobalOpts } from './rpc.js';
-import { registerServiceCommands } from './service.js';
+// The `shoal` command's entry point. It runs the CLI (program.ts) from the
+// bundle the build makes of it (shoal.cjs beside this file) through a V8 code
+// cache, so a command does not parse and compile the 1 MB bundle each time.
+// Without a bundle, or with one older than program.js (tsc ran since), it
+// imports program.js as is.
+//
+// The cache is named by the bundle's content hash: V8 itself checks only the
+// source's length before trusting a cache. It is written after the first run
+// (so the functions that ran are in it), atomically, and only where this user
+// may write; any failure just means running without it.
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import vm from 'node:vm';
 
-const DEFAULT_SOCKET = process.env.SHOAL_SOCKET ?? '/var/lib/shoal/shoald.sock';
+const dir = dirname(fileURLToPath(import.meta.url));
+const bundle = join(dir, 'shoal.cjs');
 
-const STATE = ['Unknown', 'Down', 'Ready', 'Disconnected'];
-const AVAIL = ['Active', 'Pause', 'Drain'];
-const REACH = ['Unknown', 'Unreachable', 'Reachable'];
-
-function managerStatus(n: Node): string {
-  if (!n.managerStatus || !n.managerStatus.raftId) return '';
-  if (n.managerStatus.leader) return 'Leader';
-  return REACH[n.managerStatus.reachability ?? 0] ?? '';
-}
-
-/** The node as `inspect` prints it: Docker-like field names, enums as words. */
-function nodeView(n: Node) {
-  return {
-    ID: n.id,
-    Version: { Index: Number(n.meta?.version ?? 0) },
-    CreatedAt: new Date(Number(n.meta?.createdAt ?? 0)).toISOString(),
-    UpdatedAt: new Date(Number(n.meta?.updatedAt ?? 0)).toISOString(),
-    Spec: {
-      Labels: n.spec?.labels ?? {},
-      Role: n.spec?.desiredRole === api.NodeRole.ROLE_MANAGER ? 'manager' : 'worker',
-      Availability: (AVAIL[n.spec?.availability ?? 0] ?? '').toLowerCase(),
-    },
-    Description: {
-      Hostname: n.description?.hostname ?? '',
-      Platform: { OS: n.description?.platform?.os ?? '', Architecture: n.description?.platform?.architecture ?? '' },
-      Resources: { NanoCPUs: Number(n.description?.resources?.nanoCpus ?? 0), MemoryBytes: Number(n.description?.resources?.memoryBytes ?? 0) },
-      Version: n.description?.version ?? '',
-    },
-    Status: {
-      State: (STATE[n.status?.state ?? 0] ?? '').toLowerCase(),
-      Message: n.status?.message ?? '',
-      Addr: n.status?.addr ?? '',
-      Since: new Date(Number(n.status?.updatedAt ?? 0)).toISOString(),
-    },
-    ManagerStatus: n.managerStatus && n.managerStatus.raftId ? {
-      Leader: !!n.managerStatus.leader,
-      Reachability: (REACH[n.managerStatus.reachability ?? 0] ?? '').toLowerCase(),
-      Addr: n.managerStatus.addr ?? '',
-      RaftID: Number(n.managerStatus.raftId),
-    } : undefined,
-    Certificate: n.certificate ? { NotAfter: new Date(Number(n.certificate.notAfter)).toISOString(), Serial: n.certificate.serial } : undefined,
-  };
-}
-
-function out(s: string): void {
-  process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
-}
-
-function parseKv(list: string[], flag: string): Record<string, string> {
-  const o: Record<string, string> = {};
-  for (const item of list) {
-    const i = item.indexOf('=');
-    if (i === 0) throw new UsageError(`invalid ${flag} "${item}": the key is empty; use key=value`);
-    if (i < 0) o[item] = '';
-    else o[item.slice(0, i)] = item.slice(i + 1);
+function bundleIsCurrent(): boolean {
+  try {
+    return statSync(bundle).mtimeMs >= statSync(join(dir, 'program.js')).mtimeMs;
+  } catch {
+    return false;
   }
-  return o;
 }
 
-const collect = (v: string, prev: string[]) => [...prev, v];
-
-const program = new Command()
-  .name('shoal')
-  .description('Run containers on a cluster of hosts (a Docker Swarm-style orchestrator).')
-  .version(`shoal version ${SHOAL_VERSION}`, '-v, --version', 'print the version and exit')
-  .option('--socket <path>', 'shoald\'s unix socket (env SHOAL_SOCKET)', DEFAULT_SOCKET)
-  .option('-H, --host <host:port>', 'a remote manager instead of the local daemon (mutual TLS)')
-  .option('--tlscacert <file>', 'cluster CA certificate, with --host')
-  .option('--tlscert <file>', 'client certificate (a manager\'s), with --host')
-  .option('--tlskey <file>', 'client key, with --host')
-  // As docker's: global options come before the command, so that a service's own command
-  // line (`service create IMAGE CMD -H ...`) is left alone.
-  .enablePositionalOptions()
-  .showHelpAfterError();
-useGlobalOpts(() => program.opts<GlobalOpts>());
-
-function historyLimit(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 1000) throw new UsageError(`invalid --task-history-limit "${v}": use a whole number from 0 to 1000`);
-  return n;
-}
-
-// ---- swarm ----
-const swarm = program.command('swarm').description('Manage the swarm: init, join, leave, tokens');
-
-swarm.command('init')
-  .description('Create a new swarm with this node as its first manager')
-  .option('--advertise-addr <host:port>', 'address other nodes reach this manager on')
-  .option('--listen-addr <host:port>', 'address the cluster port binds to (default: shoald\'s --listen-addr)')
-  .option('--cert-expiry <duration>', 'validity of node certificates', '2160h')
-  .option('--heartbeat-period <duration>', 'how often nodes heartbeat', '1s')
-  .option('--snapshot-interval <n>', 'raft entries between snapshots', '10000')
-  .option('--task-history-limit <n>', 'ended tasks kept per slot', '5')
-  .option('--force-new-cluster', 'recover: make this manager the only member, keeping its state')
-  .action(async (o: { advertiseAddr?: string; listenAddr?: string; certExpiry: string; heartbeatPeriod: string; snapshotInterval: string; taskHistoryLimit: string; forceNewCluster?: boolean }) => {
-    if (o.listenAddr && !/^[^:]+:\d+$/.test(o.listenAddr)) throw new UsageError(`invalid --listen-addr "${o.listenAddr}": use HOST:PORT, e.g. 0.0.0.0:4377`);
-    const snapshotInterval = Number(o.snapshotInterval);
-    if (!Number.isInteger(snapshotInterval) || snapshotInterval < 10) throw new UsageError(`invalid --snapshot-interval "${o.snapshotInterval}": use a whole number of entries, at least 10`);
-    const res = await rpc(LocalService.init, {
-      advertiseAddr: o.advertiseAddr ?? '',
-      listenAddr: o.listenAddr ?? '',
-      forceNewCluster: !!o.forceNewCluster,
-      spec: {
-        raft: { snapshotInterval },
-        dispatcher: { heartbeatPeriodMs: parseDuration(o.heartbeatPeriod, '--heartbeat-period') },
-        ca: { nodeCertExpiryMs: parseDuration(o.certExpiry, '--cert-expiry') },
-        orchestration: { taskHistoryLimit: historyLimit(o.taskHistoryLimit) },
-      },
-    } as never, 60_000);
-    out(`Swarm initialized: current node (${res.nodeId}) is now a manager.\n`);
-    out(`To add a worker to this swarm, run the following command:\n\n    shoal swarm join --token ${res.workerToken} ${res.advertiseAddr}\n`);
-    out('To add a manager to this swarm, run \'shoal swarm join-token manager\' and follow the instructions.');
-  });
-
-swarm.command('join')
-  .description('Join a swarm as a worker or a manager (the token decides)')
-  .argument('<host:port>', 'a manager of the swarm')
-  .requiredOption('--token <token>', 'join token from `shoal swarm join-token`')
-  .option('--advertise-addr <host:port>', 'address other nodes reach this node on')
-  .option('--listen-addr <host:port>', 'address the cluster port binds to if this node is a manager (default: shoald\'s --listen-addr)')
-  .action(async (remote: string, o: { token: string; advertiseAddr?: string; listenAddr?: string }) => {
-    if (!/^[^:]+:\d+$/.test(remote)) throw new UsageError(`invalid manager address "${remote}": use HOST:PORT, e.g. 10.0.0.1:4377`);
-    const res = await rpc(LocalService.join, { remoteAddr: remote, token: o.token.trim(), listenAddr: o.listenAddr ?? '', advertiseAddr: o.advertiseAddr ?? '' } as never, 60_000);
-    out(res.role === api.NodeRole.ROLE_MANAGER ? 'This node joined a swarm as a manager.' : 'This node joined a swarm as a worker.');
-  });
-
-swarm.command('join-token')
-  .description('Show (or rotate) the token to join as a worker or manager')
-  .argument('<role>', 'worker or manager')
-  .option('-q, --quiet', 'print the token only')
-  .option('--rotate', 'make a new token; the old one stops working')
-  .action(async (role: string, o: { quiet?: boolean; rotate?: boolean }) => {
-    if (role !== 'worker' && role !== 'manager') throw new UsageError(`unknown role "${role}": use worker or manager`);
-    let c = await rpc(ControlService.getCluster, {} as never);
-    if (o.rotate) {
-      c = await rpc(ControlService.updateCluster, {
-        version: c.meta?.version ?? 0, spec: c.spec, rotateWorkerToken: role === 'worker', rotateManagerToken: role === 'manager',
-      } as never);
-      if (!o.quiet) out(`Successfully rotated ${role} join token.\n`);
-    }
-    const token = role === 'worker' ? c.rootCa?.joinTokens?.worker : c.rootCa?.joinTokens?.manager;
-    if (o.quiet) return out(token ?? '');
-    const info = await rpc(LocalService.info, {} as never);
-    const self = info.managers?.find((m) => m.nodeId === info.nodeId)?.addr ?? info.managers?.[0]?.addr ?? '<manager-address>';
-    out(`To add a ${role} to this swarm, run the following command:\n\n    shoal swarm join --token ${token} ${self}`);
-  });
-
-swarm.command('leave')
-  .description('Leave the swarm')
-  .option('-f, --force', 'leave even if this node is a manager')
-  .action(async (o: { force?: boolean }) => {
-    await rpc(LocalService.leave, { force: !!o.force } as never);
-    out('Node left the swarm.');
-  });
-
-swarm.command('update')
-  .description('Update the swarm\'s settings')
-  .option('--cert-expiry <duration>', 'validity of node certificates')
-  .option('--heartbeat-period <duration>', 'how often nodes heartbeat')
-  .option('--snapshot-interval <n>', 'raft entries between snapshots')
-  .option('--task-history-limit <n>', 'ended tasks kept per slot')
-  .action(async (o: { certExpiry?: string; heartbeatPeriod?: string; snapshotInterval?: string; taskHistoryLimit?: string }) => {
-    const c = await rpc(ControlService.getCluster, {} as never);
-    const spec = JSON.parse(JSON.stringify(c.spec ?? {}));
-    if (o.certExpiry) spec.ca = { ...(spec.ca ?? {}), nodeCertExpiryMs: parseDuration(o.certExpiry, '--cert-expiry') };
-    if (o.heartbeatPeriod) spec.dispatcher = { ...(spec.dispatcher ?? {}), heartbeatPeriodMs: parseDuration(o.heartbeatPeriod, '--heartbeat-period') };
-    if (o.snapshotInterval) spec.raft = { ...(spec.raft ?? {}), snapshotInterval: Number(o.snapshotInterval) };
-    if (o.taskHistoryLimit !== undefined) spec.orchestration = { ...(spec.orchestration ?? {}), taskHistoryLimit: historyLimit(o.taskHistoryLimit) };
-    await rpc(ControlService.updateCluster, { version: c.meta?.version ?? 0, spec, rotateWorkerToken: false, rotateManagerToken: false } as never);
-    out('Swarm updated.');
-  });
-
-// ---- image ----
-const image = program.command('image').description('Manage images on this node');
-
-image.command('load')
-  .description("Load an OCI image layout tarball into this node's container runtime (for hosts without a registry)")
-  .argument('<tar>', 'the tarball (index.json, blobs/sha256/...)')
-  .option('--name <ref>', 'name an unnamed single image')
-  .action(async (tar: string, o: { name?: string }) => {
-    const abs = path.resolve(tar);
-    if (!fs.existsSync(abs)) throw new UsageError(`no such file: ${tar}`);
-    const res = await rpc(LocalService.loadImage, { path: abs, name: o.name ?? '' } as never, 300_000);
-    for (const n of res.names ?? []) out(`Loaded image: ${n}`);
-  });
-
-// ---- node ----
-const node = program.command('node').description('Manage the swarm\'s nodes');
-
-node.command('ls')
-  .alias('list')
-  .description('List nodes')
-  .option('-q, --quiet', 'only IDs')
-  .addOption(new Option('--format <format>', 'table or json').choices(['table', 'json']).default('table'))
-  .action(async (o: { quiet?: boolean; format: string }) => {
-    const remote = !!program.opts<GlobalOpts>().host;
-    const [list, info] = await Promise.all([rpc(ControlService.listNodes, {} as never), remote ? Promise.resolve({ nodeId: '' }) : rpc(LocalService.info, {} as never)]);
-    const nodes = (list.nodes ?? []) as Node[];
-    const sorted = [...nodes].sort((a, b) => (a.description?.hostname ?? '').localeCompare(b.description?.hostname ?? '') || a.id.localeCompare(b.id));
-    if (o.quiet) return out(sorted.map((n) => n.id).join('\n'));
-    if (o.format === 'json') return out(JSON.stringify(sorted.map(nodeView), null, 2));
-    out(table(['ID', 'HOSTNAME', 'STATUS', 'AVAILABILITY', 'MANAGER STATUS', 'ENGINE VERSION'], sorted.map((n) => [
-      n.id === info.nodeId ? `${n.id} *` : n.id,
-      n.description?.hostname ?? '',
-      STATE[n.status?.state ?? 0] ?? '',
-      AVAIL[n.spec?.availability ?? 0] ?? '',
-      managerStatus(n),
-      n.description?.version ?? '',
-    ])));
-  });
-
-node.command('inspect')
-  .description('Show details of one or more nodes (self for this node)')
-  .argument('<node...>')
-  .option('--pretty', 'human-friendly output')
-  .action(async (refs: string[], o: { pretty?: boolean }) => {
-    const info = await rpc(LocalService.info, {} as never);
-    const nodes = await Promise.all(refs.map((r) => rpc(ControlService.getNode, { ref: r === 'self' ? info.nodeId : r } as never)));
-    if (!o.pretty) return out(JSON.stringify(nodes.map(nodeView), null, 2));
-    for (const n of nodes) {
-      const v = nodeView(n);
-      const lines = [
-        `ID:\t\t\t${v.ID}`,
-        `Hostname:\t\t${v.Description.Hostname}`,
-        `Joined at:\t\t${v.CreatedAt}`,
-        'Status:',
-        ` State:\t\t\t${titleCase(v.Status.State)}`,
-        ` Availability:\t\t${titleCase(v.Spec.Availability)}`,
-        ` Address:\t\t${v.Status.Addr}`,
-        ...(v.Status.Message ? [` Message:\t\t${v.Status.Message} (${ago(Date.parse(v.Status.Since))})`] : []),
-        ...(v.ManagerStatus ? ['Manager Status:', ` Address:\t\t${v.ManagerStatus.Addr}`, ` Raft Status:\t\t${titleCase(v.ManagerStatus.Reachability)}`, ` Leader:\t\t${v.ManagerStatus.Leader ? 'Yes' : 'No'}`] : []),
-        'Platform:', ` Operating System:\t${v.Description.Platform.OS}`, ` Architecture:\t\t${v.Description.Platform.Architecture}`,
-        'Resources:', ` CPUs:\t\t\t${v.Description.Resources.NanoCPUs / 1e9}`, ` Memory:\t\t${(v.Description.Resources.MemoryBytes / 2 ** 30).toFixed(1)}GiB`,
-        ...(Object.keys(v.Spec.Labels).length ? ['Labels:', ...Object.entries(v.Spec.Labels).map(([k, val]) => ` - ${k}${val ? `=${val}` : ''}`)] : []),
-        ...(v.Certificate ? [`Certificate expires:\t${v.Certificate.NotAfter}`] : []),
-      ];
-      out(lines.join('\n'));
-    }
-  });
-
-async function updateNode(ref: string, change: (spec: Record<string, unknown>) => void): Promise<void> {
-  const n = await rpc(ControlService.getNode, { ref } as never);
-  const spec = { labels: { ...(n.spec?.labels ?? {}) }, desiredRole: n.spec?.desiredRole ?? 0, availability: n.spec?.availability ?? 0 };
-  change(spec);
-  await rpc(ControlService.updateNode, { nodeId: n.id, version: n.meta?.version ?? 0, spec } as never);
-}
-
-node.command('update')
-  .description('Update a node: availability, labels, role')
-  .argument('<node>')
-  .addOption(new Option('--availability <a>', 'active, pause or drain').choices(['active', 'pause', 'drain']))
-  .option('--label-add <key=value>', 'add or change a label (repeatable)', collect, [])
-  .option('--label-rm <key>', 'remove a label (repeatable)', collect, [])
-  .addOption(new Option('--role <role>', 'worker or manager').choices(['worker', 'manager']))
-  .action(async (ref: string, o: { availability?: string; labelAdd: string[]; labelRm: string[]; role?: string }) => {
-    const add = parseKv(o.labelAdd, '--label-add');
-    await updateNode(ref, (spec) => {
-      if (o.availability) spec.availability = AVAIL.map((a) => a.toLowerCase()).indexOf(o.availability);
-      const labels = spec.labels as Record<string, string>;
-      Object.assign(labels, add);
-      for (const k of o.labelRm) {
-        if (!(k in labels)) throw new UsageError(`label "${k}" is not set on node ${ref}`);
-        delete labels[k];
-      }
-      if (o.role) spec.desiredRole = o.role === 'manager' ? 1 : 0;
-    });
-    out(ref);
-  });
-
-for (const [cmd, role, verb] of [['promote', 1, 'promoted to a manager'], ['demote', 0, 'demoted in the swarm']] as const) {
-  node.command(cmd)
-    .description(cmd === 'promote' ? 'Make nodes managers' : 'Make managers workers')
-    .argument('<node...>')
-    .action(async (refs: string[]) => {
-      for (const ref of refs) {
-        await updateNode(ref, (spec) => { spec.desiredRole = role; });
-        out(`Node ${ref} ${verb}.`);
+function runBundle(): void {
+  const source = readFileSync(bundle, 'utf8');
+  const cacheName = `shoal.cjs.${createHash('sha1').update(source).digest('hex').slice(0, 16)}.cache`;
+  const cacheFile = join(dir, cacheName);
+  let cached: Buffer | undefined;
+  try {
+    cached = readFileSync(cacheFile);
+  } catch {
+    // the first run of this bundle
+  }
+  // As Node's own CommonJS loader does: a leading #! line is not JavaScript.
+  const body = source.startsWith('#!') ? `//${source.slice(2)}` : source;
+  const wrapped = `(function (exports, require, module, __filename, __dirname) {${body}\n})`;
+  const script = new vm.Script(wrapped, { filename: bundle, cachedData: cached });
+  if (!cached || script.cachedDataRejected) {
+    process.once('exit', () => {
+      try {
+        const tmp = `${cacheFile}.${process.pid}.tmp`;
+        writeFileSync(tmp, script.createCachedData());
+        renameSync(tmp, cacheFile);
+        // Caches of earlier bundles are dead weight.
+        for (const f of readdirSync(dir)) if (/^shoal\.cjs\.[0-9a-f]{16}\.cache$/.test(f) && f !== cacheName) unlinkSync(join(dir, f));
+      } catch {
+        // a read-only install, or another user's: run uncached
       }
     });
+  }
+  const cjs = { exports: {} };
+  const run = script.runInThisContext() as (e: object, r: NodeJS.Require, m: object, f: string, d: string) => void;
+  run(cjs.exports, createRequire(bundle), cjs, bundle, dir);
 }
 
-node.command('rm')
-  .alias('remove')
-  .description('Remove nodes from the swarm')
-  .argument('<node...>')
-  .option('-f, --force', 'remove even if the node is up, or a manager')
-  .action(async (refs: string[], o: { force?: boolean }) => {
-    for (const ref of refs) {
-      const n = await rpc(ControlService.getNode, { ref } as never);
-      await rpc(ControlService.removeNode, { nodeId: n.id, force: !!o.force } as never);
-      out(ref);
-    }
-  });
-
-// ---- service, node ps ----
-registerServiceCommands(program, node);
-
-// ---- info ----
-program.command('info')
-  .description('This node\'s view of the swarm')
-  .addOption(new Option('--format <format>', 'text or json').choices(['text', 'json']).default('text'))
-  .action(async (o: { format: string }) => {
-    const i = await rpc(LocalService.info, {} as never);
-    const v = {
-      NodeID: i.nodeId, LocalNodeState: i.localState, ControlAvailable: i.role === 1, ClusterID: i.clusterId,
-      Managers: (i.managers ?? []).map((m) => m.addr), Error: i.error,
-      CertificateExpiry: i.certNotAfter ? new Date(Number(i.certNotAfter)).toISOString() : '',
-    };
-    if (o.format === 'json') return out(JSON.stringify(v, null, 2));
-    out([`Swarm: ${v.LocalNodeState}`, ...(v.NodeID ? [` NodeID: ${v.NodeID}`, ` Is Manager: ${v.ControlAvailable}`, ` ClusterID: ${v.ClusterID}`,
-      ` Managers: ${v.Managers.join(', ')}`, ` Certificate expires: ${v.CertificateExpiry}`] : []), ...(v.Error ? [` Error: ${v.Error}`] : [])].join('\n'));
-  });
-
-program.parseAsync().then(() => closeClients()).catch((e: unknown) => {
-  closeClients();
-  process.stderr.write(`Error: ${(e as Error).message}\n`);
-  process.exit(e instanceof UsageError ? 2 : 1);
-});
+if (bundleIsCurrent()) runBundle();
+else await import('./program.js');

@@ -2,7 +2,9 @@
 // and a clear error when shoald cannot be reached. Needs a build (dist/);
 // skipped without one, except under CI=true.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -41,5 +43,47 @@ describe.skipIf(!built && process.env.CI !== 'true')('the shoal CLI without a da
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`cannot reach shoald at ${sock}`);
     expect(r.stderr).toMatch(/is the daemon running/);
+  });
+});
+
+describe.skipIf(!built && process.env.CI !== 'true')('the shoal CLI\'s start: its bundle through a V8 code cache', () => {
+  // A copy of the entry point and the bundle, so the real dist/ is left alone.
+  const dist = path.join(repo, 'dist/cli/shoal');
+  const run = (dir: string, ...args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [path.join(dir, 'main.js'), ...args], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: unknown }).code) || 1 : 0, stdout, stderr }));
+  });
+  const cacheOf = (dir: string) => `shoal.cjs.${createHash('sha1').update(readFileSync(path.join(dir, 'shoal.cjs'))).digest('hex').slice(0, 16)}.cache`;
+  const caches = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.cache')).sort();
+
+  it('writes a cache named by the bundle\'s hash, survives a bad one, replaces it when the bundle changes, and prefers a newer program.js', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'shoal-cli-'));
+    try {
+      for (const f of ['program.js', 'main.js', 'shoal.cjs']) copyFileSync(path.join(dist, f), path.join(dir, f));
+      utimesSync(path.join(dir, 'program.js'), new Date(0), new Date(0));
+      expect((await run(dir, '--version')).stdout.trim()).toBe(`shoal version ${SHOAL_VERSION}`);
+      const first = cacheOf(dir);
+      expect(caches(dir)).toEqual([first]);
+
+      // A cache V8 rejects (garbage of the right name) is only a slower start, and is written anew.
+      writeFileSync(path.join(dir, first), 'not a code cache');
+      expect((await run(dir, '--version')).code).toBe(0);
+      expect(readFileSync(path.join(dir, first), 'utf8')).not.toBe('not a code cache');
+
+      // A changed bundle gets its own cache; the old one goes.
+      appendFileSync(path.join(dir, 'shoal.cjs'), '\n// changed\n');
+      expect((await run(dir, '--version')).code).toBe(0);
+      expect(caches(dir)).toEqual([cacheOf(dir)]);
+      expect(cacheOf(dir)).not.toBe(first);
+
+      // program.js newer than the bundle (tsc ran since the bundle was made): it runs instead, and
+      // here, without the packages and modules it imports beside it, fails to load them.
+      utimesSync(path.join(dir, 'program.js'), new Date(), new Date(Date.now() + 60_000));
+      const r = await run(dir, '--version');
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/Cannot find (module|package) .* imported from .*program\.js/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
