@@ -10,8 +10,11 @@
 // while the stream was down) looks the task up once after registering, so an
 // exit between the two is not lost; so does every wait when a broken stream
 // comes back.
+//
+// Should the marker not come back within a few seconds (or containerd not
+// offer the event service), waits fall back to a Wait call each until it does.
 import { randomUUID } from 'node:crypto';
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { containerd } from '../../../proto/gen/containerd.js';
 import { M, isNotFound, isUnavailable, type ContainerdClient } from './client.js';
 import { ContainerNotFoundError } from '../runtime.js';
@@ -24,9 +27,13 @@ const MARKER_TOPIC = '/shoal/exits-subscribed';
 const MARKER_TYPE = 'shoal.runtime.ExitsSubscribed';
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 2_000;
+/** A stream whose marker has not come back by then is not relied on (waits use Wait calls). */
+const CONFIRM_TIMEOUT_MS = 5_000;
 
 /** The task's exit status once it has exited, 'running' before; ContainerNotFoundError when it has no task. */
 export type ExitLookup = (id: string) => Promise<number | 'running'>;
+/** A wait of its own for one container (containerd's task Wait): the fallback. */
+export type WaitCall = (id: string, signal?: AbortSignal) => Promise<number>;
 
 interface Waiter {
   resolve(code: number): void;
@@ -51,13 +58,26 @@ export class ExitEvents {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryMs = RETRY_MIN_MS;
   private closed = false;
+  /** The stream cannot be relied on (no marker back, or no event service): waits use waitCall. */
+  private fallback = false;
   private readonly watched = new Map<string, Watched>();
   private readonly liveWaiters = new Set<() => void>();
 
+  private readonly confirmTimeoutMs: number;
+
   constructor(
-    private readonly client: ContainerdClient,
+    private readonly client: Pick<ContainerdClient, 'namespace' | 'stream' | 'call'>,
     private readonly lookup: ExitLookup,
-  ) {}
+    private readonly waitCall: WaitCall,
+    opts: { confirmTimeoutMs?: number } = {},
+  ) {
+    this.confirmTimeoutMs = opts.confirmTimeoutMs ?? CONFIRM_TIMEOUT_MS;
+  }
+
+  /** True while waits go through Wait calls instead of the stream (tests read it). */
+  get fallingBack(): boolean {
+    return this.fallback;
+  }
 
   /** Streams opened and confirmed live so far (tests read it). */
   get generation(): number {
@@ -92,6 +112,7 @@ export class ExitEvents {
   async wait(id: string, signal?: AbortSignal): Promise<number> {
     this.connect();
     await this.live(signal);
+    if (this.fallback) return this.waitCall(id, signal);
     const w = this.entry(id);
     if (w.exit !== undefined) return w.exit;
     return new Promise<number>((resolve, reject) => {
@@ -133,7 +154,7 @@ export class ExitEvents {
   }
 
   private live(signal?: AbortSignal): Promise<void> {
-    if (this.gen !== 0 || this.closed) return Promise.resolve();
+    if (this.gen !== 0 || this.closed || this.fallback) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
         this.liveWaiters.delete(ready);
@@ -159,19 +180,27 @@ export class ExitEvents {
     });
     this.stream = s;
     let confirmed = false;
+    const unconfirmed = setTimeout(() => {
+      if (!confirmed && this.stream === s) this.fallBack();
+    }, this.confirmTimeoutMs);
     s.on('data', (env: Envelope) => {
       if (env.topic === EXIT_TOPIC) {
         this.onExit(env);
       } else if (!confirmed && env.topic === MARKER_TOPIC && Buffer.from(env.event?.value ?? []).toString() === nonce) {
         confirmed = true;
+        clearTimeout(unconfirmed);
         this.retryMs = RETRY_MIN_MS;
+        this.fallback = false;
         this.becameLive();
       }
     });
-    const ended = (): void => {
+    const ended = (e?: grpc.ServiceError): void => {
+      clearTimeout(unconfirmed);
       if (this.stream !== s) return;
       this.stream = undefined;
       this.gen = 0;
+      // A containerd without the event service (or that refuses us it) will not grow one.
+      if (e?.code === grpc.status.UNIMPLEMENTED || e?.code === grpc.status.PERMISSION_DENIED) this.fallBack();
       if (this.closed) return;
       // Reconnect at once while someone waits; backoff only against a containerd that is down.
       this.retryTimer = setTimeout(() => {
@@ -197,6 +226,12 @@ export class ExitEvents {
       }
       await new Promise((r) => setTimeout(r, ms));
     }
+  }
+
+  private fallBack(): void {
+    this.fallback = true;
+    for (const r of this.liveWaiters) r();
+    this.liveWaiters.clear();
   }
 
   private becameLive(): void {

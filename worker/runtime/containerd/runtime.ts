@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { containerd } from '../../../proto/gen/containerd.js';
-import { ContainerdClient, DEFAULT_SOCKET, M, isAlreadyExists, isNotFound } from './client.js';
+import { ContainerdClient, DEFAULT_SOCKET, M, isAlreadyExists, isNotFound, isUnavailable } from './client.js';
 import { ExitEvents } from './exits.js';
 import { ImageStore, type ResolvedImage } from './images.js';
 import { installLogger, loggerUri } from './logger.js';
@@ -150,7 +150,7 @@ export class ContainerdRuntime implements Runtime {
     this.snapshotter = opts.snapshotter ?? 'overlayfs';
     this.runtimeName = opts.runtimeName ?? 'io.containerd.runc.v2';
     this.images = new ImageStore(this.client, this.snapshotter);
-    this.exits = new ExitEvents(this.client, (id) => this.exitOf(id));
+    this.exits = new ExitEvents(this.client, (id) => this.exitOf(id), (id, signal) => this.waitCall(id, signal));
   }
 
   /** Event streams confirmed live so far: one while containerd stays up (tests read it). */
@@ -388,6 +388,19 @@ export class ContainerdRuntime implements Runtime {
   wait(id: string, signal?: AbortSignal): Promise<number> {
     // Outlives containerd restarts: the shim keeps the process, and the event stream comes back.
     return this.exits.wait(id, signal);
+  }
+
+  /** One task Wait, for when the event stream cannot be relied on; retried while containerd restarts. */
+  private async waitCall(id: string, signal?: AbortSignal): Promise<number> {
+    for (let backoff = 100; ; backoff = Math.min(backoff * 2, 2_000)) {
+      try {
+        return (await this.client.call(M.taskWait, { containerId: id }, { timeoutMs: 0, signal })).exitStatus;
+      } catch (e) {
+        if (isNotFound(e)) throw new ContainerNotFoundError(id);
+        if (!isUnavailable(e) || signal?.aborted) throw e;
+      }
+      await new Promise((r) => setTimeout(r, backoff));
+    }
   }
 
   /** For the exit stream's look-ups: the exit status of a stopped task, 'running' otherwise. */
