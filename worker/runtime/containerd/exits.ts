@@ -183,6 +183,7 @@ export class ExitEvents {
     const unconfirmed = setTimeout(() => {
       if (!confirmed && this.stream === s) this.fallBack();
     }, this.confirmTimeoutMs);
+    unconfirmed.unref();
     s.on('data', (env: Envelope) => {
       if (env.topic === EXIT_TOPIC) {
         this.onExit(env);
@@ -207,6 +208,7 @@ export class ExitEvents {
         this.retryTimer = undefined;
         this.connect();
       }, this.retryMs);
+      this.retryTimer.unref();
       this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
     };
     s.on('error', ended);

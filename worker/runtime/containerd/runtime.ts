@@ -124,7 +124,6 @@ function readFromLayers(dirs: string[], file: string): string {
   return '';
 }
 
-
 /**
  * An image found present and unpacked is trusted for this long without asking containerd again:
  * a service's tasks arrive together, and each would otherwise look the image up twice (ensureImage,
