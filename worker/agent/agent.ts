@@ -41,6 +41,8 @@ export class Agent {
   private lastFailed = 0;
   /** The leader's address as the last heartbeat answer named it. */
   leaderAddr = '';
+  /** The manager that answered the last beat (the leader then): the next beat asks it first. */
+  private answeredBy = '';
 
   constructor(private readonly opts: AgentOptions) {}
 
@@ -61,13 +63,15 @@ export class Agent {
     const started = Date.now();
     const tls = this.opts.tls();
     this.resetClientsIfTlsChanged(tls);
-    const addrs = this.opts.managers();
+    // Asking a follower first costs it and us a refused call per beat, every period.
+    const addrs = [...new Set([this.answeredBy, ...this.opts.managers()].filter((a) => a !== ''))];
     const role = this.opts.role();
     try {
-      const { res } = await callLeader(addrs, tls, DispatcherService.heartbeat,
+      const { res, addr } = await callLeader(addrs, tls, DispatcherService.heartbeat,
         { description: describeHost(this.opts.hostname), role: role === 'manager' ? 1 : 0, runtimeError: this.opts.runtimeProblem?.() ?? '' } as never,
         { timeoutMs: Math.max(2000, this.periodMs * 2), clients: this.clients });
       this.lastOk = Date.now();
+      this.answeredBy = addr;
       // Slow answers are what gets a live node marked down: say so where it can be seen.
       if (this.lastOk - started > this.periodMs) this.opts.logger.info({ ms: this.lastOk - started }, 'heartbeat answered late');
       this.periodMs = res.periodMs || 1000;
