@@ -156,6 +156,17 @@ describe('ExitEvents', () => {
     await expect(w).rejects.toBeInstanceOf(ContainerNotFoundError);
   });
 
+  it('close() ends pending waits, and a wait after it fails at once', async () => {
+    const c = new FakeContainerd();
+    const { exits } = make(c);
+    exits.starting('a');
+    const w = exits.wait('a');
+    await settled(w);
+    exits.close();
+    await expect(w).rejects.toThrow('closed');
+    await expect(exits.wait('a')).rejects.toThrow('closed');
+  });
+
   it('an abort ends a wait without touching others', async () => {
     const c = new FakeContainerd();
     const { exits } = make(c);

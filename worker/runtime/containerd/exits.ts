@@ -112,6 +112,7 @@ export class ExitEvents {
   async wait(id: string, signal?: AbortSignal): Promise<number> {
     this.connect();
     await this.live(signal);
+    if (this.closed) throw new Error('containerd runtime closed');
     if (this.fallback) return this.waitCall(id, signal);
     const w = this.entry(id);
     if (w.exit !== undefined) return w.exit;
