@@ -112,7 +112,6 @@ export class ExitEvents {
   async wait(id: string, signal?: AbortSignal): Promise<number> {
     this.connect();
     await this.live(signal);
-    if (this.closed) throw new Error('containerd runtime closed');
     if (this.fallback) return this.waitCall(id, signal);
     const w = this.entry(id);
     if (w.exit !== undefined) return w.exit;
@@ -142,8 +141,7 @@ export class ExitEvents {
     const err = new Error('containerd runtime closed');
     for (const w of this.watched.values()) for (const x of w.waiters) x.reject(err);
     this.watched.clear();
-    for (const r of this.liveWaiters) r();
-    this.liveWaiters.clear();
+    this.releaseLiveWaiters();
   }
 
   // ---- the stream ----
@@ -155,7 +153,8 @@ export class ExitEvents {
   }
 
   private live(signal?: AbortSignal): Promise<void> {
-    if (this.gen !== 0 || this.closed || this.fallback) return Promise.resolve();
+    if (this.closed) return Promise.reject(new Error('containerd runtime closed'));
+    if (this.gen !== 0 || this.fallback) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
         this.liveWaiters.delete(ready);
@@ -231,16 +230,20 @@ export class ExitEvents {
     }
   }
 
-  private fallBack(): void {
-    this.fallback = true;
+  /** Waits held until the stream is live go on (to the stream, the fallback, or a closed error). */
+  private releaseLiveWaiters(): void {
     for (const r of this.liveWaiters) r();
     this.liveWaiters.clear();
   }
 
+  private fallBack(): void {
+    this.fallback = true;
+    this.releaseLiveWaiters();
+  }
+
   private becameLive(): void {
     this.gen = ++this.lastGen;
-    for (const r of this.liveWaiters) r();
-    this.liveWaiters.clear();
+    this.releaseLiveWaiters();
     // Exits while no stream was live are not known: look again for whoever waits.
     for (const [id, w] of this.watched) if (w.waiters.size > 0 && w.gen !== this.gen) this.verify(id, w);
   }
