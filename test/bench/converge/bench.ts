@@ -252,22 +252,24 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     };
     const svcSmall = `web${N.small}`;
     const sleepArgs = ['sleep', '3600'];
+    /** Untimed: `service rm`, until containerd no longer lists its containers. */
+    const removeService = async (name: string): Promise<void> => {
+      await cliOk(c, 'host1', 'service', 'rm', name);
+      await pollContainers(c, all, byService(name), (n) => n.all === 0, { t0: performance.now(), timeoutMs: 120_000, what: `${name} gone` });
+    };
     log(`  shoal: warm-up ${N.small}`);
     await control.create('warmup', N.small, c.image, sleepArgs);
     await pollContainers(c, all, byService('warmup'), (n) => n.running === N.small, { t0: performance.now(), timeoutMs: timeout(N.small), what: `warm-up ${N.small} running` });
-    await cliOk(c, 'host1', 'service', 'rm', 'warmup');
-    await pollContainers(c, all, byService('warmup'), (n) => n.all === 0, { t0: performance.now(), timeoutMs: 120_000, what: 'warm-up gone' });
+    await removeService('warmup');
     await sleep(2_000);
     await step('createSmall', () => control.create(svcSmall, N.small, c.image, sleepArgs), (n) => n.running === N.small, `${N.small} running`, svcSmall, N.small);
-    await cliOk(c, 'host1', 'service', 'rm', svcSmall);
-    await pollContainers(c, all, byService(svcSmall), (n) => n.all === 0, { t0: performance.now(), timeoutMs: 120_000, what: `${svcSmall} gone` });
+    await removeService(svcSmall);
     await sleep(2_000);
     const svcCli = `cli${N.small}`;
     r.floor.createSmallCli = r.floor.createSmall;
     await step('createSmallCli', () => cliOk(c, 'host1', 'service', 'create', '--detach', '--name', svcCli, '--replicas', String(N.small), '--init', c.image, ...sleepArgs),
       (n) => n.running === N.small, `${N.small} running`, svcCli, N.small);
-    await cliOk(c, 'host1', 'service', 'rm', svcCli);
-    await pollContainers(c, all, byService(svcCli), (n) => n.all === 0, { t0: performance.now(), timeoutMs: 120_000, what: `${svcCli} gone` });
+    await removeService(svcCli);
     await sleep(2_000);
     await step('createBig', () => control.create('web', N.big, c.image, sleepArgs), (n) => n.running === N.big, `${N.big} running`, 'web', N.big);
     await sleep(2_000);
