@@ -52,6 +52,15 @@ import { waitFor } from '../../support/wait.js';
 
 export { waitFor };
 
+/** Send a signal; a process already gone is not an error. */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+  }
+}
+
 const alive = (pid: number): boolean => {
   try {
     // State Z (zombie) counts as gone.
@@ -102,6 +111,8 @@ export class PrivateContainerd {
     const client = new ContainerdClient(this.socket, 'shoal', 2_000);
     try {
       await Promise.race([waitFor('containerd to answer', () => (existsSync(this.socket) ? client.call(M.version, {}) : undefined), timeoutMs, 100), exited]);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\ncontainerd's log ends:\n${this.logTail()}`);
     } finally {
       client.close();
     }
@@ -126,16 +137,43 @@ export class PrivateContainerd {
   async stop(killShims = true): Promise<void> {
     const pid = this.proc?.pid;
     if (pid && alive(pid)) {
-      process.kill(pid, 'SIGTERM');
-      await waitFor('containerd to exit', () => (alive(pid) ? undefined : true), 10_000).catch(() => process.kill(pid, 'SIGKILL'));
+      signal(pid, 'SIGTERM');
+      const gone = (): true | undefined => (alive(pid) ? undefined : true);
+      await waitFor('containerd to exit', gone, 10_000).catch(async () => {
+        signal(pid, 'SIGKILL');
+        await waitFor('containerd to exit after SIGKILL', gone, 10_000);
+      });
     }
     if (!killShims) return;
-    for (const shim of this.shimPids()) {
-      try {
-        process.kill(shim, 'SIGKILL');
-      } catch {
-        // already gone
-      }
+    for (const shim of this.shimPids()) signal(shim, 'SIGKILL');
+  }
+
+  /** Whether its containerd process is up (started and not exited). */
+  get running(): boolean {
+    const pid = this.proc?.pid;
+    return pid !== undefined && this.proc?.exitCode === null && this.proc.signalCode === null && alive(pid);
+  }
+
+  /** The last lines of its log (for a failure's message). */
+  logTail(lines = 30): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+
+  /**
+   * Run fn with containerd stopped (shims kept), and start it again after,
+   * whatever fn does: a failure in fn must not leave the daemon down for the
+   * tests after it.
+   */
+  async whileStopped<T>(fn: () => Promise<T> | T): Promise<T> {
+    await this.stop(false);
+    try {
+      return await fn();
+    } finally {
+      await this.start();
     }
   }
 

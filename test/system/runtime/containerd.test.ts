@@ -219,9 +219,7 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     const pid = await rt.start('survive-1');
     let exited: number | undefined;
     const waiting = rt.wait('survive-1').then((c) => (exited = c));
-    await daemon.stop(false);
-    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toContain('sleep');
-    await daemon.start();
+    await daemon.whileStopped(() => expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toContain('sleep'));
     const info = await waitFor('the container listed again', async () => (await rt.list()).find((c) => c.id === 'survive-1'));
     expect(info).toMatchObject({ state: 'running', pid });
     expect(exited).toBeUndefined();
@@ -234,11 +232,11 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     await rt.create(spec('gap-1', { command: ['sleep', '1000'] }));
     const pid = await rt.start('gap-1');
     const waiting = rt.wait('gap-1');
-    await daemon.stop(false);
-    // The shim lives on and reaps the process; containerd misses the exit event.
-    process.kill(pid, 'SIGKILL');
-    await waitFor('the process to go', () => (existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8') ? undefined : true));
-    await daemon.start();
+    await daemon.whileStopped(async () => {
+      // The shim lives on and reaps the process; containerd misses the exit event.
+      process.kill(pid, 'SIGKILL');
+      await waitFor('the process to go', () => (existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8') ? undefined : true));
+    });
     expect(await waiting).toBe(137);
     await rt.remove('gap-1');
   });
