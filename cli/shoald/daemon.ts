@@ -18,7 +18,7 @@ import {
 } from '../../manager/ca/index.js';
 import { CallError, peerIdentity, requireRole } from '../../manager/cluster/auth.js';
 import { newObjectId, newRaftId } from '../../manager/cluster/ids.js';
-import { Manager } from '../../manager/cluster/manager.js';
+import { DEFAULT_HEARTBEAT_TICK, Manager } from '../../manager/cluster/manager.js';
 import { clusterTables } from '../../manager/cluster/tables.js';
 import { Store } from '../../manager/store/index.js';
 import { ControlApi } from '../../manager/controlapi/control.js';
@@ -95,7 +95,7 @@ const NOT_A_MANAGER = 'This node is not a swarm manager. Use `shoal swarm init` 
 export function defaultSpec(): ClusterSpec {
   return {
     name: 'default',
-    raft: { snapshotInterval: 10_000, tickMs: 100, electionTick: 10, heartbeatTick: 1 },
+    raft: { snapshotInterval: 10_000, tickMs: 100, electionTick: 10, heartbeatTick: DEFAULT_HEARTBEAT_TICK },
     dispatcher: { heartbeatPeriodMs: 1000 },
     ca: { nodeCertExpiryMs: 90 * 24 * 3600 * 1000 },
     labels: {},
@@ -352,6 +352,7 @@ export class Daemon {
       join: bootstrap ? undefined : Object.fromEntries(node.managers.filter((m) => m.raftId).map((m) => [m.raftId, m.addr])),
       tickMs: Number(raftCfg?.tickMs) || 100,
       electionTick: Number(raftCfg?.electionTick) || 10,
+      heartbeatTick: Number(raftCfg?.heartbeatTick) || DEFAULT_HEARTBEAT_TICK,
       snapshotInterval: Number(raftCfg?.snapshotInterval) || 10_000,
       logger: this.log,
     });
@@ -478,6 +479,10 @@ export class Daemon {
     if (s?.raft?.snapshotInterval) spec.raft!.snapshotInterval = s.raft.snapshotInterval;
     if (s?.raft?.tickMs) spec.raft!.tickMs = s.raft.tickMs;
     if (s?.raft?.electionTick) spec.raft!.electionTick = s.raft.electionTick;
+    if (s?.raft?.heartbeatTick) spec.raft!.heartbeatTick = s.raft.heartbeatTick;
+    if (Number(spec.raft!.heartbeatTick) >= Number(spec.raft!.electionTick)) {
+      throw new CallError(grpc.status.INVALID_ARGUMENT, `raft heartbeat tick (${spec.raft!.heartbeatTick}) must be less than the election tick (${spec.raft!.electionTick}): followers would start elections between heartbeats`);
+    }
     if (s?.dispatcher?.heartbeatPeriodMs) spec.dispatcher!.heartbeatPeriodMs = s.dispatcher.heartbeatPeriodMs;
     const limit = s?.orchestration?.taskHistoryLimit;
     if (limit !== undefined && limit !== null) {

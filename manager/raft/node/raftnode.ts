@@ -166,6 +166,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   private lead: NodeId = NONE;
   private role: StateType = StateType.Follower;
   private readonly tickMs: number;
+  private readonly heartbeatTicks: number;
   private readonly commitNoticeDelayMs: number;
   /** Entry-less appends held back (commitNoticeDelayMs), by follower. */
   private readonly deferredApps = new Map<NodeId, Message>();
@@ -183,6 +184,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
     this.sm = opts.stateMachine;
     this.log = opts.logger ?? noLog;
     this.tickMs = opts.tickMs ?? 100;
+    this.heartbeatTicks = opts.heartbeatTick ?? 1;
     const se = opts.snapshotEntries ?? 10_000;
     const cm = opts.compactionMargin ?? 5_000;
     this.snapshotEntries = typeof se === 'function' ? se : () => se;
@@ -231,7 +233,7 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
       storage: this.storage,
       applied: this.applied,
       electionTick: opts.electionTick ?? 10,
-      heartbeatTick: opts.heartbeatTick ?? 1,
+      heartbeatTick: this.heartbeatTicks,
       checkQuorum: true,
       preVote: true,
       readOnlyOption: opts.leaseReads ? ReadOnlyOption.LeaseBased : ReadOnlyOption.Safe,
@@ -856,6 +858,11 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
   /** Milliseconds per tick (for callers computing timeouts). */
   get tickInterval(): number {
     return this.tickMs;
+  }
+
+  /** Milliseconds between a leader's heartbeats. */
+  get heartbeatInterval(): number {
+    return this.tickMs * this.heartbeatTicks;
   }
 
   get currentLeader(): NodeId {

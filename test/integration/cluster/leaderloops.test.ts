@@ -2,6 +2,7 @@
 // CA): what they must do after a leader change or a stall.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROLE } from '../../../manager/cluster/manager.js';
+import { defaultSpec } from '../../../cli/shoald/daemon.js';
 import { nodesTable } from '../../../manager/cluster/tables.js';
 import type { CertIdentity } from '../../../manager/ca/index.js';
 import { api } from '../../../proto/services.js';
@@ -14,6 +15,13 @@ describe('leader loops of a manager', () => {
     t = await startTestManager();
   }, 30_000);
   afterAll(async () => t?.stop());
+
+  it('heartbeats every 3 ticks unless the cluster spec says otherwise (the spec a new cluster gets says so too)', async () => {
+    // The test manager ticks every 20 ms and leaves the heartbeat to the default.
+    expect(t.m.raft.tickInterval).toBe(20);
+    expect(t.m.raft.heartbeatInterval).toBe(60);
+    expect(defaultSpec().raft).toMatchObject({ tickMs: 100, electionTick: 10, heartbeatTick: 3 });
+  });
 
   // A demotion is two writes: the raft removal, then the node's role in the store. A leader
   // that loses leadership between them leaves the node a "manager" outside raft (seen in CI:
