@@ -186,6 +186,16 @@ interface Pending {
   obj: StoreObject | undefined;
 }
 
+/** An object's bytes and what they decode to (frozen). */
+interface Prepared {
+  data: Uint8Array;
+  obj: StoreObject;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+}
+
 class ReadView implements ReadTx {
   protected open = true;
 
@@ -287,6 +297,13 @@ class WriteTx extends ReadView implements Tx {
 
   actions(): EntryAction[] {
     return [...this.pending.values()].map((p) => ({ op: p.op, table: p.table.def.name, id: p.id, expected: p.expected, data: p.data }));
+  }
+
+  /** The objects written, as decoded from the bytes they were encoded to (by key). */
+  decoded(): Array<[string, Prepared]> {
+    const out: Array<[string, Prepared]> = [];
+    for (const [k, p] of this.pending) if (p.obj) out.push([k, { data: p.data, obj: p.obj }]);
+    return out;
   }
 
   /** Encode now (later changes by the caller cannot leak in) and decode back for read-your-writes. */
@@ -410,6 +427,13 @@ export class Store implements StateMachine {
   private readonly clock: () => number;
   private readonly watchBufferSize: number;
   private readonly watchers = new Set<Watch<StoreObject>>();
+  /**
+   * Objects of this member's proposals in flight, already decoded by the
+   * transaction (read-your-writes): apply() takes them instead of decoding the
+   * same bytes again. Decoding is a pure function of the bytes, so members
+   * that decode reach the same state; this only saves the proposer the work.
+   */
+  private readonly inFlight = new Map<string, Prepared>();
 
   constructor(opts: StoreOptions) {
     const names = new Set<string>();
@@ -496,7 +520,14 @@ export class Store implements StateMachine {
     const { plans, touched } = tx.plans();
     const clash = this.uniqueClash(plans, touched);
     if (clash) return { ok: false, version: this.state.appliedIndex, error: clash };
-    const res = await this.raft.propose(encodeEntry({ timestamp: this.clock(), actions: tx.actions() }));
+    const mine = tx.decoded();
+    for (const [k, p] of mine) this.inFlight.set(k, p);
+    let res: unknown;
+    try {
+      res = await this.raft.propose(encodeEntry({ timestamp: this.clock(), actions: tx.actions() }));
+    } finally {
+      for (const [k, p] of mine) if (this.inFlight.get(k) === p) this.inFlight.delete(k);
+    }
     if (!isApplyResult(res)) throw new Error('raft returned a result that is not the store\'s: is this store that raft node\'s state machine?');
     if (!res.ok) {
       // A fresh error, so its stack points at the caller rather than at apply().
@@ -643,7 +674,8 @@ export class Store implements StateMachine {
       let next: Row | undefined;
       if (a.op !== 'delete') {
         try {
-          const obj = t.def.codec.decode(a.data);
+          const known = this.inFlight.get(k);
+          const obj = known && sameBytes(known.data, a.data) ? { ...known.obj } : t.def.codec.decode(a.data);
           if (obj.id !== a.id) throw new Error(`object id "${obj.id}" does not match the action's id`);
           obj.meta = { version: index, createdAt: old ? old.obj.meta.createdAt : entry.timestamp, updatedAt: entry.timestamp };
           next = { obj, keys: t.keysOf(obj) };
