@@ -2,6 +2,7 @@
 // against the cluster's CA and its list of removed nodes. The role in the
 // certificate decides what the caller may do.
 import * as grpc from '@grpc/grpc-js';
+import { TLSSocket } from 'node:tls';
 import { CaError, type CertIdentity, type NodeRole, type RootCA } from '../ca/index.js';
 
 export class CallError extends Error {
@@ -12,9 +13,35 @@ export class CallError extends Error {
 
 type AuthCall = { getAuthContext(): { sslPeerCertificate?: { raw?: Buffer } } | null };
 
+/** Each connection's client certificate (DER; undefined: none), read once per HTTP/2 session. */
+const certOfSession = new WeakMap<object, Buffer | undefined>();
+
+/**
+ * The client certificate of a call, read once per connection. getAuthContext()
+ * calls TLSSocket.getPeerCertificate() on every call, which builds a large
+ * object from the certificate: ~0.3 ms per call on this machine type, most of
+ * the leader's cost of an agent heartbeat. A connection cannot change its
+ * peer (Node's HTTP/2 server disables TLS renegotiation, and TLS 1.3 has none),
+ * so the session (grpc-js: call -> BaseServerInterceptingCall -> HTTP/2
+ * stream -> session) keys the cache; where grpc-js does not look like that,
+ * getAuthContext() answers as before.
+ */
+export function peerCertificate(call: AuthCall): Buffer | undefined {
+  const session = (call as { call?: { stream?: { session?: { socket?: unknown } } } }).call?.stream?.session;
+  const socket = session?.socket;
+  if (!session || !(socket instanceof TLSSocket)) return call.getAuthContext()?.sslPeerCertificate?.raw;
+  // As getAuthContext(): a certificate counts only once the TLS layer verified it.
+  if (!socket.authorized) return undefined;
+  if (certOfSession.has(session)) return certOfSession.get(session);
+  const raw = socket.getPeerCertificate().raw;
+  const der = raw && raw.length > 0 ? raw : undefined;
+  certOfSession.set(session, der);
+  return der;
+}
+
 /** The verified identity of a TLS caller, or undefined when it sent no certificate. */
 export function peerIdentity(call: AuthCall, ca: RootCA, removed: ReadonlySet<string>): CertIdentity | undefined {
-  const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
+  const raw = peerCertificate(call);
   if (!raw || raw.length === 0) return undefined;
   let id: CertIdentity;
   try {
