@@ -215,7 +215,7 @@ export class Sessions {
             await b.update((tx) => {
               const cur = tx.get(tasksTable, id);
               if (!cur || Number(p.status.state) < stateOf(cur)) return;
-              const next = structuredClone(cur) as TaskObject;
+              const next = { ...cur } as TaskObject; // only the status changes; the rest stays shared (frozen)
               next.status = { ...p.status, timestamp: Number(p.status.timestamp) || Date.now() } as never;
               tx.update(tasksTable, next);
             });

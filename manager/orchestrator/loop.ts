@@ -171,7 +171,7 @@ export class Orchestrator {
         const reason = unplaced.get(t.id);
         if (!node && (reason === undefined || reason === t.status?.message)) continue;
         await b.update((tx) => {
-          const next = structuredClone(t) as TaskObject;
+          const next = { ...t } as TaskObject; // top-level fields change; the rest stays shared (frozen)
           if (node) {
             next.nodeId = node;
             next.status = { ...next.status, state: S.TASK_ASSIGNED, message: 'assigned', err: '', timestamp: now } as never;

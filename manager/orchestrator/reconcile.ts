@@ -87,7 +87,8 @@ class Pass {
   }
 
   private change(t: TaskObject, fn: (c: TaskObject) => void): void {
-    const c = structuredClone(this.cur(t)) as TaskObject;
+    // A shallow copy: fn sets top-level fields only, and what it shares is frozen.
+    const c = { ...this.cur(t) } as TaskObject;
     fn(c);
     this.updated.set(t.id, c);
   }
