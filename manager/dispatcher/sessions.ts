@@ -59,7 +59,7 @@ class Session {
     this.watch = watch;
     const tasks = value.filter(forWorker);
     for (const t of tasks) this.sent.set(t.id, signature(t));
-    this.write({ sessionId: this.id, assignments: { full: true, updated: tasks.map((t) => plain(t)), removed: [] } });
+    this.write({ sessionId: this.id, assignments: { full: true, updated: tasks, removed: [] } });
     void this.follow(watch);
     this.call.on('cancelled', () => this.close());
     this.call.on('error', () => this.close());
@@ -104,9 +104,10 @@ class Session {
     const q = this.queue;
     this.queue = { updated: new Map(), removed: new Set() };
     if (q.updated.size + q.removed.size === 0) return;
-    this.write({ sessionId: this.id, assignments: { full: false, updated: [...q.updated.values()].map((t) => plain(t)), removed: [...q.removed] } });
+    this.write({ sessionId: this.id, assignments: { full: false, updated: [...q.updated.values()], removed: [...q.removed] } });
   }
 
+  /** Store objects go out as they are: encoding only reads them (they are frozen), no copy needed. */
   write(msg: object): void {
     if (this.closed) return;
     this.call.write(msg);
