@@ -284,6 +284,7 @@ export class TaskRunner {
       if (t.stopWanted && t.container) {
         await this.rt.remove(t.id);
         t.container = false;
+        this.opts.logger.debug({ task: t.id }, 'task runner: container removed');
       }
       await t.wake.wait();
       return;

@@ -27,7 +27,7 @@ export interface Breakdown {
   /** Leader: orchestration passes that changed something. */
   passes: Span;
   states: Record<string, Span>;
-  /** `task runner: task removed` (container deleted). */
+  /** Containers deleted: `task runner: container removed` (after a stop the managers asked for) or `task runner: task removed` (unassigned). */
   removed: Span;
 }
 
@@ -69,7 +69,7 @@ export function breakdown(lines: Line[], t0: number): Breakdown {
   return {
     passes: span(passes.map((l) => l.time - t0)),
     states: Object.fromEntries([...byState].map(([s, ts]) => [s, span(ts)])),
-    removed: span(lines.filter((l) => l.msg === 'task runner: task removed').map((l) => l.time - t0)),
+    removed: span(lines.filter((l) => l.msg === 'task runner: container removed' || l.msg === 'task runner: task removed').map((l) => l.time - t0)),
   };
 }
 
