@@ -170,11 +170,21 @@ export class PrivateContainerd {
    */
   async whileStopped<T>(fn: () => Promise<T> | T): Promise<T> {
     await this.stop(false);
+    let result: { value: T } | { error: unknown };
     try {
-      return await fn();
-    } finally {
-      await this.start();
+      result = { value: await fn() };
+    } catch (error) {
+      result = { error };
     }
+    try {
+      await this.start();
+    } catch (e) {
+      // Both failures matter: the first says what went wrong, the second why the next tests fail too.
+      if ('error' in result) throw new Error(`${String(result.error)}; and containerd did not start again: ${(e as Error).message}`);
+      throw e;
+    }
+    if ('error' in result) throw result.error;
+    return result.value;
   }
 
   /** Stop, unmount whatever is left under the dir, delete it. */
