@@ -364,6 +364,49 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     await expect(rt.start('gone-1')).rejects.toBeInstanceOf(ContainerNotFoundError);
   });
 
+  it('remove after stop makes no look-ups (6 calls per container, not 8) and leaves no task, container or rootfs snapshot', async () => {
+    const ids = ['stoprm-1', 'stoprm-2'];
+    for (const id of ids) {
+      await rt.create(spec(id, { command: ['sleep', '1000'], init: true }));
+      await rt.start(id);
+    }
+    const paths: string[] = [];
+    const spy = vi.spyOn(rt.client, 'call').mockImplementation(function (this: unknown, m, req, o) {
+      paths.push((m as { path: string }).path.split('.').pop()!);
+      return ContainerdClient.prototype.call.call(rt.client, m as never, req as never, o);
+    });
+    try {
+      await Promise.all(ids.map(async (id) => {
+        expect(await rt.stop(id)).toBe(143);
+        await rt.remove(id);
+      }));
+    } finally {
+      spy.mockRestore();
+    }
+    // Per container: the stop's two look-ups and its kill, then three deletes.
+    expect(paths.sort()).toEqual(['Containers/Delete', 'Containers/Get', 'Snapshots/Remove', 'Tasks/Delete', 'Tasks/Get', 'Tasks/Kill'].flatMap((p) => [p, p]).sort());
+    for (const id of ids) {
+      expect(await rt.inspect(id)).toBeUndefined();
+      expect(await rt.images.hasSnapshot(id)).toBe(false);
+    }
+  });
+
+  it('a container started again by another client between stop and remove is still removed (the careful path)', async () => {
+    await rt.create(spec('restarted-1', { command: ['sleep', '1000'] }));
+    await rt.start('restarted-1');
+    await rt.stop('restarted-1', { signal: 'SIGKILL' });
+    const other = new ContainerdRuntime({ socket: daemon.socket, namespace, cgroupParent, stateDir: join(dir, 'rt-state') });
+    try {
+      await other.start('restarted-1');
+      expect((await other.inspect('restarted-1'))?.state).toBe('running');
+    } finally {
+      other.close();
+    }
+    await rt.remove('restarted-1');
+    expect(await rt.inspect('restarted-1')).toBeUndefined();
+    expect(await rt.images.hasSnapshot('restarted-1')).toBe(false);
+  });
+
   it('an image whose snapshots went away after it was last used is unpacked again by the next create', async () => {
     // An image of its own (a layer no other container uses), so its snapshots can be removed.
     const name = 'shoal.local/busybox-sh:1';
