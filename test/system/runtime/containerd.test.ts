@@ -328,7 +328,7 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     expect(await rt.inspect('dup-1')).toBeUndefined();
   });
 
-  it('ten containers created at once look their image up once (then run), and no container lookups precede their start', async () => {
+  it('ten containers created at once look their image up once and share one lease (then run), and no container lookups precede their start', async () => {
     const fresh = new ContainerdRuntime({ socket: daemon.socket, namespace, cgroupParent, stateDir: join(dir, 'rt-state') });
     const calls = new Map<unknown, number>();
     const real = fresh.client.call.bind(fresh.client);
@@ -346,6 +346,9 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
       expect(calls.get(M.imageGet)).toBe(1);
       expect(calls.get(M.containerGet) ?? 0).toBe(0);
       expect(calls.get(M.taskStart)).toBe(10);
+      // One lease keeps the ten new rootfs snapshots from collection, not one each.
+      expect(calls.get(M.leaseCreate)).toBe(1);
+      expect(calls.get(M.leaseDelete) ?? 0).toBe(0);
       for (const id of ids) expect(await fresh.wait(id)).toBe(0);
       for (const id of ids) await fresh.remove(id);
     } finally {

@@ -8,6 +8,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { containerd } from '../../../proto/gen/containerd.js';
 import { ContainerdClient, DEFAULT_SOCKET, M, isAlreadyExists, isNotFound, isUnavailable } from './client.js';
+import { CreateLease } from './createlease.js';
 import { ExitEvents } from './exits.js';
 import { ImageStore, type ResolvedImage } from './images.js';
 import { installLogger, loggerUri } from './logger.js';
@@ -149,6 +150,8 @@ export class ContainerdRuntime implements Runtime {
   private readonly justStopped = new Map<string, { snapshotter: string; snapshotKey: string }>();
   /** Exits from containerd's event stream: wait() needs no call per container. */
   private readonly exits: ExitEvents;
+  /** Keeps new rootfs snapshots from collection until their container holds them. */
+  private readonly createLease: CreateLease;
 
   constructor(private readonly opts: ContainerdRuntimeOptions = {}) {
     this.client = new ContainerdClient(opts.socket ?? DEFAULT_SOCKET, opts.namespace ?? 'shoal', opts.callTimeoutMs ?? 60_000);
@@ -156,6 +159,7 @@ export class ContainerdRuntime implements Runtime {
     this.runtimeName = opts.runtimeName ?? 'io.containerd.runc.v2';
     this.images = new ImageStore(this.client, this.snapshotter);
     this.exits = new ExitEvents(this.client, (id) => this.exitOf(id), (id, signal) => this.waitCall(id, signal));
+    this.createLease = new CreateLease(this.client);
   }
 
   /** Event streams confirmed live so far: one while containerd stays up (tests read it). */
@@ -250,8 +254,7 @@ export class ContainerdRuntime implements Runtime {
     const stopSignal = spec.stopSignal;
     if (stopSignal) signalNumber(stopSignal); // reject bad names now, not at stop time
     let img = await this.image(spec.image);
-    await this.images.withLease(
-      'create',
+    await this.createLease.use(
       async (lease) => {
         const prepare = () => this.client.call(M.snapshotPrepare, { snapshotter: this.snapshotter, key: spec.id, parent: topOf(img) }, { lease });
         let prep;
@@ -299,7 +302,6 @@ export class ContainerdRuntime implements Runtime {
           throw e;
         }
       },
-      10 * 60_000,
     );
   }
 
@@ -547,6 +549,7 @@ export class ContainerdRuntime implements Runtime {
 
   close(): void {
     this.exits.close();
+    // The create lease is left to expire: the client closes now, and whatever it held is referenced by containers by then.
     this.client.close();
   }
 }
