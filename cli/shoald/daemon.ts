@@ -91,6 +91,29 @@ const FORWARD_TIMEOUT_MS = 10_000;
 const NOT_IN_SWARM = 'This node is not part of a swarm: use `shoal swarm init` or `shoal swarm join` first';
 const NOT_A_MANAGER = 'This node is not a swarm manager. Use `shoal swarm init` or `shoal swarm join` to connect this node to a swarm as a manager, or run the command on a manager';
 
+/** The spec of a new cluster: the defaults, with what `swarm init` asked for; bad values refused (INVALID_ARGUMENT). */
+export function initSpec(s: InstanceType<typeof api.InitRequest>['spec']): ClusterSpec {
+  const spec = defaultSpec();
+  if (s?.raft?.snapshotInterval) spec.raft!.snapshotInterval = s.raft.snapshotInterval;
+  if (s?.raft?.tickMs) spec.raft!.tickMs = s.raft.tickMs;
+  if (s?.raft?.electionTick) spec.raft!.electionTick = s.raft.electionTick;
+  if (s?.raft?.heartbeatTick) spec.raft!.heartbeatTick = s.raft.heartbeatTick;
+  if (Number(spec.raft!.heartbeatTick) >= Number(spec.raft!.electionTick)) {
+    throw new CallError(grpc.status.INVALID_ARGUMENT, `raft heartbeat tick (${spec.raft!.heartbeatTick}) must be less than the election tick (${spec.raft!.electionTick}): followers would start elections between heartbeats`);
+  }
+  if (s?.dispatcher?.heartbeatPeriodMs) spec.dispatcher!.heartbeatPeriodMs = s.dispatcher.heartbeatPeriodMs;
+  const limit = s?.orchestration?.taskHistoryLimit;
+  if (limit !== undefined && limit !== null) {
+    if (Number(limit) < 0 || Number(limit) > 1000) throw new CallError(grpc.status.INVALID_ARGUMENT, '--task-history-limit must be 0 to 1000');
+    spec.orchestration = { taskHistoryLimit: Number(limit) } as never;
+  }
+  if (s?.ca?.nodeCertExpiryMs) {
+    if (Number(s.ca.nodeCertExpiryMs) < 30_000) throw new CallError(grpc.status.INVALID_ARGUMENT, '--cert-expiry must be at least 30s');
+    spec.ca!.nodeCertExpiryMs = s.ca.nodeCertExpiryMs;
+  }
+  return spec;
+}
+
 /** The defaults of a new cluster; `swarm init` flags override them. */
 export function defaultSpec(): ClusterSpec {
   return {
@@ -474,25 +497,7 @@ export class Daemon {
     if (!advertise || advertise.startsWith('0.0.0.0')) {
       throw new CallError(grpc.status.INVALID_ARGUMENT, 'an advertise address is needed: pass --advertise-addr HOST:PORT (the address other nodes reach this one on)');
     }
-    const spec = defaultSpec();
-    const s = req.spec;
-    if (s?.raft?.snapshotInterval) spec.raft!.snapshotInterval = s.raft.snapshotInterval;
-    if (s?.raft?.tickMs) spec.raft!.tickMs = s.raft.tickMs;
-    if (s?.raft?.electionTick) spec.raft!.electionTick = s.raft.electionTick;
-    if (s?.raft?.heartbeatTick) spec.raft!.heartbeatTick = s.raft.heartbeatTick;
-    if (Number(spec.raft!.heartbeatTick) >= Number(spec.raft!.electionTick)) {
-      throw new CallError(grpc.status.INVALID_ARGUMENT, `raft heartbeat tick (${spec.raft!.heartbeatTick}) must be less than the election tick (${spec.raft!.electionTick}): followers would start elections between heartbeats`);
-    }
-    if (s?.dispatcher?.heartbeatPeriodMs) spec.dispatcher!.heartbeatPeriodMs = s.dispatcher.heartbeatPeriodMs;
-    const limit = s?.orchestration?.taskHistoryLimit;
-    if (limit !== undefined && limit !== null) {
-      if (Number(limit) < 0 || Number(limit) > 1000) throw new CallError(grpc.status.INVALID_ARGUMENT, '--task-history-limit must be 0 to 1000');
-      spec.orchestration = { taskHistoryLimit: Number(limit) } as never;
-    }
-    if (s?.ca?.nodeCertExpiryMs) {
-      if (Number(s.ca.nodeCertExpiryMs) < 30_000) throw new CallError(grpc.status.INVALID_ARGUMENT, '--cert-expiry must be at least 30s');
-      spec.ca!.nodeCertExpiryMs = s.ca.nodeCertExpiryMs;
-    }
+    const spec = initSpec(req.spec);
     const clusterId = newObjectId();
     const nodeId = newObjectId();
     const raftId = newRaftId();
