@@ -147,7 +147,7 @@ export class ContainerdRuntime implements Runtime {
    * (a scale-down's stop + remove makes 6 calls instead of 8). Should the task have been started
    * again meanwhile, containerd refuses to delete it and remove() takes the careful path.
    */
-  private readonly justStopped = new Map<string, { snapshotter: string; snapshotKey: string }>();
+  private readonly justStopped = new Map<string, Pick<Container, 'snapshotter' | 'snapshotKey'>>();
   /** Exits from containerd's event stream: wait() needs no call per container. */
   private readonly exits: ExitEvents;
   /** Keeps new rootfs snapshots from collection until their container holds them. */
@@ -335,31 +335,6 @@ export class ContainerdRuntime implements Runtime {
     }
   }
 
-  /**
-   * remove() of a container stop() saw end: no lookups. False when its task cannot be deleted (it
-   * runs again: containerd says "cannot delete a running process", as UNKNOWN), and the careful
-   * path, which looks, decides.
-   */
-  private async removeStopped(id: string, where: { snapshotter: string; snapshotKey: string }): Promise<boolean> {
-    try {
-      await this.deleteTask(id);
-    } catch {
-      return false;
-    }
-    try {
-      await this.client.call(M.containerDelete, { id });
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
-    try {
-      await this.client.call(M.snapshotRemove, { snapshotter: where.snapshotter, key: where.snapshotKey });
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
-    this.exits.forget(id);
-    return true;
-  }
-
   async start(id: string): Promise<number> {
     this.justStopped.delete(id);
     const fresh = this.justCreated.get(id);
@@ -459,7 +434,7 @@ export class ContainerdRuntime implements Runtime {
     const t = await this.getTask(id);
     if (!t) return undefined;
     const ended = <T>(code: T): T => {
-      this.justStopped.set(id, { snapshotter: c.snapshotter || this.snapshotter, snapshotKey: c.snapshotKey || id });
+      this.justStopped.set(id, { snapshotter: c.snapshotter, snapshotKey: c.snapshotKey });
       return code;
     };
     if (t.status === Status.STOPPED) return ended(t.exitStatus ?? 0);
@@ -496,11 +471,18 @@ export class ContainerdRuntime implements Runtime {
     this.justCreated.delete(id);
     const stopped = this.justStopped.get(id);
     this.justStopped.delete(id);
-    if (stopped && (await this.removeStopped(id, stopped))) return;
+    // Right after stop() nothing needs looking up, unless the task runs again meanwhile: containerd
+    // then refuses the delete ("cannot delete a running process", as UNKNOWN) and we look.
+    if (stopped && (await this.deleteTask(id).then(() => true, () => false))) return this.deleteContainer(id, stopped);
     const c = await this.getContainer(id);
     const t = await this.getTask(id);
     if (t && t.status !== Status.STOPPED) await this.stop(id, { signal: 'SIGKILL', graceMs: 0 }).catch(() => undefined);
     if (t) await this.deleteTask(id);
+    await this.deleteContainer(id, c ?? undefined);
+  }
+
+  /** Once the container has no task: its record (when there is one) and its rootfs snapshot. */
+  private async deleteContainer(id: string, c: Pick<Container, 'snapshotter' | 'snapshotKey'> | undefined): Promise<void> {
     if (c) {
       try {
         await this.client.call(M.containerDelete, { id });
@@ -515,6 +497,7 @@ export class ContainerdRuntime implements Runtime {
     }
     this.exits.forget(id);
   }
+
 
   private info(c: Container, t: Process | undefined): ContainerInfo {
     const labels: Record<string, string> = {};
