@@ -367,7 +367,7 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     await expect(rt.start('gone-1')).rejects.toBeInstanceOf(ContainerNotFoundError);
   });
 
-  it('remove after stop makes no look-ups (6 calls per container, not 8) and leaves no task, container or rootfs snapshot', async () => {
+  it('stop + remove of a container this client started makes no look-ups (4 calls per container, not 8) and leaves no task, container or rootfs snapshot', async () => {
     const ids = ['stoprm-1', 'stoprm-2'];
     for (const id of ids) {
       await rt.create(spec(id, { command: ['sleep', '1000'], init: true }));
@@ -386,12 +386,31 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     } finally {
       spy.mockRestore();
     }
-    // Per container: the stop's two look-ups and its kill, then three deletes.
-    expect(paths.sort()).toEqual(['Containers/Delete', 'Containers/Get', 'Snapshots/Remove', 'Tasks/Delete', 'Tasks/Get', 'Tasks/Kill'].flatMap((p) => [p, p]).sort());
+    // Per container: the stop's kill, then three deletes.
+    expect(paths.sort()).toEqual(['Containers/Delete', 'Snapshots/Remove', 'Tasks/Delete', 'Tasks/Kill'].flatMap((p) => [p, p]).sort());
     for (const id of ids) {
       expect(await rt.inspect(id)).toBeUndefined();
       expect(await rt.images.hasSnapshot(id)).toBe(false);
     }
+  });
+
+  it('stop of a container this client started that exited meanwhile gives its exit code; one removed meanwhile is not found', async () => {
+    await rt.create(spec('exited-1', { command: ['sh', '-c', 'exit 3'] }));
+    await rt.start('exited-1');
+    expect(await rt.wait('exited-1')).toBe(3);
+    expect(await rt.stop('exited-1')).toBe(3);
+    await rt.remove('exited-1');
+    expect(await rt.inspect('exited-1')).toBeUndefined();
+
+    await rt.create(spec('removed-1', { command: ['sleep', '1000'] }));
+    await rt.start('removed-1');
+    const other = new ContainerdRuntime({ socket: daemon.socket, namespace, cgroupParent, stateDir: join(dir, 'rt-state') });
+    try {
+      await other.remove('removed-1');
+    } finally {
+      other.close();
+    }
+    await expect(rt.stop('removed-1')).rejects.toBeInstanceOf(ContainerNotFoundError);
   });
 
   it('a container started again by another client between stop and remove is still removed (the careful path)', async () => {

@@ -42,6 +42,28 @@ const L_LOG = `${LABEL_PREFIX}log-path`;
 const L_SIGNAL = `${LABEL_PREFIX}stop-signal`;
 const L_GRACE = `${LABEL_PREFIX}stop-grace-ms`;
 
+/** What stop() and remove() need of a container of ours: where its rootfs is, how it is stopped. */
+interface OwnFacts {
+  snapshotter?: string | null;
+  snapshotKey?: string | null;
+  signal: string;
+  graceMs: number;
+}
+
+function ownFacts(c: Pick<Container, 'snapshotter' | 'snapshotKey' | 'labels'>): OwnFacts {
+  return {
+    snapshotter: c.snapshotter,
+    snapshotKey: c.snapshotKey,
+    signal: c.labels?.[L_SIGNAL] ?? 'SIGTERM',
+    graceMs: Number(c.labels?.[L_GRACE] ?? DEFAULT_STOP_GRACE_MS),
+  };
+}
+
+/** stopTask(): the kill found no process, so what the container is has to be looked up. */
+const NO_PROCESS = Symbol('no process');
+/** Ends stop()'s wait on the exit once it is no longer needed. */
+const STOP_WAIT_DONE = new Error('stop: wait no longer needed');
+
 /** Fetches missing images (worker/runtime/registry.ts: RegistryPuller). */
 export interface Puller {
   /** Fetch the image into containerd's content store and register it under `name` (normalized). */
@@ -141,13 +163,19 @@ export class ContainerdRuntime implements Runtime {
   private readonly pulls = new Map<string, Promise<void>>();
   private readonly freshImages = new Map<string, { img: Promise<ResolvedImage>; until: number }>();
   /** Containers create() just made, with their rootfs mounts: start() needs no lookups for them. */
-  private readonly justCreated = new Map<string, { mounts: MountProps[]; logPath: string }>();
+  private readonly justCreated = new Map<string, { mounts: MountProps[]; logPath: string; own: OwnFacts }>();
+  /**
+   * Containers this client started, with what stop() would otherwise look up: stop() goes straight
+   * to the kill (a scale-down's stop + remove makes 4 calls instead of 6). Should the task be gone
+   * meanwhile (exited, or removed by another client), the kill finds nothing and stop() looks.
+   */
+  private readonly justStarted = new Map<string, OwnFacts>();
   /**
    * Containers stop() just saw end, with where their rootfs is: remove() needs no lookups for them
    * (a scale-down's stop + remove makes 6 calls instead of 8). Should the task have been started
    * again meanwhile, containerd refuses to delete it and remove() takes the careful path.
    */
-  private readonly justStopped = new Map<string, Pick<Container, 'snapshotter' | 'snapshotKey'>>();
+  private readonly justStopped = new Map<string, OwnFacts>();
   /** Exits from containerd's event stream: wait() needs no call per container. */
   private readonly exits: ExitEvents;
   /** Keeps new rootfs snapshots from collection until their container holds them. */
@@ -295,7 +323,7 @@ export class ContainerdRuntime implements Runtime {
             },
             { lease },
           );
-          this.justCreated.set(spec.id, { mounts: prep.mounts ?? [], logPath: spec.logPath });
+          this.justCreated.set(spec.id, { mounts: prep.mounts ?? [], logPath: spec.logPath, own: ownFacts({ snapshotter: this.snapshotter, snapshotKey: spec.id, labels }) });
         } catch (e) {
           await this.client.call(M.snapshotRemove, { snapshotter: this.snapshotter, key: spec.id }).catch(() => undefined);
           if (isAlreadyExists(e)) throw new ContainerExistsError(spec.id);
@@ -337,6 +365,7 @@ export class ContainerdRuntime implements Runtime {
 
   async start(id: string): Promise<number> {
     this.justStopped.delete(id);
+    this.justStarted.delete(id);
     const fresh = this.justCreated.get(id);
     if (fresh) {
       this.justCreated.delete(id);
@@ -346,7 +375,10 @@ export class ContainerdRuntime implements Runtime {
         if (isNotFound(e) || isAlreadyExists(e)) return undefined;
         throw e;
       });
-      if (pid !== undefined) return pid;
+      if (pid !== undefined) {
+        this.justStarted.set(id, fresh.own);
+        return pid;
+      }
     }
     const c = await this.getContainer(id);
     if (!c) throw new ContainerNotFoundError(id);
@@ -359,7 +391,9 @@ export class ContainerdRuntime implements Runtime {
       const { mounts } = await this.client.call(M.snapshotMounts, { snapshotter: c.snapshotter || this.snapshotter, key: c.snapshotKey || id });
       await this.createTask(id, mounts ?? [], logPath);
     }
-    return this.startTask(id);
+    const pid = await this.startTask(id);
+    this.justStarted.set(id, ownFacts(c));
+    return pid;
   }
 
   private async createTask(id: string, rootfs: MountProps[], logPath: string): Promise<void> {
@@ -418,37 +452,61 @@ export class ContainerdRuntime implements Runtime {
     return t.status === Status.STOPPED ? t.exitStatus ?? 0 : 'running';
   }
 
-  private async kill(id: string, sig: number, all: boolean): Promise<void> {
+  /** Signals the task's process (all: every process of it); false when it has none any more. */
+  private async kill(id: string, sig: number, all: boolean): Promise<boolean> {
     try {
       await this.client.call(M.taskKill, { containerId: id, signal: sig, all });
+      return true;
     } catch (e) {
       // The process is already gone.
       if (!isNotFound(e)) throw e;
+      return false;
     }
   }
 
   async stop(id: string, opts: StopOptions = {}): Promise<number | undefined> {
     this.justStopped.delete(id);
+    const started = this.justStarted.get(id);
+    this.justStarted.delete(id);
+    if (started) {
+      // Started by this client: nothing to look up unless the kill finds no process.
+      const code = await this.stopTask(id, started, 'running', opts);
+      if (code !== NO_PROCESS) return code;
+    }
     const c = await this.getContainer(id);
     if (!c) throw new ContainerNotFoundError(id);
     const t = await this.getTask(id);
     if (!t) return undefined;
-    const ended = <T>(code: T): T => {
-      this.justStopped.set(id, { snapshotter: c.snapshotter, snapshotKey: c.snapshotKey });
+    const own = ownFacts(c);
+    if (t.status === Status.STOPPED) {
+      this.justStopped.set(id, own);
+      return t.exitStatus ?? 0;
+    }
+    const code = await this.stopTask(id, own, t.status === Status.CREATED ? 'created' : 'looked-up', opts);
+    // Only a stop that did not look first can find no process.
+    return code === NO_PROCESS ? undefined : code;
+  }
+
+  /**
+   * Kill the task, gracefully unless it never started, and wait for its exit. `running`: believed
+   * running without a look-up; should the kill find no process, NO_PROCESS says to look.
+   */
+  private async stopTask(id: string, own: OwnFacts, state: 'running' | 'looked-up' | 'created', opts: StopOptions): Promise<number | typeof NO_PROCESS> {
+    const ended = (code: number): number => {
+      this.justStopped.set(id, own);
       return code;
     };
-    if (t.status === Status.STOPPED) return ended(t.exitStatus ?? 0);
-    const sig = signalNumber(opts.signal ?? c.labels?.[L_SIGNAL] ?? 'SIGTERM');
-    const grace = opts.graceMs ?? Number(c.labels?.[L_GRACE] ?? DEFAULT_STOP_GRACE_MS);
+    const sig = signalNumber(opts.signal ?? own.signal);
+    const grace = opts.graceMs ?? own.graceMs;
     const ac = new AbortController();
     const exited = this.wait(id, ac.signal);
     exited.catch(() => undefined);
     try {
-      if (t.status === Status.CREATED) {
+      if (state === 'created') {
         // Never started: there is nothing to be graceful with.
         await this.kill(id, 9, true);
       } else {
-        await this.kill(id, sig, false);
+        if (!(await this.kill(id, sig, false)) && state === 'running') return NO_PROCESS;
         let timer: NodeJS.Timeout | undefined;
         const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), grace)))]);
         clearTimeout(timer);
@@ -463,12 +521,14 @@ export class ContainerdRuntime implements Runtime {
       clearTimeout(timer);
       return ended(code);
     } finally {
-      ac.abort();
+      // A reason of our own: abort() would build a DOMException (and its stack) per stop.
+      ac.abort(STOP_WAIT_DONE);
     }
   }
 
   async remove(id: string): Promise<void> {
     this.justCreated.delete(id);
+    this.justStarted.delete(id);
     const stopped = this.justStopped.get(id);
     this.justStopped.delete(id);
     // Right after stop() nothing needs looking up, unless the task runs again meanwhile: containerd
