@@ -8,11 +8,12 @@
 //   2. the floor: the same busybox `sleep` containers with init, spread as
 //      shoal spreads them (N/5 per host), created and started directly through
 //      each host's containerd from this process, all hosts in parallel and all
-//      of a host's containers at once (as shoald's agent runs them): 10 once
-//      untimed (warm-up), 10; then 50, +50 (to 100), -90 (stop + remove, to 10);
+//      of a host's containers at once (as shoald's agent runs them): 100 made
+//      and removed untimed (warm-up), 10; then 50, +50 (to 100), -90 (stop +
+//      remove, to 10);
 //   3. shoal's control API from this process in the same way (a warm client on
 //      host1's local socket, the requests `service create/scale --detach`
-//      send): 10 once untimed (warm-up), create 10; create 10 again through
+//      send): 100 made and removed untimed (warm-up), create 10; create 10 again through
 //      the CLI (what its start adds); create 50, scale 50 -> 100, 100 -> 10;
 //      "until" is judged from the hosts' containerds, polled directly (every
 //      host in parallel, a round every ~100 ms): all running, or 90 gone;
@@ -26,7 +27,7 @@
 // seen not ready (ListNodes, every 250 ms) are counted: during create/scale
 // any is spurious.
 //
-//   node dist/test/bench/converge/bench.js [--reps 3] [--quick] [--json] [--debug-logs] [--keep-logs] [--cpu-profile DIR]
+//   node dist/test/bench/converge/bench.js [--reps 3] [--quick] [--warmup 100] [--json] [--debug-logs] [--keep-logs] [--cpu-profile DIR]
 //
 // --cpu-profile DIR: every shoald records a CPU profile, and each create/scale
 // step gets its own file per host: DIR/rep<r>/<host>.<n>.cpuprofile (the step's
@@ -57,6 +58,9 @@ const REPS = Number(arg('reps', QUICK ? '1' : '3'));
 /** Replica counts: create small, create big, scale big -> up, scale up -> down (multiples of 5: N/5 per host). */
 const N = QUICK ? { small: 5, big: 20, up: 40, down: 5 } : { small: 10, big: 50, up: 100, down: 10 };
 const HOSTS = 5;
+/** Containers each side makes and removes, untimed, before its timed steps (a multiple of HOSTS). */
+const WARMUP = Number(arg('warmup', String(N.up)));
+if (!Number.isInteger(WARMUP / HOSTS) || WARMUP < HOSTS) throw new Error(`--warmup ${arg('warmup', '')}: expected a multiple of ${HOSTS}, at least ${HOSTS}`);
 const VICTIM = 'host5';
 
 const log = (line: string): void => void process.stderr.write(`[converge ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -187,11 +191,13 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
       (r.cpu[key] ??= {}).floor = cpuSince(c, a);
       return v;
     };
-    // One untimed round of the smallest step first, for each side: the code that makes the calls
-    // runs in one process for the floor (this one) but in five shoalds, each compiling it anew.
-    log(`  floor: warm-up ${N.small}`);
-    await floor.add(N.small / HOSTS, timeout(N.small));
-    await floor.clear();
+    // One untimed round first, for each side, of WARMUP containers made and then stopped and
+    // removed: the code that makes the calls runs in one process for the floor (this one) but in
+    // five fresh shoalds, each compiling it anew. A cold grpc-js call costs ~0.3 ms of CPU, a warm
+    // one ~0.12 ms; warm is the steady state of a shoald that has been up a while.
+    log(`  floor: warm-up ${WARMUP}`);
+    await floor.add(WARMUP / HOSTS, timeout(WARMUP));
+    await floor.remove(WARMUP / HOSTS, timeout(WARMUP));
     await floorGone();
     await sleep(1_000);
     log(`  floor: ${N.small}`);
@@ -257,9 +263,9 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
       await cliOk(c, 'host1', 'service', 'rm', name);
       await pollContainers(c, all, byService(name), (n) => n.all === 0, { t0: performance.now(), timeoutMs: 120_000, what: `${name} gone` });
     };
-    log(`  shoal: warm-up ${N.small}`);
-    await control.create('warmup', N.small, c.image, sleepArgs);
-    await pollContainers(c, all, byService('warmup'), (n) => n.running === N.small, { t0: performance.now(), timeoutMs: timeout(N.small), what: `warm-up ${N.small} running` });
+    log(`  shoal: warm-up ${WARMUP}`);
+    await control.create('warmup', WARMUP, c.image, sleepArgs);
+    await pollContainers(c, all, byService('warmup'), (n) => n.running === WARMUP, { t0: performance.now(), timeoutMs: timeout(WARMUP), what: `warm-up ${WARMUP} running` });
     await removeService('warmup');
     await sleep(2_000);
     await step('createSmall', () => control.create(svcSmall, N.small, c.image, sleepArgs), (n) => n.running === N.small, `${N.small} running`, svcSmall, N.small);
@@ -480,7 +486,7 @@ function report(reps: Rep[], failed: Rep[], startLoad: string, startBusy: number
   console.log('(the CLI\'s channel), the requests `service create/scale --detach` send. "through the CLI" starts the CLI instead (Node.js starts in ~0.07 s here,');
   console.log('the CLI answers `info` in ~0.1 s), against the same floor. shoal/floor is the median of each repetition\'s ratio. Floor: create+start');
   console.log('(or stop+remove) through containerd directly, N/5 per host, hosts in parallel, all of a host\'s containers at once (as shoald\'s agent).');
-  console.log(`Each side first runs ${N.small} containers once, untimed (a warm-up: the floor's calls are made by this one process, shoal's by five).`);
+  console.log(`Each side first runs ${WARMUP} containers once, made then stopped and removed, untimed (a warm-up: the floor's calls are made by this one process, shoal's by five fresh ones).`);
   const called = (k: StepKey) => median(ok.map((r) => r.callMs[k] ?? NaN));
   console.log(`The request returned after (median): ${(['createSmall', 'createSmallCli', 'createBig', 'scaleUp', 'scaleDown'] as StepKey[]).map((k) => `${STEP[k].split(' until')[0]} ${sec(called(k))}`).join(', ')}.`);
   console.log(`A trivial CLI command (\`shoal info\`) takes ${sec(median(ok.map((r) => r.cliBaselineMs)))} (median, idle cluster): the CLI's own start and one RPC.`);
