@@ -15,8 +15,9 @@
 //      host1's local socket, the requests `service create/scale --detach`
 //      send): 100 made and removed untimed (warm-up), create 10; create 10 again through
 //      the CLI (what its start adds); create 50, scale 50 -> 100, 100 -> 10;
-//      "until" is judged from the hosts' containerds, polled directly (every
-//      host in parallel, a round every ~100 ms): all running, or 90 gone;
+//      "until" is judged from the hosts' containerds directly: listed (every
+//      host in parallel, a round every ~250 ms) for which containers, and
+//      timed by containerd's stamps on its start/exit/delete events;
 //      memory again at 100 tasks (and the shims' and loggers' PSS);
 //   4. SIGKILL host5's shoald and containerd (its shims, and so its containers,
 //      live on): until the service's replicas run on the other 4 hosts; then
@@ -40,9 +41,10 @@ import type { NodeView, ServicesCluster } from '../../system/services/harness.js
 import { BenchCluster, benchPrerequisites } from './cluster.js';
 import { breakdown, describe, readLines, type Breakdown } from './breakdown.js';
 import { ControlDriver } from './control.js';
-import { Floor, FLOOR_SERVICE } from './floor.js';
+import { Floor, FLOOR_SERVICE, type FloorStep } from './floor.js';
 import { clusterMem, cpuSeconds, cpuSince, cpuSnap, machineBusy, type CpuUse, type HostMem } from './memory.js';
-import { NodeWatcher, byService, diffLogs, logEvents, pollContainers, scanLogs, sleep, type LogCounts, type LogEvent, type NotReady } from './observe.js';
+import { ContainerEvents } from './events.js';
+import { NodeWatcher, byService, diffLogs, logEvents, matchingIds, pollContainers, scanLogs, sleep, type LogCounts, type LogEvent, type NotReady } from './observe.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string): boolean => argv.includes(`--${name}`);
@@ -107,6 +109,8 @@ interface Rep {
   /** The create/scale steps' windows (epoch ms), and the raft/down lines logged in them when any election or down happened. */
   windows: { key: StepKey; from: number; to: number }[];
   anomalies: (LogEvent & { window: string; hostOfNode?: string })[];
+  /** Steps whose time came from polling because some container had no containerd event (expected: none). */
+  timedByPolling: string[];
   /** Idle (swarm ready, no tasks): each shoald's CPU, % of one core, over 5 s. */
   idleCpuPct: Record<string, number>;
   /** CPU seconds used during each create/scale step, by the floor's run and by shoal's. */
@@ -132,7 +136,7 @@ const cliOk = async (c: ServicesCluster, host: string, ...args: string[]): Promi
 async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
   const r: Rep = {
     rep: i + 1, load: { start: loadavg(), end: '', busy: await machineBusy(2_000) }, swarmUpMs: 0, floor: {}, floorApi: {}, shoal: {}, callMs: {},
-    logs: { createScale: scanLogs([]) }, falseDowns: [], nodePolls: { ok: 0, failed: 0 }, memIdle: {}, cliBaselineMs: NaN, breakdown: {}, cpu: {}, idleCpuPct: {}, windows: [], anomalies: [],
+    logs: { createScale: scanLogs([]) }, falseDowns: [], nodePolls: { ok: 0, failed: 0 }, memIdle: {}, cliBaselineMs: NaN, breakdown: {}, cpu: {}, idleCpuPct: {}, windows: [], anomalies: [], timedByPolling: [],
   };
   const name = `cv${process.pid % 10000}r${i}`;
   log(`repetition ${i + 1}/${REPS}: lab ${name} up (load ${r.load.start}; CPU ${r.load.busy.toFixed(0)} % busy before it)`);
@@ -167,8 +171,10 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
   };
   const all = c.hosts;
   const timeout = (n: number) => 60_000 + n * 1_500;
+  const events = new ContainerEvents(c, all);
   try {
     await c.start();
+    await events.open();
     r.swarmUpMs = c.timings.swarmMs;
     log(`  lab up ${c.timings.labUpMs} ms, preload ${c.timings.preloadMs} ms, swarm ${c.timings.swarmMs} ms`);
     watcher.use(sock('host1'));
@@ -183,7 +189,7 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     r.cliBaselineMs = median(base);
 
     // ---- the floor ----
-    const floor = new Floor(c, String(i));
+    const floor = new Floor(c, String(i), events);
     const floorGone = () => pollContainers(c, all, byService(FLOOR_SERVICE), (n) => n.all === 0, { t0: performance.now(), timeoutMs: 120_000, what: 'floor containers gone' });
     const floorCpu = async <T>(key: StepKey, f: () => Promise<T>): Promise<T> => {
       const a = cpuSnap(c);
@@ -201,22 +207,27 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     await floorGone();
     await sleep(1_000);
     log(`  floor: ${N.small}`);
-    let f = await floorCpu('createSmall', () => floor.add(N.small / HOSTS, timeout(N.small)));
+    const floorStep = async (key: StepKey, run: () => Promise<FloorStep>): Promise<FloorStep> => {
+      const v = await floorCpu(key, run);
+      if (v.exact === false) r.timedByPolling.push(`floor ${STEP[key]}`);
+      return v;
+    };
+    let f = await floorStep('createSmall', () => floor.add(N.small / HOSTS, timeout(N.small)));
     r.floor.createSmall = f.ms;
     r.floorApi.createSmall = f.apiMs;
     await floor.clear();
     await floorGone();
     await sleep(1_000);
     log(`  floor: ${N.big}, +${N.up - N.big}, -${N.up - N.down}`);
-    f = await floorCpu('createBig', () => floor.add(N.big / HOSTS, timeout(N.big)));
+    f = await floorStep('createBig', () => floor.add(N.big / HOSTS, timeout(N.big)));
     r.floor.createBig = f.ms;
     r.floorApi.createBig = f.apiMs;
     await sleep(1_000);
-    f = await floorCpu('scaleUp', () => floor.add((N.up - N.big) / HOSTS, timeout(N.up)));
+    f = await floorStep('scaleUp', () => floor.add((N.up - N.big) / HOSTS, timeout(N.up)));
     r.floor.scaleUp = f.ms;
     r.floorApi.scaleUp = f.apiMs;
     await sleep(1_000);
-    f = await floorCpu('scaleDown', () => floor.remove((N.up - N.down) / HOSTS, timeout(N.up)));
+    f = await floorStep('scaleDown', () => floor.remove((N.up - N.down) / HOSTS, timeout(N.up)));
     r.floor.scaleDown = f.ms;
     r.floor.scaleDownStopped = f.stoppedMs;
     r.floorApi.scaleDown = f.apiMs;
@@ -232,6 +243,7 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     const control = new ControlDriver(sock('host1'));
     const step = async (key: StepKey, request: () => Promise<unknown>, done: (n: { running: number; all: number }) => boolean, what: string, svc: string, n: number) => {
       await profileMark();
+      const before = await matchingIds(c, all, byService(svc));
       watcher.open(key);
       const wall0 = Date.now();
       const cpu0 = cpuSnap(c);
@@ -245,7 +257,10 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
         onRound: (x, ms) => {
           if (key === 'scaleDown' && r.shoal.scaleDownStopped === undefined && x.running <= N.down) r.shoal.scaleDownStopped = ms;
         },
+        exact: { events, kind: key === 'scaleDown' ? 'delete' : 'start', before, sinceWall: wall0 },
       });
+      if (key === 'scaleDown' && p.exact) r.shoal.scaleDownStopped = p.exitedMs;
+      if (!p.exact) r.timedByPolling.push(`shoal ${STEP[key]}`);
       await req;
       (r.cpu[key] ??= {}).shoal = cpuSince(c, cpu0);
       r.windows.push({ key, from: wall0, to: Date.now() });
@@ -376,6 +391,7 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     if (current) current.failed = true;
     throw e;
   } finally {
+    events.close();
     r.falseDowns = [...watcher.seen];
     watcher.seen.length = 0;
     r.nodePolls = { ok: watcher.polls, failed: watcher.failures };
@@ -481,8 +497,12 @@ function report(reps: Rep[], failed: Rep[], startLoad: string, startBusy: number
     const f = median(ok.map((r) => r.floor[key] ?? NaN));
     if (lim !== undefined && f > lim) console.log(`note: ${STEP[key]}: containerd alone (the floor) takes ${sec(f)}, more than the ${sec(lim)} target: no orchestrator on top of it can meet it here.`);
   }
-  console.log('"until running"/"gone": judged from the hosts\' containerds, polled directly (all hosts in parallel, a round every ~100 ms); times run from');
-  console.log('the request to the round that saw it. Requests go as the floor\'s do: from this process through a warm client, here on host1\'s local socket');
+  console.log('"until running"/"gone": judged from the hosts\' containerds directly: which containers count from listing them (all hosts in parallel, a round');
+  console.log('every ~250 ms), when from containerd\'s own stamps on its events (the last /tasks/start of the new ones, the last /containers/delete, or');
+  console.log('/tasks/exit for "stopped", of the ones gone), so times run from the request to that event, not to the round that noticed.');
+  const polled = ok.flatMap((r) => r.timedByPolling.map((s) => `rep ${r.rep} ${s}`));
+  console.log(polled.length ? `Timed by the poll round instead (some container had no event): ${polled.join('; ')}.` : 'Every step was timed by the events.');
+  console.log('Requests go as the floor\'s do: from this process through a warm client, here on host1\'s local socket');
   console.log('(the CLI\'s channel), the requests `service create/scale --detach` send. "through the CLI" starts the CLI instead (Node.js starts in ~0.07 s here,');
   console.log('the CLI answers `info` in ~0.1 s), against the same floor. shoal/floor is the median of each repetition\'s ratio. Floor: create+start');
   console.log('(or stop+remove) through containerd directly, N/5 per host, hosts in parallel, all of a host\'s containers at once (as shoald\'s agent).');

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { LABEL_TASK_ID, toContainerSpec } from '../../../worker/agent/containerspec.js';
 import type { Task } from '../../../proto/services.js';
 import type { ServicesCluster } from '../../system/services/harness.js';
+import type { ContainerEvents } from './events.js';
 import { byService, pollContainers, type PollResult } from './observe.js';
 
 export const FLOOR_SERVICE = 'floor';
@@ -29,7 +30,7 @@ export class Floor {
   /** Container ids per host, oldest first. */
   private readonly ids = new Map<string, string[]>();
 
-  constructor(private readonly c: ServicesCluster, private readonly tag: string) {
+  constructor(private readonly c: ServicesCluster, private readonly tag: string, private readonly events?: ContainerEvents) {
     for (const h of c.hosts) this.ids.set(h, []);
   }
 
@@ -47,6 +48,8 @@ export class Floor {
   /** perHost more containers on every host, created and started; timed until containerd lists them all running. */
   async add(perHost: number, timeoutMs: number): Promise<FloorStep> {
     const total = this.count() + perHost * this.c.hosts.length;
+    const before = this.idSet();
+    const sinceWall = Date.now();
     const t0 = performance.now();
     let apiMs = 0;
     const api = Promise.all(this.c.hosts.map((h) => {
@@ -63,13 +66,18 @@ export class Floor {
       apiMs = performance.now() - t0;
     });
     const polled = await pollWhile(api, (signal) =>
-      pollContainers(this.c, this.c.hosts, byService(FLOOR_SERVICE), (n) => n.running === total, { t0, timeoutMs, what: `${total} floor containers running`, signal }));
+      pollContainers(this.c, this.c.hosts, byService(FLOOR_SERVICE), (n) => n.running === total, {
+        t0, timeoutMs, what: `${total} floor containers running`, signal,
+        exact: this.events && { events: this.events, kind: 'start', before, sinceWall },
+      }));
     return { ...polled, apiMs };
   }
 
   /** Stop and remove perHost containers on every host (the newest); timed until containerd no longer lists them. */
   async remove(perHost: number, timeoutMs: number): Promise<FloorStep> {
     const total = this.count() - perHost * this.c.hosts.length;
+    const before = this.idSet();
+    const sinceWall = Date.now();
     const t0 = performance.now();
     let apiMs = 0;
     let stoppedMs: number | undefined;
@@ -90,8 +98,9 @@ export class Floor {
         onRound: (n, ms) => {
           if (stoppedMs === undefined && n.running <= total) stoppedMs = ms;
         },
+        exact: this.events && { events: this.events, kind: 'delete', before, sinceWall },
       }));
-    return { ...polled, apiMs, stoppedMs };
+    return { ...polled, apiMs, stoppedMs: polled.exact ? polled.exitedMs : stoppedMs };
   }
 
   /** Remove every floor container left (untimed). */
@@ -104,6 +113,10 @@ export class Floor {
         await rt.remove(id);
       }));
     }));
+  }
+
+  private idSet(): Set<string> {
+    return new Set([...this.ids.values()].flat());
   }
 
   count(): number {

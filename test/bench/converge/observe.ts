@@ -12,6 +12,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { call, localClient } from '../../../proto/client.js';
 import { ControlService, api } from '../../../proto/services.js';
 import type { HostContainer, ServicesCluster } from '../../system/services/harness.js';
+import type { ContainerEvents } from './events.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -39,10 +40,36 @@ export function countOf(lists: Record<string, HostContainer[]>, match: (c: HostC
 export const byService = (name: string) => (c: HostContainer): boolean => c.labels['shoal.service.name'] === name;
 
 export interface PollResult {
-  /** From t0 until the poll round that saw the condition returned. */
+  /** From t0 until the event that completed the step (with `exact`), else until the poll round that saw the condition returned. */
   ms: number;
+  /** From t0 until the poll round that saw the condition returned. */
+  polledMs: number;
+  /** With `exact`: whether ms comes from the events (false: some container had no event; ms is polledMs). */
+  exact?: boolean;
+  /** With `exact` and kind delete: ms after t0 of the last exit among the deleted containers. */
+  exitedMs?: number;
   rounds: number;
   last: Count;
+}
+
+/**
+ * Time a step by containerd's events: `start`, the last start among the matching containers
+ * running at the end that were not there before; `delete`, the last delete among those there
+ * before and gone at the end (and the last exit among them).
+ */
+export interface Exact {
+  events: ContainerEvents;
+  kind: 'start' | 'delete';
+  /** Ids of the matching containers before the step. */
+  before: ReadonlySet<string>;
+  /** Date.now() at t0. */
+  sinceWall: number;
+}
+
+/** Ids of the containers matching, over all hosts' lists. */
+export async function matchingIds(c: ServicesCluster, hosts: string[], match: (x: HostContainer) => boolean): Promise<Set<string>> {
+  const lists = await Promise.all(hosts.map((h) => c.containersOn(h)));
+  return new Set(lists.flat().filter(match).map((x) => x.id));
 }
 
 /**
@@ -53,9 +80,10 @@ export interface PollResult {
  */
 export async function pollContainers(
   c: ServicesCluster, hosts: string[], match: (x: HostContainer) => boolean, done: (n: Count) => boolean,
-  opts: { t0: number; timeoutMs: number; what: string; everyMs?: number; signal?: AbortSignal; onRound?: (n: Count, ms: number) => void },
+  opts: { t0: number; timeoutMs: number; what: string; everyMs?: number; signal?: AbortSignal; onRound?: (n: Count, ms: number) => void; exact?: Exact },
 ): Promise<PollResult> {
-  const every = opts.everyMs ?? 100;
+  // With events to time by, polling only tells when to look: less often, less load on the hosts.
+  const every = opts.everyMs ?? (opts.exact ? 250 : 100);
   let rounds = 0;
   let last: Count = { running: 0, all: 0, perHost: {} };
   let lastErr = '';
@@ -67,7 +95,10 @@ export async function pollContainers(
       rounds++;
       last = countOf(Object.fromEntries(hosts.map((h, i) => [h, lists[i]!])), match);
       opts.onRound?.(last, performance.now() - opts.t0);
-      if (done(last)) return { ms: performance.now() - opts.t0, rounds, last };
+      if (done(last)) {
+        const polledMs = performance.now() - opts.t0;
+        return { ...exactTimes(opts.exact, lists.flat().filter(match), polledMs), polledMs, rounds, last };
+      }
       lastErr = '';
     } catch (e) {
       lastErr = (e as Error).message;
@@ -77,6 +108,20 @@ export async function pollContainers(
     }
     await sleep(Math.max(0, every - (performance.now() - start)));
   }
+}
+
+function exactTimes(x: Exact | undefined, final: HostContainer[], polledMs: number): Pick<PollResult, 'ms' | 'exact' | 'exitedMs'> {
+  if (!x) return { ms: polledMs };
+  if (x.kind === 'start') {
+    const fresh = final.filter((c) => c.state === 'running' && !x.before.has(c.id)).map((c) => c.id);
+    const t = x.events.latest('start', fresh, x.sinceWall);
+    return t.ms === undefined ? { ms: polledMs, exact: false } : { ms: t.ms, exact: true };
+  }
+  const present = new Set(final.map((c) => c.id));
+  const gone = [...x.before].filter((id) => !present.has(id));
+  const t = x.events.latest('delete', gone, x.sinceWall);
+  const exited = x.events.latest('exit', gone, x.sinceWall).ms;
+  return t.ms === undefined ? { ms: polledMs, exact: false, exitedMs: exited } : { ms: t.ms, exact: true, exitedMs: exited };
 }
 
 // ---- node states ----------------------------------------------------------------------------
