@@ -12,6 +12,7 @@ import { ContainerNotFoundError, ImageNotFoundError, type ContainerSpec } from '
 import { buildBusyboxImage, writeImage } from '../../../deploy/images/busybox.js';
 import { RegistryPuller } from '../../../worker/runtime/registry.js';
 import { ContainerdClient, M } from '../../../worker/runtime/containerd/client.js';
+import { containerd } from '../../../proto/gen/containerd.js';
 import { sha256 } from '../../../worker/runtime/oci.js';
 import { PrivateContainerd, prepareRuntimePrerequisites, waitFor } from './containerd-harness.js';
 import { LocalRegistry } from './registry-harness.js';
@@ -21,6 +22,7 @@ const problems = prepareRuntimePrerequisites();
 if (problems.length && !inCI) console.log(`skipping containerd runtime system tests: ${problems.join('; ')}`);
 
 const IMAGE = 'shoal.local/busybox:1';
+const ev = containerd.services.events.v1;
 
 /** The logger writes `<UTC time, seconds> <stdout|stderr> <text>` per line: check that, and give the lines. */
 const LOG_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (stdout|stderr) (.*)$/;
@@ -411,6 +413,37 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
       other.close();
     }
     await expect(rt.stop('removed-1')).rejects.toBeInstanceOf(ContainerNotFoundError);
+  });
+
+  it('our event messages decode containerd\'s own: /tasks/start, /tasks/exit and /containers/delete name the container, stamped in order', async () => {
+    const seen: { topic: string; id: string; at: number }[] = [];
+    const s = rt.client.stream(M.eventsSubscribe, { filters: ['/tasks/start', '/tasks/exit', '/containers/delete'].map((t) => `topic=="${t}",namespace=="${namespace}"`) });
+    s.on('data', (env: containerd.services.events.v1.Envelope) => {
+      const v = env.event!.value!;
+      const id = env.topic === '/tasks/start' ? ev.TaskStart.decode(v).containerId : env.topic === '/tasks/exit' ? ev.TaskExit.decode(v).containerId : ev.ContainerDelete.decode(v).id;
+      seen.push({ topic: env.topic, id, at: Number(env.timestamp!.seconds) * 1000 + env.timestamp!.nanos! / 1e6 });
+    });
+    s.on('error', () => undefined);
+    try {
+      // The subscription is live once an event of ours comes back through it.
+      await waitFor('our probe event back through the subscription', async () => {
+        await rt.client.call(M.eventsPublish, { topic: '/tasks/start', event: { typeUrl: 'containerd.events.TaskStart', value: ev.TaskStart.encode({ containerId: 'probe' }).finish() } });
+        return seen.some((e) => e.id === 'probe') || undefined;
+      }, 5_000, 100);
+      const t0 = Date.now();
+      await rt.create(spec('events-1', { command: ['true'] }));
+      await rt.start('events-1');
+      expect(await rt.wait('events-1')).toBe(0);
+      await rt.remove('events-1');
+      await waitFor('the /containers/delete event', () => seen.some((e) => e.topic === '/containers/delete' && e.id === 'events-1') || undefined, 5_000);
+      const mine = seen.filter((e) => e.id === 'events-1');
+      expect(mine.map((e) => e.topic)).toEqual(['/tasks/start', '/tasks/exit', '/containers/delete']);
+      for (const e of mine) expect(Math.abs(e.at - t0)).toBeLessThan(10_000);
+      expect(mine[0]!.at).toBeLessThanOrEqual(mine[1]!.at);
+      expect(mine[1]!.at).toBeLessThanOrEqual(mine[2]!.at);
+    } finally {
+      s.cancel();
+    }
   });
 
   it('a container started again by another client between stop and remove is still removed (the careful path)', async () => {
