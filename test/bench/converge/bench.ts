@@ -44,7 +44,7 @@ import { ControlDriver } from './control.js';
 import { Floor, FLOOR_SERVICE, type FloorStep } from './floor.js';
 import { clusterMem, cpuSeconds, cpuSince, cpuSnap, machineBusy, type CpuUse, type HostMem } from './memory.js';
 import { ContainerEvents } from './events.js';
-import { NodeWatcher, byService, diffLogs, logEvents, matchingIds, pollContainers, scanLogs, sleep, type LogCounts, type LogEvent, type NotReady } from './observe.js';
+import { NodeWatcher, byService, diffLogs, logEvents, matchingIds, pollContainers, scanLogs, sleep, type LogCounts, type LogEvent, type NotReady, type PollResult } from './observe.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string): boolean => argv.includes(`--${name}`);
@@ -131,6 +131,12 @@ function teardown(): Promise<void> {
 }
 onCleanup(teardown);
 
+/** Which containers lacked an event, for the line that says a step was timed by polling. */
+function noEventNote(p: PollResult): string {
+  const n = p.noEvent;
+  return n ? ` (${n.ids.length} of ${n.of} without one: ${n.ids.slice(0, 3).join(', ')}${n.ids.length > 3 ? ', ...' : ''})` : '';
+}
+
 const cliOk = async (c: ServicesCluster, host: string, ...args: string[]): Promise<string> => c.ok(host, ...args);
 
 async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
@@ -209,7 +215,7 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     log(`  floor: ${N.small}`);
     const floorStep = async (key: StepKey, run: () => Promise<FloorStep>): Promise<FloorStep> => {
       const v = await floorCpu(key, run);
-      if (v.exact === false) r.timedByPolling.push(`floor ${STEP[key]}`);
+      if (v.exact === false) r.timedByPolling.push(`floor ${STEP[key]}${noEventNote(v)}`);
       return v;
     };
     let f = await floorStep('createSmall', () => floor.add(N.small / HOSTS, timeout(N.small)));
@@ -260,7 +266,7 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
         exact: { events, kind: key === 'scaleDown' ? 'delete' : 'start', before, sinceWall: wall0 },
       });
       if (key === 'scaleDown' && p.exact) r.shoal.scaleDownStopped = p.exitedMs;
-      if (!p.exact) r.timedByPolling.push(`shoal ${STEP[key]}`);
+      if (!p.exact) r.timedByPolling.push(`shoal ${STEP[key]}${noEventNote(p)}`);
       await req;
       (r.cpu[key] ??= {}).shoal = cpuSince(c, cpu0);
       r.windows.push({ key, from: wall0, to: Date.now() });

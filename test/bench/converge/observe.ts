@@ -46,6 +46,8 @@ export interface PollResult {
   polledMs: number;
   /** With `exact`: whether ms comes from the events (false: some container had no event; ms is polledMs). */
   exact?: boolean;
+  /** With `exact` false: the containers without an event, and how many were looked for. */
+  noEvent?: { ids: string[]; of: number };
   /** With `exact` and kind delete: ms after t0 of the last exit among the deleted containers. */
   exitedMs?: number;
   rounds: number;
@@ -110,18 +112,18 @@ export async function pollContainers(
   }
 }
 
-function exactTimes(x: Exact | undefined, final: HostContainer[], polledMs: number): Pick<PollResult, 'ms' | 'exact' | 'exitedMs'> {
+function exactTimes(x: Exact | undefined, final: HostContainer[], polledMs: number): Pick<PollResult, 'ms' | 'exact' | 'exitedMs' | 'noEvent'> {
   if (!x) return { ms: polledMs };
   if (x.kind === 'start') {
     const fresh = final.filter((c) => c.state === 'running' && !x.before.has(c.id)).map((c) => c.id);
     const t = x.events.latest('start', fresh, x.sinceWall);
-    return t.ms === undefined ? { ms: polledMs, exact: false } : { ms: t.ms, exact: true };
+    return t.ms === undefined ? { ms: polledMs, exact: false, noEvent: { ids: t.missing, of: fresh.length } } : { ms: t.ms, exact: true };
   }
   const present = new Set(final.map((c) => c.id));
   const gone = [...x.before].filter((id) => !present.has(id));
   const t = x.events.latest('delete', gone, x.sinceWall);
   const exited = x.events.latest('exit', gone, x.sinceWall).ms;
-  return t.ms === undefined ? { ms: polledMs, exact: false, exitedMs: exited } : { ms: t.ms, exact: true, exitedMs: exited };
+  return t.ms === undefined ? { ms: polledMs, exact: false, exitedMs: exited, noEvent: { ids: t.missing, of: gone.length } } : { ms: t.ms, exact: true, exitedMs: exited };
 }
 
 // ---- node states ----------------------------------------------------------------------------
