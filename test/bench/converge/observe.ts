@@ -99,7 +99,14 @@ export async function pollContainers(
       opts.onRound?.(last, performance.now() - opts.t0);
       if (done(last)) {
         const polledMs = performance.now() - opts.t0;
-        return { ...exactTimes(opts.exact, lists.flat().filter(match), polledMs), polledMs, rounds, last };
+        // A listing can see a task running before its event has reached us: give the events a moment.
+        const final = lists.flat().filter(match);
+        let ex = exactTimes(opts.exact, final, polledMs);
+        for (const until = performance.now() + EVENT_GRACE_MS; ex.exact === false && performance.now() < until;) {
+          await sleep(20);
+          ex = exactTimes(opts.exact, final, polledMs);
+        }
+        return { ...ex, polledMs, rounds, last };
       }
       lastErr = '';
     } catch (e) {
@@ -111,6 +118,9 @@ export async function pollContainers(
     await sleep(Math.max(0, every - (performance.now() - start)));
   }
 }
+
+/** How long a step waits, once listed done, for containerd events still on their way. */
+const EVENT_GRACE_MS = 2_000;
 
 function exactTimes(x: Exact | undefined, final: HostContainer[], polledMs: number): Pick<PollResult, 'ms' | 'exact' | 'exitedMs' | 'noEvent'> {
   if (!x) return { ms: polledMs };
