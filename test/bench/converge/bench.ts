@@ -472,7 +472,7 @@ function report(reps: Rep[], failed: Rep[], startLoad: string, startBusy: number
       STEP[key],
       fs.length ? sec(median(fs)) : '-',
       xs.length ? `${sec(m)} (${(Math.min(...xs) / 1000).toFixed(2)}-${(Math.max(...xs) / 1000).toFixed(2)})` : '-',
-      ratios.length ? fmtRatio(q, 1) : '-',
+      ratios.length ? `${fmtRatio(q, 1)}${ratios.length > 1 ? ` (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})` : ''}` : '-',
       SWARM[key] ?? '',
       t?.text ?? '',
       t && xs.length ? (t.met(m, fs.length ? q : 0) ? 'yes' : 'no') : '',
@@ -497,7 +497,7 @@ function report(reps: Rep[], failed: Rep[], startLoad: string, startBusy: number
   console.log('(the load average climbs to 50+ during a repetition from the bench\'s own container starts and stops, and decays slowly: CPU busy is the better sign of others\' work).');
   if (DEBUG) console.log('(--debug-logs: shoald logged at debug level, which costs time itself; use these runs for the breakdown, not the figures)');
   printTable(['step', { header: 'floor (containerd direct)', align: 'right' }, { header: `shoal median (min-max of ${ok.length})`, align: 'right' },
-    { header: 'shoal/floor', align: 'right' }, { header: 'Swarm (brief)', align: 'right' }, { header: 'target', align: 'right' }, { header: 'met?', align: 'right' }], rows);
+    { header: 'shoal/floor (min-max)', align: 'right' }, { header: 'Swarm (brief)', align: 'right' }, { header: 'target', align: 'right' }, { header: 'met?', align: 'right' }], rows);
   for (const key of Object.keys(TARGET) as StepKey[]) {
     const lim = TARGET[key]!.limitMs;
     const f = median(ok.map((r) => r.floor[key] ?? NaN));
