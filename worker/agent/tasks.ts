@@ -463,6 +463,7 @@ export class TaskRunner {
   private async shutdown(t: Ctl): Promise<void> {
     let code: number | undefined;
     if (t.container) {
+      this.opts.logger.debug({ task: t.id }, 'task runner: stopping the container');
       try {
         code = await this.rt.stop(t.id, this.stopOptions(t));
       } catch (e) {

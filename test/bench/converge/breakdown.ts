@@ -27,6 +27,8 @@ export interface Breakdown {
   /** Leader: orchestration passes that changed something. */
   passes: Span;
   states: Record<string, Span>;
+  /** Stops asked of the runtime: `task runner: stopping the container`. */
+  stopping: Span;
   /** Containers deleted: `task runner: container removed` (after a stop the managers asked for) or `task runner: task removed` (unassigned). */
   removed: Span;
 }
@@ -69,6 +71,7 @@ export function breakdown(lines: Line[], t0: number): Breakdown {
   return {
     passes: span(passes.map((l) => l.time - t0)),
     states: Object.fromEntries([...byState].map(([s, ts]) => [s, span(ts)])),
+    stopping: span(lines.filter((l) => l.msg === 'task runner: stopping the container').map((l) => l.time - t0)),
     removed: span(lines.filter((l) => l.msg === 'task runner: container removed' || l.msg === 'task runner: task removed').map((l) => l.time - t0)),
   };
 }
@@ -79,6 +82,7 @@ const s = (ms: number): string => (Number.isFinite(ms) ? `+${(ms / 1000).toFixed
 export function describe(b: Breakdown): string {
   const parts: string[] = [];
   if (b.passes.n) parts.push(`leader orchestration passes ${s(b.passes.first)}..${s(b.passes.last)} s (${b.passes.n})`);
+  if (b.stopping.n) parts.push(`stopping ${b.stopping.n} ${s(b.stopping.first)}..${s(b.stopping.last)}`);
   for (const st of ['ACCEPTED', 'PREPARING', 'READY', 'STARTING', 'RUNNING', 'SHUTDOWN', 'FAILED', 'REJECTED']) {
     const x = b.states[st];
     if (x?.n) parts.push(`${st} ${x.n} ${s(x.first)}..${s(x.last)}`);
