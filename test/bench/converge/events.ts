@@ -24,7 +24,12 @@ function stampOf(env: Envelope): number {
   return t ? Number(t.seconds ?? 0) * 1000 + Number(t.nanos ?? 0) / 1e6 : Date.now();
 }
 
-export class ContainerEvents {
+/** What a step's timing needs of the events (ContainerEvents; a table of them in tests). */
+export interface EventTimes {
+  latest(kind: EventKind, ids: Iterable<string>, sinceMs: number): { ms?: number; missing: string[] };
+}
+
+export class ContainerEvents implements EventTimes {
   /** Per kind: container id -> epoch ms of its latest such event. */
   private readonly seen: Record<EventKind, Map<string, number>> = { start: new Map(), exit: new Map(), delete: new Map() };
   private readonly streams: grpc.ClientReadableStream<Envelope>[] = [];
@@ -51,7 +56,7 @@ export class ContainerEvents {
         }
         const id = idOf(env);
         const kind = (Object.keys(TOPICS) as EventKind[]).find((k) => TOPICS[k] === env.topic);
-        if (id && kind) this.seen[kind].set(id, stampOf(env));
+        if (id && kind) this.record(kind, id, stampOf(env));
       });
       s.on('error', (e: grpc.ServiceError) => {
         if (e.code !== 1 /* CANCELLED: closed by us */) this.broken ||= `${h}: ${e.details || e.message}`;
@@ -65,6 +70,11 @@ export class ContainerEvents {
         await Promise.race([confirmed, new Promise((r) => setTimeout(r, 100))]);
       }
     }));
+  }
+
+  /** A `kind` event of container `id`, stamped `atMs` (epoch): the latest of a kind per container counts. */
+  record(kind: EventKind, id: string, atMs: number): void {
+    this.seen[kind].set(id, atMs);
   }
 
   /**

@@ -12,7 +12,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { call, localClient } from '../../../proto/client.js';
 import { ControlService, api } from '../../../proto/services.js';
 import type { HostContainer, ServicesCluster } from '../../system/services/harness.js';
-import type { ContainerEvents } from './events.js';
+import type { EventTimes } from './events.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -60,7 +60,7 @@ export interface PollResult {
  * before and gone at the end (and the last exit among them).
  */
 export interface Exact {
-  events: ContainerEvents;
+  events: EventTimes;
   kind: 'start' | 'delete';
   /** Ids of the matching containers before the step. */
   before: ReadonlySet<string>;
@@ -122,7 +122,8 @@ export async function pollContainers(
 /** How long a step waits, once listed done, for containerd events still on their way. */
 const EVENT_GRACE_MS = 2_000;
 
-function exactTimes(x: Exact | undefined, final: HostContainer[], polledMs: number): Pick<PollResult, 'ms' | 'exact' | 'exitedMs' | 'noEvent'> {
+/** A step's time from the events, given the matching containers listed at its end (exported for tests). */
+export function exactTimes(x: Exact | undefined, final: HostContainer[], polledMs: number): Pick<PollResult, 'ms' | 'exact' | 'exitedMs' | 'noEvent'> {
   if (!x) return { ms: polledMs };
   if (x.kind === 'start') {
     const fresh = final.filter((c) => c.state === 'running' && !x.before.has(c.id)).map((c) => c.id);

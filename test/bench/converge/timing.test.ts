@@ -1,0 +1,59 @@
+// How the converge bench times a step from containerd's events: which
+// containers count, which event ends the step, and when it falls back to the
+// poll's time. No containerd here: events are recorded by hand.
+import { describe, expect, it } from 'vitest';
+import type { ContainerState } from '../../../worker/runtime/runtime.js';
+import type { ServicesCluster } from '../../system/services/harness.js';
+import { ContainerEvents } from './events.js';
+import { exactTimes } from './observe.js';
+
+const T0 = 1_700_000_000_000;
+const ctr = (id: string, state: ContainerState = 'running') => ({ id, state, labels: {}, image: 'img', pid: 1 });
+
+function eventsOf(rows: Array<[kind: 'start' | 'exit' | 'delete', id: string, atMs: number]>): ContainerEvents {
+  const ev = new ContainerEvents({} as ServicesCluster, []);
+  for (const [kind, id, at] of rows) ev.record(kind, id, T0 + at);
+  return ev;
+}
+
+describe('ContainerEvents.latest', () => {
+  const ev = eventsOf([['start', 'a', 100], ['start', 'b', 250], ['start', 'old', -50], ['start', 'a', 120]]);
+
+  it.each([
+    { ids: ['a', 'b'], want: { ms: 250, missing: [] } },
+    { ids: ['a'], want: { ms: 120, missing: [] } },
+    { ids: ['a', 'c'], want: { missing: ['c'] } },
+    { ids: ['old'], want: { missing: ['old'] } }, // before the step began
+    { ids: [], want: { missing: [] } }, // nothing to time by
+  ])('$ids -> $want', ({ ids, want }) => {
+    expect(ev.latest('start', ids, T0)).toEqual(want);
+  });
+
+  it('keeps the kinds apart', () => {
+    expect(ev.latest('delete', ['a'], T0)).toEqual({ missing: ['a'] });
+  });
+});
+
+describe('exactTimes', () => {
+  it('a create or scale-up ends at the last start of the containers new since the step began', () => {
+    const events = eventsOf([['start', 'n1', 300], ['start', 'n2', 410], ['start', 'old1', -5_000]]);
+    const final = [ctr('old1'), ctr('n1'), ctr('n2'), ctr('n3', 'created')];
+    expect(exactTimes({ events, kind: 'start', before: new Set(['old1']), sinceWall: T0 }, final, 500)).toEqual({ ms: 410, exact: true });
+  });
+
+  it('a scale-down ends at the last delete of the containers gone, and says when the last of them exited', () => {
+    const events = eventsOf([['exit', 'g1', 200], ['exit', 'g2', 350], ['delete', 'g1', 600], ['delete', 'g2', 900], ['exit', 'kept', 100]]);
+    const r = exactTimes({ events, kind: 'delete', before: new Set(['g1', 'g2', 'kept']), sinceWall: T0 }, [ctr('kept')], 1_000);
+    expect(r).toEqual({ ms: 900, exact: true, exitedMs: 350 });
+  });
+
+  it('falls back to the poll time and names the containers without an event', () => {
+    const events = eventsOf([['start', 'n1', 300]]);
+    const r = exactTimes({ events, kind: 'start', before: new Set(), sinceWall: T0 }, [ctr('n1'), ctr('n2')], 500);
+    expect(r).toEqual({ ms: 500, exact: false, noEvent: { ids: ['n2'], of: 2 } });
+  });
+
+  it('without events, the poll time is the time', () => {
+    expect(exactTimes(undefined, [ctr('x')], 700)).toEqual({ ms: 700 });
+  });
+});
