@@ -171,9 +171,9 @@ export class ContainerdRuntime implements Runtime {
    */
   private readonly justStarted = new Map<string, OwnFacts>();
   /**
-   * Containers stop() just saw end, with where their rootfs is: remove() needs no lookups for them
-   * (a scale-down's stop + remove makes 6 calls instead of 8). Should the task have been started
-   * again meanwhile, containerd refuses to delete it and remove() takes the careful path.
+   * Containers stop() just saw end, with where their rootfs is: remove() needs no lookups for them.
+   * Should the task have been started again meanwhile, containerd refuses to delete it and
+   * remove() takes the careful path.
    */
   private readonly justStopped = new Map<string, OwnFacts>();
   /** Exits from containerd's event stream: wait() needs no call per container. */
@@ -558,12 +558,11 @@ export class ContainerdRuntime implements Runtime {
     this.exits.forget(id);
   }
 
-
   private info(c: Container, t: Process | undefined): ContainerInfo {
     const labels: Record<string, string> = {};
     for (const [k, v] of Object.entries(c.labels ?? {})) if (!k.startsWith(LABEL_PREFIX)) labels[k] = v;
     const state = stateOf(t);
-    const own = c.labels ?? {};
+    const stop = ownFacts(c);
     return {
       id: c.id ?? '',
       image: c.image ?? '',
@@ -572,9 +571,9 @@ export class ContainerdRuntime implements Runtime {
       pid: t?.pid ?? 0,
       ...(state === 'exited' ? { exitCode: t!.exitStatus ?? 0, exitedAt: toDate(t!.exitedAt) } : {}),
       createdAt: toDate(c.createdAt),
-      logPath: own[L_LOG],
-      stopSignal: own[L_SIGNAL] ?? 'SIGTERM',
-      stopGraceMs: Number(own[L_GRACE] ?? DEFAULT_STOP_GRACE_MS),
+      logPath: c.labels?.[L_LOG],
+      stopSignal: stop.signal,
+      stopGraceMs: stop.graceMs,
     };
   }
 
