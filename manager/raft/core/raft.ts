@@ -20,6 +20,9 @@ export interface RaftLogger {
   warn(msg: string): void;
 }
 
+/** Ticks before a candidate that met a rival in its term may stand again (plus up to an election timeout). */
+const SPLIT_RETRY_BASE_TICKS = 2;
+
 const silentLogger: RaftLogger = { debug() {}, info() {}, warn() {} };
 
 export interface Config {
@@ -90,6 +93,8 @@ export class Raft {
   readonly heartbeatTimeout: number;
   readonly electionTimeout: number;
   randomizedElectionTimeout = 0;
+  /** The term in which the election timeout was last shortened for a split vote. */
+  private splitRetryTerm = 0;
   private readonly random: () => number;
   readonly logger: RaftLogger;
   private tickFn: () => void;
@@ -443,6 +448,22 @@ export class Raft {
     return this.electionElapsed >= this.randomizedElectionTimeout;
   }
 
+  /**
+   * A rival stands in our term: each of us voted for itself, so the vote is
+   * likely split. Waiting out the rest of a full randomized timeout (1-2
+   * election timeouts from our campaign) only delays the retry, so the wait is
+   * drawn again, from a shorter base with the same spread of one election
+   * timeout (the spread is what keeps the two retries apart). The base of a
+   * few ticks leaves time for a rival that did win to reach us first.
+   */
+  private retrySoonerAfterSplit(): void {
+    if (this.splitRetryTerm === this.term) return; // once per term: a second rival must not push it back
+    this.splitRetryTerm = this.term;
+    const base = Math.min(SPLIT_RETRY_BASE_TICKS, this.electionTimeout);
+    this.electionElapsed = 0;
+    this.randomizedElectionTimeout = base + Math.floor(this.random() * this.electionTimeout);
+  }
+
   private resetRandomizedElectionTimeout(): void {
     this.randomizedElectionTimeout = this.electionTimeout + Math.floor(this.random() * this.electionTimeout);
   }
@@ -512,6 +533,7 @@ export class Raft {
           r.term = this.term;
           r.reject = true;
           this.send(r);
+          if (m.type === MessageType.Vote && this.state === StateType.Candidate) this.retrySoonerAfterSplit();
         }
         return;
       }

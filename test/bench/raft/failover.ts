@@ -2,10 +2,12 @@
 // simulated time: each node ticks at its own phase, messages take 1..D ms,
 // pre-vote and check-quorum on, shoald's timing (100 ms ticks, elections after
 // 10, heartbeats every 3). The tail is split votes: both survivors time out
-// within a message delay of each other, stand together, and wait another
-// randomized 1-2 s. Finer ticks with the same timeouts (50 ms x 20) do not
-// help: over 2,000 trials they split as often, since what decides is the
-// delay against the 1 s spread of the timeouts, not the tick.
+// within a message delay of each other and stand together. They used to wait
+// another randomized 1-2 s; a candidate that meets a rival in its term now
+// retries after 0.2-1.2 s (raft core README), which took the elections over
+// 3 s at 1-50 ms delays from 15 in 2,000 to 0. Finer ticks with the same
+// timeouts (50 ms x 20) do not help: they split as often, since what decides
+// is the delay against the 1 s spread of the timeouts, not the tick.
 //
 //   npm run build && node dist/test/bench/raft/failover.js [--trials 2000] [--seed 1]
 import { StateType, type Message } from '../../../manager/raft/core/index.js';

@@ -2,7 +2,7 @@
 // a follower times out.
 import { describe, expect, it } from 'vitest';
 import { MessageType, NONE, StateType, type Message, type NodeId } from '../../../../manager/raft/core/index.js';
-import { ELECTION_TICK, Network, TestNode, makeStorage, msg, newNode } from './harness.js';
+import { ELECTION_TICK, Network, TestNode, makeStorage, msg, newNode, seededRandom } from './harness.js';
 
 function responses(msgs: Message[], type: MessageType): Message[] {
   return msgs.filter((m) => m.type === type);
@@ -179,6 +179,81 @@ describe('election', () => {
     for (const from of [2, 3]) n.raw.step(msg(MessageType.VoteResp, from, 1, { term: 1 }));
     n.drain();
     expect(n.state()).toBe(StateType.Candidate);
+  });
+
+  describe('a split vote is retried sooner', () => {
+    /** Nodes 1 and 2 stand in the same term while 3 is gone: each votes for itself and refuses the other. */
+    function splitVote(preVote: boolean, random: () => number) {
+      const net = Network.create(3, { preVote, random });
+      net.isolate(3);
+      for (const id of [1, 2] as NodeId[]) {
+        net.node(id).raw.campaign();
+        net.collect(id);
+      }
+      // Pre-votes are granted (nobody leads), then the two Vote requests cross.
+      net.flush();
+      return net;
+    }
+
+    it.each([
+      { preVote: false, random: 0, retryTicks: 2 },
+      { preVote: true, random: 0, retryTicks: 2 },
+      { preVote: true, random: 0.5, retryTicks: 7 },
+      { preVote: true, random: 1 - 2 ** -53, retryTicks: 11 },
+    ])('each rival stands again after $retryTicks ticks, not 1-2 election timeouts (preVote=$preVote, random=$random)', ({ preVote, random, retryTicks }) => {
+      const net = splitVote(preVote, () => random);
+      const [a, b] = [net.node(1), net.node(2)];
+      expect([a.state(), b.state()]).toEqual([StateType.Candidate, StateType.Candidate]);
+      const term = a.term();
+      expect(b.term()).toBe(term);
+      // Both refused the other: the split is visible in the responses.
+      const refusals = net.delivered.filter((m) => m.type === MessageType.VoteResp && m.reject && m.to !== 3);
+      expect(refusals.map((m) => m.to).sort()).toEqual([1, 2]);
+      for (const n of [a, b]) {
+        expect(n.raft.randomizedElectionTimeout).toBe(retryTicks);
+        for (let i = 0; i < retryTicks - 1; i++) n.raw.tick();
+        expect(n.term(), 'no new campaign before the retry is due').toBe(term);
+        expect(n.state()).toBe(StateType.Candidate);
+      }
+      net.collectAll();
+      expect(net.outbox.filter((m) => m.type === MessageType.Vote || m.type === MessageType.PreVote)).toEqual([]);
+      a.raw.tick();
+      const again = net.collect(1);
+      expect(again.some((m) => m.type === (preVote ? MessageType.PreVote : MessageType.Vote)), 'node 1 stands again').toBe(true);
+    });
+
+    it('the retry is drawn once per term: a repeated rival request does not push it back', () => {
+      const net = splitVote(true, seededRandom(42));
+      const a = net.node(1);
+      const due = a.raft.randomizedElectionTimeout;
+      a.raw.tick();
+      const repeat = net.delivered.find((m) => m.type === MessageType.Vote && m.to === 1)!;
+      a.raw.step({ ...repeat });
+      expect(a.raft.randomizedElectionTimeout).toBe(due);
+      expect(a.raft.electionElapsed).toBe(1);
+    });
+
+    it('after the split, the retry elects one leader well within the normal timeout', () => {
+      const net = splitVote(true, seededRandom(7));
+      let ticks = 0;
+      while (net.leaders().length === 0 && ticks < 4 * ELECTION_TICK) {
+        net.tickAll(1);
+        ticks++;
+      }
+      expect(net.leaders()).toHaveLength(1);
+      expect(ticks).toBeLessThan(2 + ELECTION_TICK + 1);
+    });
+
+    it('a candidate that is not met by a rival keeps its full timeout', () => {
+      const net = Network.create(3, { preVote: true, random: () => 0.5 });
+      net.isolate(2);
+      net.isolate(3);
+      net.node(1).raw.campaign();
+      net.collect(1);
+      net.flush();
+      expect(net.node(1).state()).toBe(StateType.PreCandidate);
+      expect(net.node(1).raft.randomizedElectionTimeout).toBe(15);
+    });
   });
 
   describe('randomized election timeout', () => {
