@@ -38,6 +38,11 @@ export function clientStream<Req, Res>(service: string, method: string, req: Cod
   return { ...unary(service, method, req, res), requestStream: true };
 }
 
+/** A method whose requests and responses both stream. */
+export function bidiStream<Req, Res>(service: string, method: string, req: Codec<Req>, res: Codec<Res>): grpc.MethodDefinition<Req, Res> {
+  return { ...unary(service, method, req, res), requestStream: true, responseStream: true };
+}
+
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const c = <T>(t: any): Codec<T> => t as Codec<T>;
 
@@ -65,7 +70,14 @@ export const RaftMembershipService = {
 };
 
 export const DispatcherService = {
-  heartbeat: unary('Dispatcher', 'Heartbeat', c<InstanceType<Api['HeartbeatRequest']>>(api.HeartbeatRequest), c<InstanceType<Api['HeartbeatResponse']>>(api.HeartbeatResponse)),
+  /**
+   * A node's heartbeats: one long-lived stream to the leader, a request per period, an answer to
+   * each, in order. (A unary call per beat cost the leader a new HTTP/2 stream, headers and
+   * grpc-js's per-call machinery every period for every node.)
+   */
+  /** One beat per call: what agents before the stream used; still served during a rolling upgrade. */
+  heartbeat: unary('Dispatcher', 'Heartbeat', c<M<'HeartbeatRequest'>>(api.HeartbeatRequest), c<M<'HeartbeatResponse'>>(api.HeartbeatResponse)),
+  heartbeats: bidiStream('Dispatcher', 'Heartbeats', c<M<'HeartbeatRequest'>>(api.HeartbeatRequest), c<M<'HeartbeatResponse'>>(api.HeartbeatResponse)),
   /** The worker's session: its assignments (whole set, then changes) and log subscriptions. */
   session: serverStream('Dispatcher', 'Session', c<M<'SessionRequest'>>(api.SessionRequest), c<M<'SessionMessage'>>(api.SessionMessage)),
   updateTaskStatus: unary('Dispatcher', 'UpdateTaskStatus', c<M<'UpdateTaskStatusRequest'>>(api.UpdateTaskStatusRequest), c<M<'Empty'>>(api.Empty)),

@@ -19,6 +19,7 @@ import {
 import { CallError, peerIdentity, requireRole } from '../../manager/cluster/auth.js';
 import { newObjectId, newRaftId } from '../../manager/cluster/ids.js';
 import { DEFAULT_HEARTBEAT_TICK, Manager } from '../../manager/cluster/manager.js';
+import { serveHeartbeats, type HeartbeatStream } from '../../manager/cluster/heartbeats.js';
 import { clusterTables } from '../../manager/cluster/tables.js';
 import { Store } from '../../manager/store/index.js';
 import { ControlApi } from '../../manager/controlapi/control.js';
@@ -34,7 +35,7 @@ import { callLeader, elsewhereMetadata, managerClient, triesElsewhere } from '..
 import { streamServiceLogs } from '../../manager/controlapi/logs.js';
 import {
   ControlService, DispatcherService, LocalService, NodeCAService, RaftMembershipService, api, serviceDef,
-  type ClusterSpec, type ManagerAddr,
+  type ClusterSpec, type ManagerAddr, type NodeDescription,
 } from '../../proto/services.js';
 import { MemoryCertProvider } from './certprovider.js';
 import { StateDir, type Certs, type NodeState } from './identity.js';
@@ -337,6 +338,14 @@ export class Daemon {
         const id = requireRole(this.identify(c), ['manager', 'worker'], 'the dispatcher');
         return this.mgr().dispatcher.heartbeat(id, c.request.description, peerHost(c), c.request.runtimeError ?? '');
       }),
+      heartbeats: (call: HeartbeatStream<InstanceType<typeof api.HeartbeatRequest>, unknown>) => {
+        const peer = peerHost(call);
+        serveHeartbeats(call, async (req) => {
+          // Checked per beat, as a unary call was: a node removed meanwhile is refused at once.
+          const id = requireRole(this.identify(call), ['manager', 'worker'], 'the dispatcher');
+          return this.mgr().dispatcher.heartbeat(id, req.description as NodeDescription | null | undefined, peer, req.runtimeError ?? '');
+        });
+      },
       session: (call: grpc.ServerWritableStream<unknown, unknown>) => {
         try {
           const id = requireRole(this.identify(call), ['manager', 'worker'], 'the dispatcher');

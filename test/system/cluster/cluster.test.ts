@@ -166,7 +166,7 @@ describe.skipIf(pre.skip)('cluster on lab hosts: join, failover, recovery, refus
       // From host6: a machine on the cluster's network that is not a member.
       const r = await c.lab.exec('host6', [process.execPath, PROBE, repo, c.addr(leader), ...tlsFiles], { timeoutMs: 30_000 });
       expect(r.code, r.stderr).toBe(0);
-      return JSON.parse(r.stdout) as { ok: boolean; nodes?: number; code?: number; codeName?: string; details?: string };
+      return JSON.parse(r.stdout) as { ok: boolean; nodes?: number; periodMs?: number; code?: number; codeName?: string; details?: string };
     };
 
     // (a) Trusts the cluster CA but presents no client certificate.
@@ -178,6 +178,13 @@ describe.skipIf(pre.skip)('cluster on lab hosts: join, failover, recovery, refus
     const worker = await probe(path.join(certs('host4'), 'ca.pem'), path.join(certs('host4'), 'node.pem'), path.join(certs('host4'), 'node-key.pem'));
     expect(worker).toMatchObject({ ok: false, codeName: 'PERMISSION_DENIED' });
     expect(worker.details).toContain(`the control API is not allowed for a worker certificate (node ${ids.host4})`);
+    // ...while the dispatcher serves it, also the one-call-per-beat Heartbeat that agents before
+    // the heartbeat stream use (kept for rolling upgrades).
+    const beat = await c.lab.exec('host6', [process.execPath, PROBE, repo, c.addr(leader), ...['ca.pem', 'node.pem', 'node-key.pem'].map((f) => path.join(certs('host4'), f))], {
+      timeoutMs: 30_000, env: { ...process.env, PROBE_CALL: 'heartbeat' },
+    });
+    expect(beat.code, beat.stderr).toBe(0);
+    expect(JSON.parse(beat.stdout)).toEqual({ ok: true, periodMs: 1000 });
 
     // Control: the same call with a manager's certificate is served.
     const mgr = MANAGERS.find((h) => h !== leader)!;

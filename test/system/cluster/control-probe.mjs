@@ -3,7 +3,9 @@
 //   {"ok":true,"nodes":N}  or  {"ok":false,"code":N,"codeName":"...","details":"..."}
 // Run inside a lab host (the cluster port is only reachable there):
 //   node control-probe.mjs REPO ADDR CA.pem [CERT.pem KEY.pem]
-// Without CERT/KEY the client presents no certificate at all.
+// Without CERT/KEY the client presents no certificate at all. With
+// PROBE_CALL=heartbeat it makes one unary Dispatcher.Heartbeat call instead
+// (what agents before the heartbeat stream sent): {"ok":true,"periodMs":N}.
 /* global process */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -18,7 +20,7 @@ if (!repo || !addr || !caFile) {
 const load = (rel) => import(pathToFileURL(path.join(repo, rel)).href);
 const grpc = createRequire(path.join(repo, 'package.json'))('@grpc/grpc-js');
 const { managerClient, call } = await load('dist/proto/client.js');
-const { ControlService } = await load('dist/proto/services.js');
+const { ControlService, DispatcherService } = await load('dist/proto/services.js');
 
 const tls = { caPem: readFileSync(caFile, 'utf8') };
 if (certFile && keyFile) {
@@ -28,8 +30,13 @@ if (certFile && keyFile) {
 const client = managerClient(addr, tls);
 let result;
 try {
-  const res = await call(client, ControlService.listNodes, {}, 10_000);
-  result = { ok: true, nodes: (res.nodes ?? []).length };
+  if (process.env.PROBE_CALL === 'heartbeat') {
+    const res = await call(client, DispatcherService.heartbeat, { runtimeError: '' }, 10_000);
+    result = { ok: true, periodMs: res.periodMs };
+  } else {
+    const res = await call(client, ControlService.listNodes, {}, 10_000);
+    result = { ok: true, nodes: (res.nodes ?? []).length };
+  }
 } catch (e) {
   result = { ok: false, code: e.code, codeName: grpc.status[e.code] ?? String(e.code), details: e.details ?? String(e) };
 }
