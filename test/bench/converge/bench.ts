@@ -126,7 +126,8 @@ let current: { c: ServicesCluster; down?: Promise<void>; failed: boolean; keepLo
 function teardown(): Promise<void> {
   const cur = current;
   if (!cur) return Promise.resolve();
-  cur.down ??= cur.c.teardown({ keepLogs: cur.failed || !!cur.keepLogs || flag('keep-logs') });
+  const why = cur.failed ? 'the bench failed' : cur.keepLogs ? 'an election or a node down during a step' : 'asked by --keep-logs';
+  cur.down ??= cur.c.teardown({ keepLogs: cur.failed || !!cur.keepLogs || flag('keep-logs'), why });
   return cur.down;
 }
 onCleanup(teardown);

@@ -41,7 +41,7 @@ export async function startBenchCluster(opts: ServicesClusterOptions): Promise<B
   try {
     await c.start();
   } catch (e) {
-    await c.teardown({ keepLogs: true });
+    await c.teardown({ keepLogs: true, why: 'the cluster did not come up' });
     throw e;
   }
   return c;

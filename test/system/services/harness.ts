@@ -370,10 +370,11 @@ export class ServicesCluster {
 
   /**
    * down --purge --kill-stragglers and the temp dir; best effort (never
-   * throws). With keepLogs (a test failed) the daemons' and containerds' logs
-   * are copied out first.
+   * throws). With keepLogs (a test failed, or the caller asked) the daemons'
+   * and containerds' logs are copied out first; `why` says which in the line
+   * that names the folder.
    */
-  async teardown(opts: { keepLogs?: boolean } = {}): Promise<void> {
+  async teardown(opts: { keepLogs?: boolean; why?: string } = {}): Promise<void> {
     for (const rt of this.runtimes.values()) rt.close();
     this.runtimes.clear();
     for (const rt of this.dockerRuntimes.values()) rt.close();
@@ -386,7 +387,7 @@ export class ServicesCluster {
           if (existsSync(path.join(hostDir, f))) copyFileSync(path.join(hostDir, f), path.join(dir, `${h}-${f}`));
         }
       }
-      console.log(`lab ${this.name}: a test failed; logs kept in ${dir}`);
+      console.log(`lab ${this.name}: ${opts.why ?? 'a test failed'}; logs kept in ${dir}`);
     }
     try {
       await this.lab.down({ purge: true, killStragglers: true });
