@@ -38,6 +38,7 @@ import {
   type ClusterSpec, type ManagerAddr, type NodeDescription,
 } from '../../proto/services.js';
 import { MemoryCertProvider } from './certprovider.js';
+import { clusterServerOptions } from './serveroptions.js';
 import { StateDir, type Certs, type NodeState } from './identity.js';
 
 export interface DaemonOptions {
@@ -318,7 +319,7 @@ export class Daemon {
     const certs = this.certs!;
     this.certProvider = new MemoryCertProvider(certs.caPem, certs.certPem, certs.keyPem);
     const creds = grpc.experimental.createCertificateProviderServerCredentials(this.certProvider, this.certProvider, false);
-    const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 500 } as grpc.ServerOptions);
+    const server = new grpc.Server(clusterServerOptions());
     server.addService(serviceDef(NodeCAService), {
       issueNodeCertificate: unaryHandler((c) => this.mgr().issueNodeCertificate(c.request, peerHost(c))),
       renewNodeCertificate: unaryHandler(async (c) => {

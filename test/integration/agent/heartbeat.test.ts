@@ -5,13 +5,17 @@
 //   on one stream, so the gap the manager sees does not grow by the latency;
 // - a follower that names the leader is asked once, then the leader only;
 // - a leader that dies, or stops answering without closing: the agent moves on;
-// - a node the cluster removed is told so.
+// - a node the cluster removed is told so;
+// - a node that vanishes without closing its connection: the manager's
+//   keepalive pings end its stream (cluster port options, cli/shoald).
+import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RootCA, generateKeyAndCsr } from '../../../manager/ca/index.js';
 import { CallError } from '../../../manager/cluster/auth.js';
 import { serveHeartbeats, type HeartbeatStream } from '../../../manager/cluster/heartbeats.js';
-import { LEADER_META } from '../../../proto/client.js';
+import { clusterServerOptions } from '../../../cli/shoald/serveroptions.js';
+import { LEADER_META, managerClient } from '../../../proto/client.js';
 import { DispatcherService, api, serviceDef } from '../../../proto/services.js';
 import { Agent } from '../../../worker/agent/agent.js';
 import { waitFor } from '../../support/wait.js';
@@ -28,10 +32,16 @@ describe('agent heartbeats', () => {
   const agents: Agent[] = [];
 
   /** A manager endpoint answering each beat with `onBeat`; returns its address and server. */
-  async function manager(onBeat: (req: Req) => Promise<Res>): Promise<{ addr: string; server: grpc.Server }> {
-    const server = new grpc.Server();
+  async function manager(
+    onBeat: (req: Req) => Promise<Res>,
+    opts: { server?: grpc.ServerOptions; onStream?: (call: HeartbeatStream<Req, Res>) => void } = {},
+  ): Promise<{ addr: string; server: grpc.Server }> {
+    const server = new grpc.Server(opts.server);
     server.addService(serviceDef({ heartbeats: DispatcherService.heartbeats }), {
-      heartbeats: (call: HeartbeatStream<Req, Res>) => serveHeartbeats(call, onBeat),
+      heartbeats: (call: HeartbeatStream<Req, Res>) => {
+        opts.onStream?.(call);
+        serveHeartbeats(call, onBeat);
+      },
     });
     const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', serverCreds, (e, p) => (e ? rej(e) : res(p))));
     servers.push(server);
@@ -158,4 +168,78 @@ describe('agent heartbeats', () => {
     await waitFor('the removal', () => (removed.length > 0 ? true : undefined), 15_000, 20);
     expect(removed[0]).toContain('not part of the cluster');
   }, 30_000);
+
+  // A TCP relay in front of a manager whose traffic can be frozen: both sockets stay open, nothing
+  // passes (a cut link, a host powered off).
+  async function relay(target: string): Promise<{ addr: string; freeze(): void; close(): void }> {
+    const pairs: Array<[net.Socket, net.Socket]> = [];
+    const [host, port] = target.split(':');
+    const srv = net.createServer((inbound) => {
+      const outbound = net.connect(Number(port), host);
+      inbound.pipe(outbound).pipe(inbound);
+      for (const sock of [inbound, outbound]) sock.on('error', () => undefined);
+      pairs.push([inbound, outbound]);
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    return {
+      addr: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`,
+      freeze() {
+        for (const [a, b] of pairs) {
+          a.unpipe(b);
+          b.unpipe(a);
+          a.pause();
+          b.pause();
+        }
+      },
+      close() {
+        for (const sock of pairs.flat()) sock.destroy();
+        srv.close();
+      },
+    };
+  }
+
+  describe.each([
+    { options: 'the cluster port\'s (keepalive 300 ms, answered within 300 ms)', server: clusterServerOptions(300, 300), freeze: true, ended: true },
+    { options: 'the cluster port\'s', server: clusterServerOptions(300, 300), freeze: false, ended: false },
+    { options: 'gRPC\'s defaults (no keepalive from the server)', server: undefined, freeze: true, ended: false },
+  ])('a heartbeat stream on a manager with $options options', ({ server, freeze, ended }) => {
+    it(`${freeze ? 'whose node vanishes without closing the connection' : 'of a healthy node'} is ${ended ? 'ended within 2 s' : 'still open after 2 s'}`, async () => {
+      let endedAt = 0;
+      const beats: number[] = [];
+      const m = await manager(async () => (beats.push(Date.now()), { periodMs: 100 } as Res), {
+        server,
+        onStream: (call) => call.on('cancelled', () => (endedAt = Date.now())),
+      });
+      const r = await relay(m.addr);
+      const client = managerClient(r.addr, tls);
+      const def = DispatcherService.heartbeats;
+      const call = client.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize);
+      call.on('error', () => undefined);
+      let answers = 0;
+      call.on('data', () => answers++);
+      const beat = () => call.write({ runtimeError: '' } as never);
+      beat();
+      await waitFor('the first answer', () => (answers >= 1 ? true : undefined), 10_000, 10);
+      if (freeze) r.freeze();
+      const since = Date.now();
+      // A healthy node keeps beating; a vanished one's beats go nowhere.
+      const beating = setInterval(beat, 100);
+      try {
+        if (ended) {
+          await waitFor('the manager ending the stream', () => (endedAt ? true : undefined), 5_000, 10);
+          expect(endedAt - since).toBeLessThan(2_000);
+        } else {
+          await new Promise((res) => setTimeout(res, 2_000));
+          expect(endedAt).toBe(0);
+          // Healthy: the pings did not get in the way of the beats.
+          if (!freeze) expect(beats.filter((t) => t > since).length).toBeGreaterThanOrEqual(10);
+        }
+      } finally {
+        clearInterval(beating);
+        call.cancel();
+        client.close();
+        r.close();
+      }
+    }, 30_000);
+  });
 });
