@@ -132,6 +132,13 @@ function teardown(): Promise<void> {
 }
 onCleanup(teardown);
 
+/** "; last start per host: host1 1.42, ..." from a step's events (where a slow step's time went). */
+function perHostNote(p: PollResult): string {
+  const hosts = Object.keys(p.perHostMs ?? {}).sort();
+  if (!hosts.length) return '';
+  return `; last event per host (s): ${hosts.map((h) => `${h} ${(p.perHostMs![h]! / 1000).toFixed(2)}`).join(', ')}`;
+}
+
 /** Which containers lacked an event, for the line that says a step was timed by polling. */
 function noEventNote(p: PollResult): string {
   const n = p.noEvent;
@@ -217,6 +224,7 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     const floorStep = async (key: StepKey, run: () => Promise<FloorStep>): Promise<FloorStep> => {
       const v = await floorCpu(key, run);
       if (v.exact === false) r.timedByPolling.push(`floor ${STEP[key]}${noEventNote(v)}`);
+      log(`  floor ${STEP[key]}: ${(v.ms / 1000).toFixed(2)} s${perHostNote(v)}`);
       return v;
     };
     let f = await floorStep('createSmall', () => floor.add(N.small / HOSTS, timeout(N.small)));
@@ -273,7 +281,7 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
       r.windows.push({ key, from: wall0, to: Date.now() });
       r.shoal[key] = p.ms;
       watcher.close();
-      log(`  ${STEP[key]}: ${(p.ms / 1000).toFixed(2)} s (the request returned after ${((r.callMs[key] ?? NaN) / 1000).toFixed(2)} s)`);
+      log(`  ${STEP[key]}: ${(p.ms / 1000).toFixed(2)} s (the request returned after ${((r.callMs[key] ?? NaN) / 1000).toFixed(2)} s)${perHostNote(p)}`);
       const mark = await profileMark();
       if (mark) log(`    cpu profiles of this step: ${path.join(path.resolve(PROFILE_DIR), `rep${i + 1}`)}/<host>.${mark}.cpuprofile`);
       explain(key, wall0);

@@ -27,11 +27,15 @@ function stampOf(env: Envelope): number {
 /** What a step's timing needs of the events (ContainerEvents; a table of them in tests). */
 export interface EventTimes {
   latest(kind: EventKind, ids: Iterable<string>, sinceMs: number): { ms?: number; missing: string[] };
+  /** Per host, ms after `sinceMs` of its latest `kind` event among `ids` (hosts without one are left out). */
+  latestPerHost?(kind: EventKind, ids: Iterable<string>, sinceMs: number): Record<string, number>;
 }
 
 export class ContainerEvents implements EventTimes {
   /** Per kind: container id -> epoch ms of its latest such event. */
   private readonly seen: Record<EventKind, Map<string, number>> = { start: new Map(), exit: new Map(), delete: new Map() };
+  /** Container id -> the host whose containerd published its events. */
+  private readonly hostOf = new Map<string, string>();
   private readonly streams: grpc.ClientReadableStream<Envelope>[] = [];
   private broken = '';
 
@@ -56,7 +60,7 @@ export class ContainerEvents implements EventTimes {
         }
         const id = idOf(env);
         const kind = (Object.keys(TOPICS) as EventKind[]).find((k) => TOPICS[k] === env.topic);
-        if (id && kind) this.record(kind, id, stampOf(env));
+        if (id && kind) this.record(kind, id, stampOf(env), h);
       });
       s.on('error', (e: grpc.ServiceError) => {
         if (e.code !== 1 /* CANCELLED: closed by us */) this.broken ||= `${h}: ${e.details || e.message}`;
@@ -73,8 +77,20 @@ export class ContainerEvents implements EventTimes {
   }
 
   /** A `kind` event of container `id`, stamped `atMs` (epoch): the latest of a kind per container counts. */
-  record(kind: EventKind, id: string, atMs: number): void {
+  record(kind: EventKind, id: string, atMs: number, host?: string): void {
     this.seen[kind].set(id, atMs);
+    if (host) this.hostOf.set(id, host);
+  }
+
+  latestPerHost(kind: EventKind, ids: Iterable<string>, sinceMs: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const id of ids) {
+      const t = this.seen[kind].get(id);
+      const h = this.hostOf.get(id);
+      if (t === undefined || t < sinceMs || !h) continue;
+      out[h] = Math.max(out[h] ?? -Infinity, t - sinceMs);
+    }
+    return out;
   }
 
   /**

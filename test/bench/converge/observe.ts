@@ -50,6 +50,8 @@ export interface PollResult {
   noEvent?: { ids: string[]; of: number };
   /** With `exact` and kind delete: ms after t0 of the last exit among the deleted containers. */
   exitedMs?: number;
+  /** With `exact`: per host, ms after t0 of its last event of the step's kind (where the time went). */
+  perHostMs?: Record<string, number>;
   rounds: number;
   last: Count;
 }
@@ -123,18 +125,20 @@ export async function pollContainers(
 const EVENT_GRACE_MS = 2_000;
 
 /** A step's time from the events, given the matching containers listed at its end (exported for tests). */
-export function exactTimes(x: Exact | undefined, final: HostContainer[], polledMs: number): Pick<PollResult, 'ms' | 'exact' | 'exitedMs' | 'noEvent'> {
+export function exactTimes(x: Exact | undefined, final: HostContainer[], polledMs: number): Pick<PollResult, 'ms' | 'exact' | 'exitedMs' | 'noEvent' | 'perHostMs'> {
   if (!x) return { ms: polledMs };
   if (x.kind === 'start') {
     const fresh = final.filter((c) => c.state === 'running' && !x.before.has(c.id)).map((c) => c.id);
     const t = x.events.latest('start', fresh, x.sinceWall);
-    return t.ms === undefined ? { ms: polledMs, exact: false, noEvent: { ids: t.missing, of: fresh.length } } : { ms: t.ms, exact: true };
+    const perHostMs = x.events.latestPerHost?.('start', fresh, x.sinceWall);
+    return t.ms === undefined ? { ms: polledMs, exact: false, noEvent: { ids: t.missing, of: fresh.length } } : { ms: t.ms, exact: true, perHostMs };
   }
   const present = new Set(final.map((c) => c.id));
   const gone = [...x.before].filter((id) => !present.has(id));
   const t = x.events.latest('delete', gone, x.sinceWall);
   const exited = x.events.latest('exit', gone, x.sinceWall).ms;
-  return t.ms === undefined ? { ms: polledMs, exact: false, exitedMs: exited, noEvent: { ids: t.missing, of: gone.length } } : { ms: t.ms, exact: true, exitedMs: exited };
+  const perHostMs = x.events.latestPerHost?.('delete', gone, x.sinceWall);
+  return t.ms === undefined ? { ms: polledMs, exact: false, exitedMs: exited, noEvent: { ids: t.missing, of: gone.length } } : { ms: t.ms, exact: true, exitedMs: exited, perHostMs };
 }
 
 // ---- node states ----------------------------------------------------------------------------

@@ -10,9 +10,9 @@ import { exactTimes } from './observe.js';
 const T0 = 1_700_000_000_000;
 const ctr = (id: string, state: ContainerState = 'running') => ({ id, state, labels: {}, image: 'img', pid: 1 });
 
-function eventsOf(rows: Array<[kind: 'start' | 'exit' | 'delete', id: string, atMs: number]>): ContainerEvents {
+function eventsOf(rows: Array<[kind: 'start' | 'exit' | 'delete', id: string, atMs: number, host?: string]>): ContainerEvents {
   const ev = new ContainerEvents({} as ServicesCluster, []);
-  for (const [kind, id, at] of rows) ev.record(kind, id, T0 + at);
+  for (const [kind, id, at, host] of rows) ev.record(kind, id, T0 + at, host);
   return ev;
 }
 
@@ -34,17 +34,29 @@ describe('ContainerEvents.latest', () => {
   });
 });
 
+describe('ContainerEvents.latestPerHost', () => {
+  const ev = eventsOf([['start', 'a', 100, 'h1'], ['start', 'b', 250, 'h1'], ['start', 'c', 180, 'h2'], ['start', 'old', -50, 'h3'], ['start', 'nohost', 90]]);
+
+  it.each([
+    { ids: ['a', 'b', 'c'], want: { h1: 250, h2: 180 } },
+    { ids: ['a', 'c'], want: { h1: 100, h2: 180 } },
+    { ids: ['old', 'nohost', 'missing'], want: {} }, // before the step, no host known, no event
+  ])('$ids -> $want', ({ ids, want }) => {
+    expect(ev.latestPerHost('start', ids, T0)).toEqual(want);
+  });
+});
+
 describe('exactTimes', () => {
   it('a create or scale-up ends at the last start of the containers new since the step began', () => {
-    const events = eventsOf([['start', 'n1', 300], ['start', 'n2', 410], ['start', 'old1', -5_000]]);
+    const events = eventsOf([['start', 'n1', 300, 'h1'], ['start', 'n2', 410, 'h2'], ['start', 'old1', -5_000, 'h1']]);
     const final = [ctr('old1'), ctr('n1'), ctr('n2'), ctr('n3', 'created')];
-    expect(exactTimes({ events, kind: 'start', before: new Set(['old1']), sinceWall: T0 }, final, 500)).toEqual({ ms: 410, exact: true });
+    expect(exactTimes({ events, kind: 'start', before: new Set(['old1']), sinceWall: T0 }, final, 500)).toEqual({ ms: 410, exact: true, perHostMs: { h1: 300, h2: 410 } });
   });
 
   it('a scale-down ends at the last delete of the containers gone, and says when the last of them exited', () => {
-    const events = eventsOf([['exit', 'g1', 200], ['exit', 'g2', 350], ['delete', 'g1', 600], ['delete', 'g2', 900], ['exit', 'kept', 100]]);
+    const events = eventsOf([['exit', 'g1', 200, 'h1'], ['exit', 'g2', 350, 'h1'], ['delete', 'g1', 600, 'h1'], ['delete', 'g2', 900, 'h1'], ['exit', 'kept', 100, 'h2']]);
     const r = exactTimes({ events, kind: 'delete', before: new Set(['g1', 'g2', 'kept']), sinceWall: T0 }, [ctr('kept')], 1_000);
-    expect(r).toEqual({ ms: 900, exact: true, exitedMs: 350 });
+    expect(r).toEqual({ ms: 900, exact: true, exitedMs: 350, perHostMs: { h1: 900 } });
   });
 
   it('falls back to the poll time and names the containers without an event', () => {
