@@ -70,13 +70,13 @@ export const RaftMembershipService = {
 };
 
 export const DispatcherService = {
+  /** One beat per call: what agents before the stream used; still served during a rolling upgrade. */
+  heartbeat: unary('Dispatcher', 'Heartbeat', c<M<'HeartbeatRequest'>>(api.HeartbeatRequest), c<M<'HeartbeatResponse'>>(api.HeartbeatResponse)),
   /**
    * A node's heartbeats: one long-lived stream to the leader, a request per period, an answer to
    * each, in order. (A unary call per beat cost the leader a new HTTP/2 stream, headers and
    * grpc-js's per-call machinery every period for every node.)
    */
-  /** One beat per call: what agents before the stream used; still served during a rolling upgrade. */
-  heartbeat: unary('Dispatcher', 'Heartbeat', c<M<'HeartbeatRequest'>>(api.HeartbeatRequest), c<M<'HeartbeatResponse'>>(api.HeartbeatResponse)),
   heartbeats: bidiStream('Dispatcher', 'Heartbeats', c<M<'HeartbeatRequest'>>(api.HeartbeatRequest), c<M<'HeartbeatResponse'>>(api.HeartbeatResponse)),
   /** The worker's session: its assignments (whole set, then changes) and log subscriptions. */
   session: serverStream('Dispatcher', 'Session', c<M<'SessionRequest'>>(api.SessionRequest), c<M<'SessionMessage'>>(api.SessionMessage)),

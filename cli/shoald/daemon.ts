@@ -16,7 +16,7 @@ import {
   KeyPool, RootCA, checkPinnedCa, formatJoinToken, generateKeyAndCsr, identityOf, newTokenSecret, parseJoinToken, renewAt,
   type CertIdentity, type NodeRole,
 } from '../../manager/ca/index.js';
-import { CallError, peerIdentity, requireRole } from '../../manager/cluster/auth.js';
+import { CallError, peerIdentity, requireRole, statusOf } from '../../manager/cluster/auth.js';
 import { newObjectId, newRaftId } from '../../manager/cluster/ids.js';
 import { DEFAULT_HEARTBEAT_TICK, Manager } from '../../manager/cluster/manager.js';
 import { serveHeartbeats, type HeartbeatStream } from '../../manager/cluster/heartbeats.js';
@@ -37,6 +37,8 @@ import {
   ControlService, DispatcherService, LocalService, NodeCAService, RaftMembershipService, api, serviceDef,
   type ClusterSpec, type ManagerAddr, type NodeDescription,
 } from '../../proto/services.js';
+
+type HeartbeatRequest = InstanceType<typeof api.HeartbeatRequest>;
 import { MemoryCertProvider } from './certprovider.js';
 import { clusterServerOptions } from './serveroptions.js';
 import { StateDir, type Certs, type NodeState } from './identity.js';
@@ -74,11 +76,7 @@ type Handler<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
 
 function unaryHandler<Req, Res>(h: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
   return (c, cb) => {
-    h(c).then((res) => cb(null, res), (e: unknown) => {
-      if (e instanceof CallError) cb({ code: e.code, details: e.message, metadata: e.metadata });
-      else if ((e as grpc.ServiceError)?.code !== undefined && (e as grpc.ServiceError).details !== undefined) cb(e as grpc.ServiceError);
-      else cb({ code: grpc.status.INTERNAL, details: e instanceof Error ? e.message : String(e) });
-    });
+    h(c).then((res) => cb(null, res), (e: unknown) => cb(statusOf(e)));
   };
 }
 
@@ -335,17 +333,11 @@ export class Daemon {
       leave: unaryHandler(async () => ({}) as never),
     });
     server.addService(serviceDef(DispatcherService), {
-      heartbeat: unaryHandler(async (c) => {
-        const id = requireRole(this.identify(c), ['manager', 'worker'], 'the dispatcher');
-        return this.mgr().dispatcher.heartbeat(id, c.request.description, peerHost(c), c.request.runtimeError ?? '');
-      }),
-      heartbeats: (call: HeartbeatStream<InstanceType<typeof api.HeartbeatRequest>, unknown>) => {
+      heartbeat: unaryHandler(async (c) => this.beat(c, c.request, peerHost(c))),
+      heartbeats: (call: HeartbeatStream<HeartbeatRequest, unknown>) => {
         const peer = peerHost(call);
-        serveHeartbeats(call, async (req) => {
-          // Checked per beat, as a unary call was: a node removed meanwhile is refused at once.
-          const id = requireRole(this.identify(call), ['manager', 'worker'], 'the dispatcher');
-          return this.mgr().dispatcher.heartbeat(id, req.description as NodeDescription | null | undefined, peer, req.runtimeError ?? '');
-        });
+        // The caller is checked per beat, as a unary call is: a node removed meanwhile is refused at once.
+        serveHeartbeats(call, async (req) => this.beat(call, req, peer));
       },
       session: (call: grpc.ServerWritableStream<unknown, unknown>) => {
         try {
@@ -411,6 +403,12 @@ export class Daemon {
   private mgr(): Manager {
     if (!this.manager) throw new CallError(grpc.status.FAILED_PRECONDITION, NOT_A_MANAGER, elsewhereMetadata());
     return this.manager;
+  }
+
+  /** One heartbeat of a node, from a unary call or the stream. */
+  private beat(c: Parameters<Daemon['identify']>[0], req: HeartbeatRequest, peer: string) {
+    const id = requireRole(this.identify(c), ['manager', 'worker'], 'the dispatcher');
+    return this.mgr().dispatcher.heartbeat(id, req.description as NodeDescription | null | undefined, peer, req.runtimeError ?? '');
   }
 
   private identify(c: { getAuthContext(): { sslPeerCertificate?: { raw?: Buffer } } | null }): CertIdentity | undefined {

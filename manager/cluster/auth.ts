@@ -11,6 +11,14 @@ export class CallError extends Error {
   }
 }
 
+/** The status a handler's error goes back as: a CallError's or a gRPC error's own, else INTERNAL with its message. */
+export function statusOf(e: unknown): Partial<grpc.StatusObject> {
+  if (e instanceof CallError) return { code: e.code, details: e.message, metadata: e.metadata };
+  const s = e as grpc.ServiceError;
+  if (s?.code !== undefined && s.details !== undefined) return { code: s.code, details: s.details, metadata: s.metadata };
+  return { code: grpc.status.INTERNAL, details: e instanceof Error ? e.message : String(e) };
+}
+
 type AuthCall = { getAuthContext(): { sslPeerCertificate?: { raw?: Buffer } } | null };
 
 /** Each connection's client certificate (DER; undefined: none), read once per HTTP/2 session. */

@@ -3,17 +3,10 @@
 // manager is not the leader, the node was removed, a bad certificate) ends the
 // stream with its status and metadata (the leader hint), as a unary call's
 // error would: the agent reconnects where it says.
-import * as grpc from '@grpc/grpc-js';
-import { CallError } from './auth.js';
+import type * as grpc from '@grpc/grpc-js';
+import { statusOf } from './auth.js';
 
 export type HeartbeatStream<Req, Res> = grpc.ServerDuplexStream<Req, Res>;
-
-function asStatus(e: unknown): Partial<grpc.StatusObject> {
-  if (e instanceof CallError) return { code: e.code, details: e.message, metadata: e.metadata };
-  const s = e as grpc.ServiceError;
-  if (s?.code !== undefined && s.details !== undefined) return { code: s.code, details: s.details, metadata: s.metadata };
-  return { code: grpc.status.INTERNAL, details: e instanceof Error ? e.message : String(e) };
-}
 
 /** Answer every beat of `call` with `beat(req)`, one at a time; the first error ends the stream. */
 export function serveHeartbeats<Req, Res>(call: HeartbeatStream<Req, Res>, beat: (req: Req) => Promise<Res>): void {
@@ -24,7 +17,7 @@ export function serveHeartbeats<Req, Res>(call: HeartbeatStream<Req, Res>, beat:
   const fail = (e: unknown) => {
     if (done) return;
     done = true;
-    call.emit('error', asStatus(e));
+    call.emit('error', statusOf(e));
   };
   call.on('data', (req: Req) => {
     queue = queue.then(async () => {
