@@ -168,6 +168,14 @@ function installHandlers(): void {
       void runCleanup().finally(() => process.exit(130));
     });
   }
+  // A reader that went away (`bench ... | head`) must not kill us before the
+  // async cleanup ran: what we started would be left running.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      void runCleanup().finally(() => process.exit(141));
+    });
+  }
   // Last resort when the process exits without having cleaned up (uncaught
   // error, process.exit): kill what we started, by pid, and remove dirs.
   process.on('exit', () => {
