@@ -4,6 +4,7 @@
 // nothing per heartbeat.
 import * as grpc from '@grpc/grpc-js';
 import { api, plain, type NodeDescription } from '../../proto/services.js';
+import type { shoal } from '../../proto/gen/api.js';
 import type { CertIdentity } from '../ca/index.js';
 import { CallError } from './auth.js';
 import { nodesTable, type NodeObject } from './tables.js';
@@ -37,15 +38,16 @@ export class Dispatcher {
     const node = this.m.store.view((r) => r.get(nodesTable, id.nodeId));
     if (!node) throw new CallError(grpc.status.NOT_FOUND, `node ${id.nodeId} is not part of the cluster (was it removed?)`);
     this.lastSeen.set(id.nodeId, Date.now());
-    const hostChanged = desc && (desc.hostname !== node.description?.hostname || !node.description?.platform);
+    // Agents send their description when it may be news (first beat of a stream, or changed).
+    const described = !!desc && descriptionChanged(desc, node.description);
     const state = runtimeError ? api.NodeState.NODE_DOWN : api.NodeState.NODE_READY;
-    if (node.status?.state !== state || (node.status?.message ?? '') !== runtimeError || hostChanged || node.status?.addr !== peerAddr) {
+    if (node.status?.state !== state || (node.status?.message ?? '') !== runtimeError || described || node.status?.addr !== peerAddr) {
       if (runtimeError && node.status?.state !== state) this.m.logger.info({ node: id.nodeId, reason: runtimeError }, 'node marked down: container runtime unavailable');
       await this.m.store.update((tx) => {
         const cur = tx.get(nodesTable, id.nodeId);
         if (!cur) return;
         const next = plain(cur) as NodeObject;
-        if (desc) next.description = plain(desc) as never;
+        if (described) next.description = plain(desc) as never;
         next.status = { state, message: runtimeError, addr: peerAddr, updatedAt: Date.now() } as never;
         tx.update(nodesTable, next);
       }, { retries: 5 }).catch((e) => { throw this.m.wrap(e); });
@@ -115,4 +117,26 @@ export class Dispatcher {
       }
     }
   }
+}
+
+/** A description as decoded or as stored (fields may be absent). */
+type DescriptionFields = shoal.api.NodeDescription.$Properties;
+
+/**
+ * Whether a reported description differs from the stored one in anything the
+ * cluster shows or schedules by: hostname, platform, resources, version
+ * (`node ls` ENGINE VERSION after an upgrade), engine labels.
+ */
+export function descriptionChanged(reported: DescriptionFields, stored: DescriptionFields | null | undefined): boolean {
+  if (!stored) return true;
+  const labels = (d: DescriptionFields): string => JSON.stringify(Object.entries(d.engineLabels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return (
+    (reported.hostname ?? '') !== (stored.hostname ?? '') ||
+    (reported.platform?.os ?? '') !== (stored.platform?.os ?? '') ||
+    (reported.platform?.architecture ?? '') !== (stored.platform?.architecture ?? '') ||
+    Number(reported.resources?.nanoCpus ?? 0) !== Number(stored.resources?.nanoCpus ?? 0) ||
+    Number(reported.resources?.memoryBytes ?? 0) !== Number(stored.resources?.memoryBytes ?? 0) ||
+    (reported.version ?? '') !== (stored.version ?? '') ||
+    labels(reported) !== labels(stored)
+  );
 }

@@ -17,6 +17,8 @@ export interface AgentOptions {
   onRemoved: (why: string) => void;
   logger: { info(o: object, m?: string): void; warn(o: object, m?: string): void; debug(o: object, m?: string): void };
   hostname?: string;
+  /** This host as the managers should see it (default describeHost(hostname)); read every beat, sent when new to the stream. */
+  description?: () => InstanceType<typeof api.NodeDescription>;
   /** Why the container runtime is down, or '' (RuntimeHealth.problem). */
   runtimeProblem?: () => string;
 }
@@ -39,6 +41,8 @@ interface BeatStream {
   addr: string;
   /** When each unanswered beat was written, oldest first (answers come in order). */
   unanswered: number[];
+  /** The description last written on this stream (JSON): later beats carry it only when it changes. */
+  described?: string;
 }
 
 /** Connection attempts per period before waiting for the next beat (hints followed, managers tried). */
@@ -106,7 +110,12 @@ export class Agent {
     if (!stream) return;
     stream.unanswered.push(Date.now());
     const role = this.opts.role();
-    stream.call.write({ description: describeHost(this.opts.hostname), role: role === 'manager' ? 1 : 0, runtimeError: this.opts.runtimeProblem?.() ?? '' } as never);
+    // The managers keep the description: a stream's first beat carries it, later ones only a change.
+    const description = this.opts.description?.() ?? describeHost(this.opts.hostname);
+    const key = JSON.stringify(description);
+    const news = key !== stream.described;
+    stream.described = key;
+    stream.call.write({ description: news ? description : null, role: role === 'manager' ? 1 : 0, runtimeError: this.opts.runtimeProblem?.() ?? '' } as never);
   }
 
   private open(tls: TlsMaterial): BeatStream | undefined {

@@ -83,9 +83,8 @@ describe('agent heartbeats', () => {
     const PERIOD_MS = 500;
     const received: number[] = [];
     const slow = answer(PERIOD_MS, 400);
-    const m = await manager((req) => {
+    const m = await manager(() => {
       received.push(Date.now());
-      expect(req.description?.hostname).toBe('hb-test');
       return slow();
     });
     const a = agent([m.addr]);
@@ -157,6 +156,30 @@ describe('agent heartbeats', () => {
     expect(movedAfter).toBeLessThan(3500);
     // The managers handle a node's beats one at a time: the rest waited behind the stuck one.
     expect(stuckBeats).toBe(1);
+  }, 30_000);
+
+  it('the description rides on a stream\'s first beat, then only when it changed; the stream to another manager carries it again', async () => {
+    const seen: (string | null)[] = [];
+    const atOther: (string | null)[] = [];
+    const ok = answer(50);
+    const described = (req: Req) => (req.description ? `${req.description.hostname} ${req.description.version}` : null);
+    const m = await manager(async (req) => (seen.push(described(req)), ok()));
+    const other = await manager(async (req) => (atOther.push(described(req)), ok()));
+    let version = '1.0.0';
+    const a = agent([m.addr, other.addr], { description: () => ({ hostname: 'hb-test', version, platform: { os: 'linux', architecture: 'x64' } }) as never });
+    await waitFor('4 beats', () => (seen.length >= 4 ? true : undefined), 15_000, 10);
+    version = '1.1.0'; // upgraded in place: the managers must hear of it
+    await waitFor('the new version and 2 beats after it', () => (seen.includes('hb-test 1.1.0') && seen.length >= seen.indexOf('hb-test 1.1.0') + 3 ? true : undefined), 15_000, 10);
+    const upgradedAt = seen.indexOf('hb-test 1.1.0');
+    expect(seen[0]).toBe('hb-test 1.0.0');
+    expect(seen.slice(1, upgradedAt)).toEqual(seen.slice(1, upgradedAt).map(() => null));
+    expect(seen.slice(upgradedAt + 1)).toEqual(seen.slice(upgradedAt + 1).map(() => null));
+    expect(a.streamsOpened).toBe(1);
+    // The first manager dies: the stream to the other one starts with the description again.
+    m.server.forceShutdown();
+    await waitFor('2 beats at the other manager', () => (atOther.length >= 2 ? true : undefined), 15_000, 10);
+    expect(atOther.slice(0, 2)).toEqual(['hb-test 1.1.0', null]);
+    expect(a.streamsOpened).toBe(2);
   }, 30_000);
 
   it('a node the cluster removed is told so, with the reason', async () => {

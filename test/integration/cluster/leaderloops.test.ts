@@ -52,6 +52,25 @@ describe('leader loops of a manager', () => {
     expect(n.status?.message).toBe('');
   });
 
+  it('a heartbeat\'s description reaches the store when anything in it changed (an upgrade), and costs no write when not', async () => {
+    await t.addNode('up1', {});
+    const id = { nodeId: 'up1', role: 'worker' } as CertIdentity;
+    const desc = (version: string) => ({ hostname: 'up1', platform: { os: 'linux', architecture: 'x64' }, resources: { nanoCpus: 2e9, memoryBytes: 2 ** 30 }, version, engineLabels: {} });
+    const stored = () => t.m.store.view((r) => r.get(nodesTable, 'up1'))!;
+    await t.m.dispatcher.heartbeat(id, desc('0.1.0') as never, '127.0.0.2');
+    expect(stored().description?.version).toBe('0.1.0');
+    const written = Number(stored().meta?.version);
+    expect(written).toBeGreaterThan(0);
+    // The same again, and a beat without one: nothing to write.
+    await t.m.dispatcher.heartbeat(id, desc('0.1.0') as never, '127.0.0.2');
+    await t.m.dispatcher.heartbeat(id, null, '127.0.0.2');
+    expect(Number(stored().meta?.version)).toBe(written);
+    // Upgraded in place: same host, new version (was ignored: only a new hostname was written).
+    await t.m.dispatcher.heartbeat(id, desc('0.2.0') as never, '127.0.0.2');
+    expect(stored().description?.version).toBe('0.2.0');
+    expect(stored().description?.hostname).toBe('up1');
+  });
+
   // Seen in bench:converge: a leader whose event loop was blocked for seconds (a slow fsync
   // on a saturated disk) ran its down check before reading the heartbeats queued meanwhile,
   // and marked a live node down.
