@@ -344,8 +344,7 @@ export class Daemon {
           const id = requireRole(this.identify(call), ['manager', 'worker'], 'the dispatcher');
           this.mgr().sessions.open(id.nodeId, call);
         } catch (e) {
-          const err = e instanceof CallError ? e : new CallError(grpc.status.INTERNAL, String(e));
-          call.emit('error', { code: err.code, details: err.message, metadata: err.metadata });
+          call.emit('error', statusOf(e));
         }
       },
       updateTaskStatus: unaryHandler(async (c) => {
@@ -358,8 +357,7 @@ export class Daemon {
           const id = requireRole(this.identify(call), ['manager', 'worker'], 'the dispatcher');
           this.mgr().sessions.publishLogs(id.nodeId, call, (err) => (err ? cb(err) : cb(null, {})));
         } catch (e) {
-          const err = e instanceof CallError ? e : new CallError(grpc.status.INTERNAL, String(e));
-          cb({ code: err.code, details: err.message, metadata: err.metadata });
+          cb(statusOf(e));
         }
       },
     });
@@ -460,11 +458,7 @@ export class Daemon {
 
   /** ServiceLogs: served by the leader; a follower's local socket relays the leader's stream. */
   private serviceLogs(call: grpc.ServerWritableStream<InstanceType<typeof api.ServiceLogsRequest>, unknown>, local: boolean): void {
-    const fail = (e: unknown) => {
-      const err = e instanceof CallError ? e : (e as grpc.ServiceError)?.code !== undefined ? (e as grpc.ServiceError) : new CallError(grpc.status.INTERNAL, String(e));
-      const ce = err as { code: number; message: string; details?: string; metadata?: grpc.Metadata };
-      call.emit('error', { code: ce.code, details: ce.details ?? ce.message, metadata: ce.metadata });
-    };
+    const fail = (e: unknown) => call.emit('error', statusOf(e));
     try {
       if (!local) requireRole(this.identify(call), ['manager'], 'the control API');
       if (!this.node) throw new CallError(grpc.status.FAILED_PRECONDITION, NOT_IN_SWARM);

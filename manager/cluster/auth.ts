@@ -11,11 +11,18 @@ export class CallError extends Error {
   }
 }
 
-/** The status a handler's error goes back as: a CallError's or a gRPC error's own, else INTERNAL with its message. */
+/**
+ * The status a handler's error goes back as, on every kind of call: a
+ * CallError's own; a gRPC error's own (a call this one made to another node
+ * failed: relayed as it came); anything else INTERNAL with its message. Other
+ * errors with a `code` (raft's, the store's, Node's: strings) are not statuses.
+ */
 export function statusOf(e: unknown): Partial<grpc.StatusObject> {
   if (e instanceof CallError) return { code: e.code, details: e.message, metadata: e.metadata };
-  const s = e as grpc.ServiceError;
-  if (s?.code !== undefined && s.details !== undefined) return { code: s.code, details: s.details, metadata: s.metadata };
+  const s = e as Partial<grpc.ServiceError> | null | undefined;
+  if (typeof s?.code === 'number' && grpc.status[s.code] !== undefined) {
+    return { code: s.code, details: typeof s.details === 'string' ? s.details : (s.message ?? ''), metadata: s.metadata };
+  }
   return { code: grpc.status.INTERNAL, details: e instanceof Error ? e.message : String(e) };
 }
 

@@ -4,7 +4,9 @@ import * as grpc from '@grpc/grpc-js';
 import { X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RootCA, generateKeyAndCsr } from '../../../manager/ca/index.js';
-import { CallError, peerIdentity, requireRole } from '../../../manager/cluster/auth.js';
+import { CallError, peerIdentity, requireRole, statusOf } from '../../../manager/cluster/auth.js';
+import { RaftError } from '../../../manager/raft/core/errors.js';
+import { StoreError } from '../../../manager/store/errors.js';
 import { newObjectId, newRaftId } from '../../../manager/cluster/ids.js';
 
 const callWith = (pem?: string) => ({
@@ -82,5 +84,25 @@ describe('identifiers', () => {
       expect(r).toBeGreaterThan(0);
       expect(Number.isSafeInteger(r)).toBe(true);
     }
+  });
+});
+
+describe('the status a handler\'s error goes back as (unary calls, heartbeat, session, log streams)', () => {
+  const md = new grpc.Metadata();
+  md.set('x-shoal-leader', '10.0.0.1:4377');
+  const relayed = Object.assign(new Error('14 UNAVAILABLE: connection refused'), { code: grpc.status.UNAVAILABLE, details: 'connection refused', metadata: md });
+  it.each([
+    { case: 'a CallError: its code, message and metadata', e: new CallError(grpc.status.NOT_FOUND, 'no such node', md), want: { code: grpc.status.NOT_FOUND, details: 'no such node', metadata: md } },
+    { case: 'a gRPC error from a call to another node: relayed as it came', e: relayed, want: { code: grpc.status.UNAVAILABLE, details: 'connection refused', metadata: md } },
+    { case: 'a gRPC status without details: its message', e: Object.assign(new Error('cancelled by the client'), { code: grpc.status.CANCELLED }), want: { code: grpc.status.CANCELLED, details: 'cancelled by the client' } },
+    { case: 'a raft error (a string code, an object of details): INTERNAL', e: new RaftError('UNAVAILABLE', 'requested entry at index is unavailable'), want: { code: grpc.status.INTERNAL, details: 'requested entry at index is unavailable' } },
+    { case: 'a store error: INTERNAL', e: new StoreError('CONFLICT', 'version mismatch'), want: { code: grpc.status.INTERNAL, details: 'version mismatch' } },
+    { case: 'a system error (ENOENT): INTERNAL', e: Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' }), want: { code: grpc.status.INTERNAL, details: 'ENOENT: no such file' } },
+    { case: 'a number that is no gRPC status: INTERNAL', e: Object.assign(new Error('exit 127'), { code: 127 }), want: { code: grpc.status.INTERNAL, details: 'exit 127' } },
+    { case: 'not an Error at all', e: 'boom', want: { code: grpc.status.INTERNAL, details: 'boom' } },
+  ])('$case', ({ e, want }) => {
+    const got = statusOf(e);
+    expect({ code: got.code, details: got.details }).toEqual({ code: want.code, details: want.details });
+    expect(got.metadata).toBe((want as { metadata?: grpc.Metadata }).metadata);
   });
 });
