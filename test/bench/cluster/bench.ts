@@ -4,21 +4,23 @@
 // 2 worker joins; until all 5 are Ready; SIGKILL the leader's shoald until
 // another manager answers `node ls` (and says who leads); SIGKILL a worker's
 // shoald until it shows Down. Medians over --reps (default 5).
-//   node dist/test/bench/cluster/bench.js [--reps N] [--json]
+//   node dist/test/bench/cluster/bench.js [--reps N] [--json] [--help]
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { Lab } from '../../../deploy/lab/lab.js';
-import { repoRoot } from '../lib/proc.js';
+import { benchOptions, intOption } from '../lib/args.js';
+import { onCleanup, repoRoot } from '../lib/proc.js';
 import { printJson, printTable } from '../lib/table.js';
 import { waitFor } from '../../support/wait.js';
 
 const repo = repoRoot();
 const CLI = path.join(repo, 'dist', 'cli', 'shoal', 'main.js');
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : def;
-}
+const USAGE = `usage: node dist/test/bench/cluster/bench.js [options]   (as root; each repetition brings up its own 5-host lab)
+  --reps N    repetitions; medians are printed (default 5)
+  --json      also print every repetition's figures as JSON
+  -h, --help  this text`;
+const opts = benchOptions(USAGE, { reps: { type: 'string' }, json: { type: 'boolean' } });
 
 function shoal(socket: string, args: string[], timeoutMs = 30_000): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -51,6 +53,10 @@ const median = (xs: number[]) => {
 async function repetition(i: number): Promise<Record<string, number>> {
   const lab = new Lab({ name: `bc${process.pid % 10000}r${i}`, hosts: 5, subnet: `10.233.${i}.0/24`, log: () => undefined });
   const r: Record<string, number> = {};
+  let down: Promise<void> | undefined;
+  const teardown = () => (down ??= lab.down({ purge: true, killStragglers: true }));
+  // Ctrl-C, SIGTERM, or a reader gone (EPIPE) mid-repetition: the lab goes too.
+  onCleanup(teardown);
   try {
     await lab.up();
     const sock = (h: string) => lab.hostState(h).socket;
@@ -84,14 +90,14 @@ async function repetition(i: number): Promise<Record<string, number>> {
     await until('host5 Down', async () => ((await nodes(sock(other), 3000)).find((n) => n.Description.Hostname === 'host5')?.Status.State === 'down' ? true : undefined));
     r['SIGKILL worker -> node Down'] = performance.now() - t1;
   } finally {
-    await lab.down({ purge: true, killStragglers: true });
+    await teardown();
   }
   return r;
 }
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench:cluster needs root (network namespaces): run with sudo');
-  const reps = Number(arg('reps', '5'));
+  const reps = intOption('reps', opts.reps, 5);
   const runs: Record<string, number>[] = [];
   for (let i = 0; i < reps; i++) {
     process.stderr.write(`[cluster] repetition ${i + 1}/${reps}\n`);
@@ -110,7 +116,7 @@ async function main(): Promise<void> {
   printTable(['step', { header: 'shoal median', align: 'right' }, { header: 'range', align: 'right' }, { header: 'Docker Swarm (brief)', align: 'right' }], rows);
   console.log('Swarm figures: Engine 20.10.24 on this machine type, from ../shared/BRIEF.md (Swarm cannot run here side by side: no Docker Hub, no IPVS).');
   console.log('shoal CLI times include starting the Node.js CLI process (~0.2 s), as docker\'s include its CLI.');
-  if (process.argv.includes('--json')) printJson(runs);
+  if (opts.json) printJson(runs);
 }
 
 main().catch((e) => {

@@ -35,7 +35,7 @@
 // n is printed; the others cover the time between steps).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { benchOptions, intOption } from '../lib/args.js';
 import { onCleanup } from '../lib/proc.js';
 import { fmtRatio, printJson, printTable } from '../lib/table.js';
 import type { NodeView, ServicesCluster } from '../../system/services/harness.js';
@@ -57,35 +57,17 @@ const USAGE = `usage: node dist/test/bench/converge/bench.js [options]   (as roo
   --cpu-profile DIR  every shoald records CPU profiles, one file per step and host under DIR
   -h, --help         this text`;
 
-/** Flags and their values; anything unknown is refused with the usage (no run starts on a typo). */
-function parseOptions(argv: string[]): Record<string, string | boolean | undefined> {
-  try {
-    return parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        reps: { type: 'string' }, quick: { type: 'boolean' }, warmup: { type: 'string' }, json: { type: 'boolean' },
-        'debug-logs': { type: 'boolean' }, 'keep-logs': { type: 'boolean' }, 'cpu-profile': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (e) {
-    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n${USAGE}\n`);
-    process.exit(2);
-  }
-}
-const opts = parseOptions(process.argv.slice(2));
-if (opts.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
-const flag = (name: string): boolean => opts[name] === true;
-const arg = (name: string, def: string): string => (typeof opts[name] === 'string' ? (opts[name] as string) : def);
+const opts = benchOptions(USAGE, {
+  reps: { type: 'string' }, quick: { type: 'boolean' }, warmup: { type: 'string' }, json: { type: 'boolean' },
+  'debug-logs': { type: 'boolean' }, 'keep-logs': { type: 'boolean' }, 'cpu-profile': { type: 'string' },
+});
+const flag = (name: keyof typeof opts): boolean => opts[name] === true;
+const arg = (name: keyof typeof opts, def: string): string => (typeof opts[name] === 'string' ? (opts[name] as string) : def);
 
 const QUICK = flag('quick');
 const DEBUG = flag('debug-logs');
 const PROFILE_DIR = arg('cpu-profile', '');
-const REPS = Number(arg('reps', QUICK ? '1' : '3'));
-if (!Number.isInteger(REPS) || REPS < 1) throw new Error(`--reps ${arg('reps', '')}: expected a whole number, at least 1`);
+const REPS = intOption('reps', opts.reps, QUICK ? 1 : 3);
 /** Replica counts: create small, create big, scale big -> up, scale up -> down (multiples of 5: N/5 per host). */
 const N = QUICK ? { small: 5, big: 20, up: 40, down: 5 } : { small: 10, big: 50, up: 100, down: 10 };
 const HOSTS = 5;

@@ -14,15 +14,16 @@ import { StateType, type Message } from '../../../manager/raft/core/index.js';
 import { DEFAULT_HEARTBEAT_TICK } from '../../../manager/cluster/manager.js';
 import { TestNode, bootstrapStorage } from '../../unit/raft/core/harness.js';
 import { mulberry32 } from '../../support/random.js';
+import { benchOptions, intOption } from '../lib/args.js';
 import { printTable } from '../lib/table.js';
 
-const argv = process.argv.slice(2);
-const arg = (name: string, def: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : def;
-};
-const TRIALS = Number(arg('trials', '2000'));
-const SEED = Number(arg('seed', '1'));
+const USAGE = `usage: node dist/test/bench/raft/failover.js [options]   (simulated: no processes, no network)
+  --trials N  leader deaths per timing and delay setting (default 2000)
+  --seed N    random seed; the same seed gives the same figures (default 1)
+  -h, --help  this text`;
+const opts = benchOptions(USAGE, { trials: { type: 'string' }, seed: { type: 'string' } });
+const TRIALS = intOption('trials', opts.trials, 2000);
+const SEED = intOption('seed', opts.seed, 1, 0);
 
 interface Timing {
   tickMs: number;

@@ -9,6 +9,7 @@
 import { schedule, type ScheduleResult, type SchedulerNode } from '../../../manager/scheduler/index.js';
 import { fmtInt, fmtMs, printJson, printTable } from '../lib/table.js';
 import { makeNodes, makeTasks, type Workload } from './workload.js';
+import { benchOptions, intOption } from '../lib/args.js';
 
 const SIZES: Array<[nodes: number, tasks: number]> = [
   [100, 1_000],
@@ -42,16 +43,14 @@ interface Row {
   unplacedReason: string;
 }
 
-function parseArgs(argv: string[]): { runs: number; json: boolean } {
-  let runs = 5;
-  let json = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--json') json = true;
-    else if (a === '--runs') runs = Math.max(1, Number(argv[++i]));
-    else throw new Error(`unknown argument ${a} (usage: bench.js [--runs N] [--json])`);
-  }
-  return { runs, json };
+const USAGE = `usage: node dist/test/bench/scheduler/bench.js [options]   (in-process: no lab, no root)
+  --runs N    timed passes per workload; the median is printed (default 5)
+  --json      also print the results as JSON
+  -h, --help  this text`;
+
+function parseBenchArgs(argv: string[]): { runs: number; json: boolean } {
+  const o = benchOptions(USAGE, { runs: { type: 'string' }, json: { type: 'boolean' } }, argv);
+  return { runs: intOption('runs', o.runs, 5), json: !!o.json };
 }
 
 // CPU time beside wall time: on a shared 2-core machine the gap shows how much was waiting.
@@ -137,7 +136,7 @@ function balance(nodes: SchedulerNode[], work: Workload, result: ScheduleResult)
 }
 
 function main(): void {
-  const { runs, json } = parseArgs(process.argv.slice(2));
+  const { runs, json } = parseBenchArgs(process.argv.slice(2));
   const rows: Row[] = [];
   for (const [n, t] of SIZES) {
     rows.push(measure(n, t, runs));

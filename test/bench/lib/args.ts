@@ -1,0 +1,30 @@
+// Command-line options of a bench: strict (a typo is refused before anything
+// runs: a bench can take minutes and bring up labs), with --help.
+import { parseArgs } from 'node:util';
+
+type Spec = Record<string, { type: 'string' | 'boolean' }>;
+type Values<S extends Spec> = { [K in keyof S]?: S[K]['type'] extends 'string' ? string : boolean };
+
+/** The options given; `--help`/`-h` prints usage and exits 0; anything unknown or malformed prints why and the usage, and exits 2. */
+export function benchOptions<S extends Spec>(usage: string, spec: S, argv: string[] = process.argv.slice(2)): Values<S> {
+  let values: Record<string, unknown>;
+  try {
+    values = parseArgs({ args: argv, strict: true, options: { ...spec, help: { type: 'boolean', short: 'h' } } }).values;
+  } catch (e) {
+    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n${usage}\n`);
+    process.exit(2);
+  }
+  if (values.help) {
+    process.stdout.write(`${usage}\n`);
+    process.exit(0);
+  }
+  return values as Values<S>;
+}
+
+/** A whole number option at least `min`, else an error naming the option. */
+export function intOption(name: string, value: string | undefined, def: number, min = 1): number {
+  if (value === undefined) return def;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} ${value}: expected a whole number, at least ${min}`);
+  return n;
+}
