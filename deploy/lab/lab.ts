@@ -50,7 +50,7 @@ import {
   type StatusRow,
   type TemplateVars,
 } from './plan.js';
-import { checkPrerequisites, pidsInNetns, procInfo, run, sameArgv, signalNumbers, sleep, waitUntil } from './sys.js';
+import { checkPrerequisites, pidsInNetns, procInfo, execedInto, run, sameArgv, signalNumbers, sleep, waitUntil } from './sys.js';
 import { cleanupContainerd, containerdNamespace, containerdPaths, unmountUnder } from './containerd.js';
 import { cleanupDocker, dockerCgroupParent } from './docker.js';
 
@@ -567,6 +567,12 @@ export class Lab {
         () => {
           if (exited) throw new Error(`${spec.name} on ${host} exited at once (${exited}); end of ${p.logFile}:\n${tail(p.logFile, 15)}`);
           const info = procInfo(pid);
+          if (info && !info.zombie && execedInto(info.cmdline, argv)) {
+            throw new Error(
+              `${spec.name} on ${host}: its command starts with ${argv.slice(0, argv.length - info.cmdline.length).join(' ')}, which replaced itself with ` +
+                `${info.cmdline[0]}: the lab knows its daemons by their command line, so the command must start with the daemon itself`,
+            );
+          }
           return !!info && !info.zombie && sameArgv(info.cmdline, argv);
         },
         15_000,

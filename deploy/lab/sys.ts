@@ -116,6 +116,14 @@ export function sameArgv(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
+/**
+ * The process runs the tail of the command it was started with: a wrapper at its
+ * head (`nice -n 5`, `env`) exec'd the rest. Its pid then never shows the command.
+ */
+export function execedInto(cmdline: readonly string[], argv: readonly string[]): boolean {
+  return cmdline.length > 0 && cmdline.length < argv.length && sameArgv(cmdline, argv.slice(argv.length - cmdline.length));
+}
+
 /** Pids of processes whose network namespace is the one mounted at nsPath. */
 export function pidsInNetns(nsPath: string): number[] {
   let target: string;

@@ -218,6 +218,18 @@ describe.skipIf(!pre.ok && !inCI)('lab on network namespaces', () => {
     execFileSync('ip', ['netns', 'del', foreignNs]);
   });
 
+  it('a daemon command behind a wrapper that execs (env, nice) is refused at once, saying why', async () => {
+    const w = new Lab({ name: `w${process.pid}`, hosts: 1, subnet: '10.234.0.0/24', baseDir: base, daemonCmd: `env ${daemonCmd}` });
+    try {
+      const t0 = Date.now();
+      await expect(w.up()).rejects.toThrow(/its command starts with env, which replaced itself with .*node.*must start with the daemon itself/);
+      expect(Date.now() - t0).toBeLessThan(10_000); // not the 15 s start timeout
+    } finally {
+      await w.down({ purge: true, killStragglers: true });
+    }
+    expect(netnsList().filter((n) => n.startsWith(`${w.name}-`))).toEqual([]);
+  });
+
   const cli = path.join(repo, 'dist/deploy/lab/cli.js');
   it.skipIf(!existsSync(cli) && !inCI)('the CLI reports status and runs commands in hosts', () => {
     const run = (...args: string[]) => spawnSync(process.execPath, [cli, '--lab', a.name, '--base-dir', base, ...args], { encoding: 'utf8' });

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Lab } from '../../../deploy/lab/lab.js';
-import { describePrerequisites } from '../../../deploy/lab/sys.js';
+import { describePrerequisites, execedInto } from '../../../deploy/lab/sys.js';
 
 const base = mkdtempSync(path.join(os.tmpdir(), 'shoal-lab-unit-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -70,5 +70,18 @@ describe('prerequisite messages', () => {
     const p = describePrerequisites(isRoot, missing);
     expect(p.problems).toEqual(problems);
     expect(p.ok).toBe(problems.length === 0);
+  });
+});
+
+describe('a daemon command whose head exec\'d its tail', () => {
+  const argv = ['nice', '-n', '5', '/usr/bin/node', 'main.js', '--x'];
+  it.each([
+    { case: 'the wrapper exec\'d the daemon', cmdline: ['/usr/bin/node', 'main.js', '--x'], execed: true },
+    { case: 'still the wrapper (the whole command)', cmdline: argv, execed: false },
+    { case: 'a start-up stage (longer than the command)', cmdline: ['sh', '-c', 'exec "$@"', 'sh', ...argv], execed: false },
+    { case: 'another program', cmdline: ['/usr/bin/node', 'other.js'], execed: false },
+    { case: 'no command line (a kernel thread, a zombie)', cmdline: [], execed: false },
+  ])('$case: $execed', ({ cmdline, execed }) => {
+    expect(execedInto(cmdline, argv)).toBe(execed);
   });
 });
