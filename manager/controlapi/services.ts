@@ -61,6 +61,14 @@ export function countTasks(svc: ServiceObject, tasks: readonly TaskObject[]): Se
   return { serviceId: svc.id, desired, running, completed };
 }
 
+/** A create whose name is taken: what the user can do instead (only commands that exist). */
+export function nameTaken(name: string): CallError {
+  return new CallError(
+    grpc.status.ALREADY_EXISTS,
+    `a service named "${name}" already exists: pick another --name, scale it with \`shoal service scale ${name}=N\`, or remove it first with \`shoal service rm ${name}\``,
+  );
+}
+
 export class ServiceApi {
   constructor(private readonly m: Manager) {}
 
@@ -70,13 +78,13 @@ export class ServiceApi {
     try {
       await this.m.store.update((tx) => {
         if (tx.find(servicesTable, 'name', spec.name).length > 0) {
-          throw new CallError(grpc.status.ALREADY_EXISTS, `a service named "${spec.name}" already exists: pick another --name, or change it with \`shoal service update\``);
+          throw nameTaken(spec.name);
         }
         tx.create(servicesTable, { id, spec: spec as never, updateStatus: null, previousSpec: null } as never);
       });
     } catch (e) {
       if (isStoreError(e) && e.code === 'EXISTS') {
-        throw new CallError(grpc.status.ALREADY_EXISTS, `a service named "${spec.name}" already exists: pick another --name, or change it with \`shoal service update\``);
+        throw nameTaken(spec.name);
       }
       throw this.m.wrap(e);
     }
