@@ -50,7 +50,7 @@ import {
   type StatusRow,
   type TemplateVars,
 } from './plan.js';
-import { checkPrerequisites, pidsInNetns, procInfo, execedInto, run, sameArgv, signalNumbers, sleep, waitUntil } from './sys.js';
+import { checkPrerequisites, execedInto, pidsInNetns, procInfo, run, sameArgv, signalNumbers, sleep, waitUntil } from './sys.js';
 import { cleanupContainerd, containerdNamespace, containerdPaths, unmountUnder } from './containerd.js';
 import { cleanupDocker, dockerCgroupParent } from './docker.js';
 

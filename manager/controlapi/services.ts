@@ -62,7 +62,7 @@ export function countTasks(svc: ServiceObject, tasks: readonly TaskObject[]): Se
 }
 
 /** A create whose name is taken: what the user can do instead (only commands that exist). */
-export function nameTaken(name: string): CallError {
+function nameTaken(name: string): CallError {
   return new CallError(
     grpc.status.ALREADY_EXISTS,
     `a service named "${name}" already exists: pick another --name, scale it with \`shoal service scale ${name}=N\`, or remove it first with \`shoal service rm ${name}\``,

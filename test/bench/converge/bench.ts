@@ -61,19 +61,17 @@ const opts = benchOptions(USAGE, {
   reps: { type: 'string' }, quick: { type: 'boolean' }, warmup: { type: 'string' }, json: { type: 'boolean' },
   'debug-logs': { type: 'boolean' }, 'keep-logs': { type: 'boolean' }, 'cpu-profile': { type: 'string' },
 });
-const flag = (name: keyof typeof opts): boolean => opts[name] === true;
-const arg = (name: keyof typeof opts, def: string): string => (typeof opts[name] === 'string' ? (opts[name] as string) : def);
 
-const QUICK = flag('quick');
-const DEBUG = flag('debug-logs');
-const PROFILE_DIR = arg('cpu-profile', '');
+const QUICK = !!opts.quick;
+const DEBUG = !!opts['debug-logs'];
+const PROFILE_DIR = opts['cpu-profile'] ?? '';
 const REPS = intOption('reps', opts.reps, QUICK ? 1 : 3);
 /** Replica counts: create small, create big, scale big -> up, scale up -> down (multiples of 5: N/5 per host). */
 const N = QUICK ? { small: 5, big: 20, up: 40, down: 5 } : { small: 10, big: 50, up: 100, down: 10 };
 const HOSTS = 5;
 /** Containers each side makes and removes, untimed, before its timed steps (a multiple of HOSTS). */
-const WARMUP = Number(arg('warmup', String(N.up)));
-if (!Number.isInteger(WARMUP / HOSTS) || WARMUP < HOSTS) throw new Error(`--warmup ${arg('warmup', '')}: expected a multiple of ${HOSTS}, at least ${HOSTS}`);
+const WARMUP = Number(opts.warmup ?? N.up);
+if (!Number.isInteger(WARMUP / HOSTS) || WARMUP < HOSTS) throw new Error(`--warmup ${opts.warmup}: expected a multiple of ${HOSTS}, at least ${HOSTS}`);
 const VICTIM = 'host5';
 
 const log = (line: string): void => void process.stderr.write(`[converge ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -138,7 +136,7 @@ function teardown(): Promise<void> {
   const cur = current;
   if (!cur) return Promise.resolve();
   const why = cur.failed ? 'the bench failed' : cur.keepLogs ? 'an election or a node down during a step' : 'asked by --keep-logs';
-  cur.down ??= cur.c.teardown({ keepLogs: cur.failed || !!cur.keepLogs || flag('keep-logs'), why });
+  cur.down ??= cur.c.teardown({ keepLogs: cur.failed || !!cur.keepLogs || !!opts['keep-logs'], why });
   return cur.down;
 }
 onCleanup(teardown);
@@ -648,7 +646,7 @@ async function main(): Promise<void> {
   }
   if (reps.length === 0) throw new Error(`every repetition failed: ${failed.map((f) => f.error).join(' | ')}`);
   report(reps, failed, startLoad, startBusy);
-  if (flag('json')) printJson({ sizes: N, reps, failed });
+  if (opts.json) printJson({ sizes: N, reps, failed });
 }
 
 main().then(() => process.exit(0), async (e) => {

@@ -47,11 +47,7 @@ const USAGE = `usage: node dist/test/bench/scheduler/bench.js [options]   (in-pr
   --runs N    timed passes per workload; the median is printed (default 5)
   --json      also print the results as JSON
   -h, --help  this text`;
-
-function parseBenchArgs(argv: string[]): { runs: number; json: boolean } {
-  const o = benchOptions(USAGE, { runs: { type: 'string' }, json: { type: 'boolean' } }, argv);
-  return { runs: intOption('runs', o.runs, 5), json: !!o.json };
-}
+const opts = benchOptions(USAGE, { runs: { type: 'string' }, json: { type: 'boolean' } });
 
 // CPU time beside wall time: on a shared 2-core machine the gap shows how much was waiting.
 function timeOnce(nodes: SchedulerNode[], work: Workload): { ms: number; cpuMs: number; result: ScheduleResult } {
@@ -136,7 +132,8 @@ function balance(nodes: SchedulerNode[], work: Workload, result: ScheduleResult)
 }
 
 function main(): void {
-  const { runs, json } = parseBenchArgs(process.argv.slice(2));
+  const runs = intOption('runs', opts.runs, 5);
+  const json = !!opts.json;
   const rows: Row[] = [];
   for (const [n, t] of SIZES) {
     rows.push(measure(n, t, runs));
