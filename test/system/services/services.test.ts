@@ -214,4 +214,53 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     const after = new Map((await Promise.all(c.workers.map((h) => c.containersOn(h)))).flat().map((x) => [x.id, x.pid]));
     for (const [id, pid] of before) expect(after.get(id)).toBe(pid);
   });
+
+  step('every shoald SIGKILLed at once (containerds live on): the cluster comes back with what it acknowledged, and the same containers run, none restarted, none twice', async () => {
+    // What runs before: each container with its pid, on every host (managers run tasks too).
+    await sc.waitContainers('16 running, none twice', 'web', (p) => runningTotal(p) === 16 && allTotal(p) === 16, 30_000);
+    const pids = async () => new Map((await Promise.all(c.hosts.map((h) => c.containersOn(h)))).flat()
+      .filter((x) => x.labels['shoal.service.name'] === 'web').map((x) => [x.id, x.pid]));
+    const before = await pids();
+    expect(before.size).toBe(16);
+    // The last thing acknowledged before the crash: a service created with --detach (committed, not yet run).
+    await c.ok('host2', 'service', 'create', '--detach', '--name', 'acked', '--replicas', '2', '--init', c.image, 'sleep', '3600');
+    await Promise.all(c.hosts.map((h) => c.lab.killDaemon(h)));
+    const t0 = Date.now();
+    for (const h of c.hosts) await c.lab.startDaemon(h);
+    await Promise.all(c.hosts.map((h) => c.waitDaemon(h)));
+    await c.waitNodes('5 nodes Ready under a leader', 'host3', (ns) => ns.length === 5 && ns.every((n) => n.Status.State === 'ready') && ns.some((n) => n.ManagerStatus?.Leader), 60_000);
+    timings.wholeClusterRestartToReady = Date.now() - t0;
+    await sc.waitContainers('acked runs its 2', 'acked', (p) => runningTotal(p) === 2 && allTotal(p) === 2, 60_000);
+    // web: the same 16 containers, each with the pid it had (an agent that had restarted one, or a
+    // node marked down whose tasks moved, would show a new id or pid).
+    const ts = (await sc.tasks('web', 'host3')).filter((t) => t.DesiredState === 'running');
+    expect(ts).toHaveLength(16);
+    expect(ts.every((t) => t.Status.State === 'running')).toBe(true);
+    expect(new Set(ts.map((t) => t.ID))).toEqual(new Set(before.keys()));
+    expect(await pids()).toEqual(before);
+    const ls = await c.ok('host1', 'service', 'ls');
+    expect(ls).toMatch(/web\s+replicated\s+16\/16/);
+    expect(ls).toMatch(/acked\s+replicated\s+2\/2/);
+  });
+
+  step('the whole cluster loses power (every shoald, containerd and container killed): it comes back with every service, and runs each task once', async () => {
+    const before = new Set((await sc.tasks('web')).filter((t) => t.DesiredState === 'running').map((t) => t.ID));
+    expect(before.size).toBe(16);
+    await Promise.all(c.hosts.map((h) => c.killHost(h, { containers: true })));
+    const t0 = Date.now();
+    await Promise.all(c.hosts.map((h) => c.restartHost(h)));
+    await c.waitNodes('5 nodes Ready under a leader', 'host1', (ns) => ns.length === 5 && ns.every((n) => n.Status.State === 'ready') && ns.some((n) => n.ManagerStatus?.Leader), 60_000);
+    // The containers died with the power: their tasks are replaced, each slot run once.
+    await sc.waitContainers('16 web running, none twice', 'web', (p) => runningTotal(p) === 16 && allTotal(p) === 16, 90_000);
+    await sc.waitContainers('acked runs its 2', 'acked', (p) => runningTotal(p) === 2 && allTotal(p) === 2, 60_000);
+    timings.powerLossToConverged = Date.now() - t0;
+    const ts = (await sc.tasks('web', 'host2')).filter((t) => t.DesiredState === 'running');
+    expect(ts).toHaveLength(16);
+    expect(new Set(ts.map((t) => t.Slot)).size).toBe(16);
+    expect(ts.some((t) => before.has(t.ID))).toBe(false);
+    // What containerd runs is exactly what shoal says runs.
+    const running = new Set((await Promise.all(c.hosts.map((h) => c.containersOn(h)))).flat()
+      .filter((x) => x.labels['shoal.service.name'] === 'web' && x.state === 'running').map((x) => x.id));
+    expect(running).toEqual(new Set(ts.map((t) => t.ID)));
+  });
 });
