@@ -38,6 +38,12 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.initial_reconnect_backoff_ms': 100,
   'grpc.max_reconnect_backoff_ms': 1000,
   'grpc.use_local_subchannel_pool': 1,
+  // A manager cut off without closing the connection (partition, power loss)
+  // sends no end of stream: a ping unanswered for 5 s fails the calls on it,
+  // so long-lived ones (sessions, log streams) go elsewhere. Pings only while
+  // a call is open; the server permits them (cli/shoald/serveroptions.ts).
+  'grpc.keepalive_time_ms': 5_000,
+  'grpc.keepalive_timeout_ms': 5_000,
 };
 
 export function managerClient(addr: string, tls: TlsMaterial): grpc.Client {
@@ -72,7 +78,17 @@ export function leaderHint(err: unknown): string | undefined {
  */
 export async function callLeader<Req, Res>(
   addrs: string[], tls: TlsMaterial, def: grpc.MethodDefinition<Req, Res>, req: Req,
-  opts: { timeoutMs?: number; clients?: Map<string, grpc.Client> } = {},
+  opts: {
+    timeoutMs?: number;
+    clients?: Map<string, grpc.Client>;
+    /**
+     * The leader as the caller knows it now (a manager's raft): when it names
+     * another manager than the one a call waits on, the call is given up and
+     * made there. A leader cut off by a partition answers nothing, and the
+     * call would otherwise wait out its deadline after a new one was elected.
+     */
+    leader?: () => string | undefined;
+  } = {},
 ): Promise<{ res: Res; addr: string }> {
   const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
   const clients = opts.clients ?? new Map<string, grpc.Client>();
@@ -86,9 +102,13 @@ export async function callLeader<Req, Res>(
       let c = clients.get(addr);
       if (!c) clients.set(addr, (c = managerClient(addr, tls)));
       try {
-        const res = await call(c, def, req, Math.max(500, Math.min(5000, deadline - Date.now())));
+        const res = await callFollowing(c, def, req, Math.max(500, Math.min(5000, deadline - Date.now())), addr, opts.leader);
         return { res, addr };
       } catch (e) {
+        if (e instanceof LeaderMoved) {
+          queue.unshift(e.leader);
+          continue;
+        }
         last = e;
         const code = (e as grpc.ServiceError).code;
         const hint = leaderHint(e);
@@ -106,4 +126,31 @@ export async function callLeader<Req, Res>(
     if (own) for (const c of clients.values()) c.close();
   }
   throw last ?? new Error('no manager address known');
+}
+
+class LeaderMoved extends Error {
+  constructor(readonly leader: string) {
+    super(`the leader is now ${leader}`);
+  }
+}
+
+/** A unary call to addr, given up (LeaderMoved) as soon as leader() names another manager. */
+function callFollowing<Req, Res>(c: grpc.Client, def: grpc.MethodDefinition<Req, Res>, req: Req, timeoutMs: number, addr: string, leader?: () => string | undefined): Promise<Res> {
+  if (!leader) return call(c, def, req, timeoutMs);
+  return new Promise((resolve, reject) => {
+    // Settled once: after a LeaderMoved, the cancelled call's own error is ignored.
+    const watch = setInterval(() => {
+      const now = leader();
+      if (!now || now === addr) return;
+      clearInterval(watch);
+      reject(new LeaderMoved(now));
+      pending.cancel();
+    }, 50);
+    const pending = c.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, req, new grpc.Metadata(),
+      { deadline: Date.now() + timeoutMs }, (err, res) => {
+        clearInterval(watch);
+        if (err) reject(err);
+        else resolve(res!);
+      });
+  });
 }

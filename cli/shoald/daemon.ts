@@ -222,6 +222,7 @@ export class Daemon {
       logger: this.log,
       hostname: this.opts.hostname,
       runtimeProblem: () => this.tasks?.health.problem ?? '',
+      onLeader: (addr) => this.tasks?.session.followLeader(addr),
     });
     this.agent.start();
     await this.startTasks();
@@ -427,7 +428,7 @@ export class Daemon {
         // A follower forwards the request to the leader on the caller's behalf.
         try {
           const { res } = await callLeader([this.manager.leaderAddr() ?? this.advertiseAddr, ...this.managerAddrs()], this.tls(), method, c.request,
-            { clients: this.leaderClients, timeoutMs: FORWARD_TIMEOUT_MS });
+            { clients: this.leaderClients, timeoutMs: FORWARD_TIMEOUT_MS, leader: () => this.manager?.leaderAddr() });
           return res;
         } catch (e) {
           const err = e as grpc.ServiceError;

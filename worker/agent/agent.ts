@@ -21,6 +21,8 @@ export interface AgentOptions {
   description?: () => InstanceType<typeof api.NodeDescription>;
   /** Why the container runtime is down, or '' (RuntimeHealth.problem). */
   runtimeProblem?: () => string;
+  /** Every answered beat: the leader's address as the answering manager knows it ('' while there is none). */
+  onLeader?: (addr: string) => void;
 }
 
 export function describeHost(hostname?: string): InstanceType<typeof api.NodeDescription> {
@@ -151,6 +153,7 @@ export class Agent {
       this.timer = setTimeout(() => this.beat(), this.periodMs);
     }
     this.leaderAddr = res.leaderAddr ?? '';
+    this.opts.onLeader?.(this.leaderAddr);
     if (res.managers?.length) this.opts.onManagers(res.managers as ManagerAddr[]);
     const role = this.opts.role();
     const desired = res.desiredRole === api.NodeRole.ROLE_MANAGER ? 'manager' : 'worker';

@@ -33,6 +33,10 @@ export class WorkerSession {
   private tlsKey = '';
   private addr: string | undefined;
   private stream: grpc.ClientReadableStream<unknown> | undefined;
+  /** The manager the open (or opening) stream goes to. */
+  private streamAddr: string | undefined;
+  /** Where the next session goes first: the leader the heartbeats found. */
+  private nextAddr: string | undefined;
   private readonly pending = new Map<string, TaskStatus>();
   private flushing = false;
   private flushTimer: NodeJS.Timeout | undefined;
@@ -56,6 +60,20 @@ export class WorkerSession {
     for (const ac of this.logSubs.values()) ac.abort();
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
+  }
+
+  /**
+   * The heartbeats found the leader at addr. A session with another manager is
+   * one the old leader could not end: a cut link or a partition delivers no
+   * end of stream, and the session would wait for assignments that never come
+   * (the new leader sends them only on a session of its own). End it, and
+   * open the next one with the leader.
+   */
+  followLeader(addr: string): void {
+    if (!addr || this.stopped || !this.stream || this.streamAddr === addr) return;
+    this.opts.logger.info({ manager: this.streamAddr, leader: addr }, 'session is with a manager that no longer leads: moving it to the leader');
+    this.nextAddr = addr;
+    this.stream.cancel();
   }
 
   /** TaskRunner's report callback: queue the latest status per task, sent as the pacer says. */
@@ -83,8 +101,9 @@ export class WorkerSession {
     let turn = 0;
     while (!this.stopped) {
       const known = this.opts.managers();
-      const addr = hint ?? known[turn++ % Math.max(1, known.length)];
+      const addr = hint ?? this.nextAddr ?? known[turn++ % Math.max(1, known.length)];
       hint = undefined;
+      this.nextAddr = undefined;
       if (!addr) {
         await sleep(backoff);
         continue;
@@ -97,7 +116,7 @@ export class WorkerSession {
       // A session that lasted a while was healthy: reconnect at once.
       backoff = Date.now() - started > 5_000 ? BACKOFF_MIN_MS : Math.min(BACKOFF_MAX_MS, backoff * 2);
       this.opts.logger.debug({ manager: addr, err: (err as grpc.ServiceError | undefined)?.details, next: hint }, 'session ended');
-      await sleep(hint ? 0 : backoff * (0.5 + Math.random() / 2));
+      await sleep(hint || this.nextAddr ? 0 : backoff * (0.5 + Math.random() / 2));
     }
   }
 
@@ -113,11 +132,13 @@ export class WorkerSession {
         return;
       }
       this.stream = s;
+      this.streamAddr = addr;
       let done = false;
       const finish = (e: unknown) => {
         if (done) return;
         done = true;
         this.stream = undefined;
+        this.streamAddr = undefined;
         if (this.addr === addr) this.addr = undefined;
         resolve(e);
       };

@@ -263,4 +263,31 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
       .filter((x) => x.labels['shoal.service.name'] === 'web' && x.state === 'running').map((x) => x.id));
     expect(running).toEqual(new Set(ts.map((t) => t.ID)));
   });
+
+  step('the leader\'s host is cut off from every other host: the majority elects a leader and runs its tasks; healed, the old leader follows, its stale containers go, and a write it could not commit is nowhere', async () => {
+    const leader = (await c.nodes('host1')).find((n) => n.ManagerStatus?.Leader)!.Description.Hostname;
+    const rest = c.hosts.filter((h) => h !== leader);
+    const asker = c.managers.find((h) => h !== leader)!;
+    expect((await sc.containersOf('web'))[leader]!.running).toBeGreaterThan(0);
+    for (const h of rest) await c.lab.partition(leader, h);
+    const t0 = Date.now();
+    const ns = await c.waitNodes('a new leader on the majority side, the old one unreachable', asker,
+      (ns) => ns.some((n) => n.ManagerStatus?.Leader && n.Description.Hostname !== leader), 30_000);
+    timings.partitionToNewLeader = Date.now() - t0;
+    expect(ns.find((n) => n.Description.Hostname === leader)?.ManagerStatus?.Reachability).not.toBe('reachable');
+    // Its node is down to the majority: its tasks run on the other 4 hosts.
+    await sc.waitContainers('16 web running on the majority side', 'web', (p) => runningTotal(p) === 16, 60_000, rest);
+    timings.partitionToTasksElsewhere = Date.now() - t0;
+    // The cut-off manager cannot commit: a write there fails, and says why.
+    const lost = await c.shoal(leader, 'service', 'create', '--detach', '--name', 'lost', c.image, 'sleep', '60');
+    expect(lost.code).not.toBe(0);
+    expect(lost.stderr).toMatch(/could not reach a leader.*the cluster may have lost quorum/);
+    await c.lab.heal();
+    await c.waitNodes('healed: 5 Ready, 3 reachable managers, one leader', asker, (ns) => ns.length === 5 && ns.every((n) => n.Status.State === 'ready')
+      && ns.filter((n) => n.ManagerStatus?.Reachability === 'reachable').length === 3 && ns.filter((n) => n.ManagerStatus?.Leader).length === 1, 60_000);
+    await sc.waitContainers('the old leader\'s stale web containers removed', 'web', (p) => p[leader]!.all === 0 && runningTotal(p) === 16 && allTotal(p) === 16, 60_000);
+    // The write that never committed did not come back with the old leader.
+    for (const h of c.managers) expect(await c.ok(h, 'service', 'ls')).not.toMatch(/\blost\b/);
+    await sc.waitContainers('no container of it anywhere', 'lost', (p) => allTotal(p) === 0, 5_000);
+  });
 });

@@ -1,0 +1,151 @@
+// The worker's session with the leader, against real gRPC manager endpoints
+// (mutual TLS, certificates of a real cluster CA), reached through a TCP relay
+// whose traffic can be frozen: both sockets stay open and nothing passes, as
+// when a link is cut or the leader's host is partitioned away. Such a leader
+// can end nothing, so:
+// - the heartbeats finding the leader elsewhere move the session there at once;
+// - without that, the channel's keepalive fails the stream within 10 s.
+import * as net from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RootCA, generateKeyAndCsr } from '../../../manager/ca/index.js';
+import { clusterServerOptions } from '../../../cli/shoald/serveroptions.js';
+import { managerClient } from '../../../proto/client.js';
+import { DispatcherService, serviceDef, type Task } from '../../../proto/services.js';
+import { WorkerSession } from '../../../worker/agent/session.js';
+import type { TaskRunner } from '../../../worker/agent/tasks.js';
+import { waitFor } from '../../support/wait.js';
+
+const quiet = { info() {}, warn() {}, debug() {} };
+
+describe('worker session with a leader that is cut off', () => {
+  let tls: { caPem: string; certPem: string; keyPem: string };
+  let serverCreds: grpc.ServerCredentials;
+  const servers: grpc.Server[] = [];
+  const relays: Array<{ close(): void }> = [];
+  const sessions: WorkerSession[] = [];
+
+  beforeAll(() => {
+    const ca = RootCA.create({ clusterId: 'ws' });
+    const mgr = generateKeyAndCsr();
+    const wrk = generateKeyAndCsr();
+    const mgrCert = ca.issue(mgr.csrPem, { nodeId: 'mgr1', role: 'manager', clusterId: 'ws', validityMs: 3600_000 }).certPem;
+    const wrkCert = ca.issue(wrk.csrPem, { nodeId: 'wrk1', role: 'worker', clusterId: 'ws', validityMs: 3600_000 }).certPem;
+    tls = { caPem: ca.certPem, certPem: wrkCert, keyPem: wrk.keyPem };
+    serverCreds = grpc.ServerCredentials.createSsl(Buffer.from(ca.certPem), [{ cert_chain: Buffer.from(mgrCert), private_key: Buffer.from(mgr.keyPem) }], true);
+  }, 30_000);
+
+  afterEach(() => {
+    for (const s of sessions.splice(0)) s.stop();
+    for (const r of relays.splice(0)) r.close();
+  });
+
+  afterAll(() => {
+    for (const s of servers) s.forceShutdown();
+  });
+
+  /** A leader's dispatcher: each session gets the whole set (one task named after the manager), then stays open. */
+  async function manager(name: string): Promise<{ addr: string; opened: () => number }> {
+    let opened = 0;
+    const server = new grpc.Server(clusterServerOptions());
+    server.addService(serviceDef({ session: DispatcherService.session }), {
+      session: (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        opened++;
+        call.write({ assignments: { full: true, updated: [{ id: `task-of-${name}`, desiredState: 512 }], removed: [] } });
+      },
+    });
+    const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', serverCreds, (e, p) => (e ? rej(e) : res(p))));
+    servers.push(server);
+    return { addr: `127.0.0.1:${port}`, opened: () => opened };
+  }
+
+  /** A TCP relay in front of a manager; freeze() keeps both sockets open and lets nothing through. */
+  async function relay(target: string): Promise<{ addr: string; freeze(): void }> {
+    const pairs: Array<[net.Socket, net.Socket]> = [];
+    const [host, port] = target.split(':');
+    const srv = net.createServer((inbound) => {
+      const outbound = net.connect(Number(port), host);
+      inbound.pipe(outbound).pipe(inbound);
+      for (const sock of [inbound, outbound]) sock.on('error', () => undefined);
+      pairs.push([inbound, outbound]);
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const r = {
+      addr: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`,
+      freeze() {
+        for (const [a, b] of pairs) {
+          a.unpipe(b);
+          b.unpipe(a);
+          a.pause();
+          b.pause();
+        }
+      },
+      close() {
+        for (const sock of pairs.flat()) sock.destroy();
+        srv.close();
+      },
+    };
+    relays.push(r);
+    return r;
+  }
+
+  /** A session whose runner records the assignment sets it is given. */
+  function session(managers: () => string[]): { s: WorkerSession; fullSets: string[][] } {
+    const fullSets: string[][] = [];
+    const runner = {
+      assign: (a: { full: boolean; updated: Task[] }) => {
+        if (a.full) fullSets.push(a.updated.map((t) => t.id));
+      },
+      statuses: () => new Map(),
+    } as unknown as TaskRunner;
+    const s = new WorkerSession({ nodeId: () => 'wrk1', tls: () => tls, managers, runner, logDir: '/nonexistent', description: () => ({}), logger: quiet });
+    sessions.push(s);
+    s.start();
+    return { s, fullSets };
+  }
+
+  it('the heartbeats find the leader elsewhere: the session moves there at once and gets the new leader\'s set', async () => {
+    const old = await manager('old');
+    const next = await manager('new');
+    const cut = await relay(old.addr);
+    const { s, fullSets } = session(() => [cut.addr, next.addr]);
+    await waitFor('a session with the old leader', () => (fullSets.length === 1 ? true : undefined), 10_000, 10);
+    expect(fullSets[0]).toEqual(['task-of-old']);
+    cut.freeze();
+    // A heartbeat naming the manager the session is with changes nothing.
+    s.followLeader(cut.addr);
+    s.followLeader('');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(next.opened()).toBe(0);
+    const t0 = Date.now();
+    s.followLeader(next.addr);
+    await waitFor('a session with the new leader', () => (fullSets.length === 2 ? true : undefined), 5_000, 10);
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    expect(fullSets[1]).toEqual(['task-of-new']);
+    expect(next.opened()).toBe(1);
+    // Settled: told again, it stays.
+    s.followLeader(next.addr);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(next.opened()).toBe(1);
+    expect(s.sessions).toBe(2);
+  }, 30_000);
+
+  it('a stream to a manager that went silent fails within keepalive time + timeout (10 s), not when the kernel gives up', async () => {
+    const m = await manager('silent');
+    const cut = await relay(m.addr);
+    const client = managerClient(cut.addr, tls);
+    const def = DispatcherService.session;
+    const call = client.makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, {} as never);
+    let got = 0;
+    let failed: grpc.ServiceError | undefined;
+    call.on('data', () => got++);
+    call.on('error', (e: grpc.ServiceError) => (failed = e));
+    await waitFor('the set', () => (got === 1 ? true : undefined), 10_000, 10);
+    cut.freeze();
+    const t0 = Date.now();
+    await waitFor('the stream to fail', () => failed, 15_000, 50);
+    expect(failed!.code).toBe(grpc.status.UNAVAILABLE);
+    expect(Date.now() - t0).toBeLessThan(11_000);
+    client.close();
+  }, 30_000);
+});
