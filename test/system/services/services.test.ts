@@ -2,6 +2,7 @@
 // managers that also run tasks, 2 workers), each with its own containerd and
 // shoald, driven through the `shoal` CLI. What shoal says is checked against
 // what each host's containerd says, queried directly.
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labRuntimePrerequisites, startServicesCluster, waitFor, type ServicesCluster } from './harness.js';
 import { Scenario, allTotal, runningTotal } from './scenario.js';
@@ -289,5 +290,43 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     // The write that never committed did not come back with the old leader.
     for (const h of c.managers) expect(await c.ok(h, 'service', 'ls')).not.toMatch(/\blost\b/);
     await sc.waitContainers('no container of it anywhere', 'lost', (p) => allTotal(p) === 0, 5_000);
+  });
+
+  step('the link between the leader and one follower drops: no election (the cut follower cannot win one), writes go on; healed, one leader still', async () => {
+    const ns0 = await c.nodes('host1');
+    const leader = ns0.find((n) => n.ManagerStatus?.Leader)!.Description.Hostname;
+    const cut = c.managers.find((h) => h !== leader)!;
+    const candidacies = () => c.managers.reduce((n, h) => n + (readFileSync(c.lab.hostState(h).logFile, 'utf8').match(/became candidate at term/g) ?? []).length, 0);
+    const before = candidacies();
+    await c.lab.partition(leader, cut);
+    // Longer than many election timeouts (1-2 s): the cut follower tries, and the other follower,
+    // still hearing from the leader, refuses its pre-votes.
+    const t0 = Date.now();
+    while (Date.now() - t0 < 6_000) {
+      await c.ok(leader, 'service', 'scale', '--detach', `acked=${2 + ((Date.now() - t0) > 3_000 ? 1 : 0)}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(candidacies()).toBe(before);
+    expect((await c.nodes(leader)).find((n) => n.ManagerStatus?.Leader)?.Description.Hostname).toBe(leader);
+    await c.lab.heal();
+    await c.waitNodes('healed: 5 Ready, one leader, the same', leader, (ns) => ns.length === 5 && ns.every((n) => n.Status.State === 'ready')
+      && ns.filter((n) => n.ManagerStatus?.Leader).map((n) => n.Description.Hostname).join() === leader, 60_000);
+    await sc.waitContainers('acked at its last scale', 'acked', (p) => runningTotal(p) === 3 && allTotal(p) === 3, 60_000);
+    expect(candidacies()).toBe(before);
+  });
+
+  step('a worker cut off from every manager: down, its tasks run elsewhere, its own run on meanwhile; healed, only one of each runs', async () => {
+    const worker = 'host5';
+    const mine = (await c.containersOn(worker)).filter((x) => x.labels['shoal.service.name'] === 'web' && x.state === 'running');
+    expect(mine.length).toBeGreaterThan(0);
+    for (const m of c.managers) await c.lab.partition(worker, m);
+    const others = c.hosts.filter((h) => h !== worker);
+    await sc.waitContainers('16 web running on the other hosts', 'web', (p) => runningTotal(p) === 16, 60_000, others);
+    // Cut off, it does not stop what it runs: the containers were not asked to stop by anyone it can hear.
+    const still = (await c.containersOn(worker)).filter((x) => x.state === 'running').map((x) => x.id);
+    for (const x of mine) expect(still).toContain(x.id);
+    await c.lab.heal();
+    await c.waitNodes('healed: 5 Ready', 'host1', (ns) => ns.length === 5 && ns.every((n) => n.Status.State === 'ready'), 60_000);
+    await sc.waitContainers('its stale web containers removed', 'web', (p) => p[worker]!.all === 0 && runningTotal(p) === 16 && allTotal(p) === 16, 60_000);
   });
 });
