@@ -16,6 +16,25 @@ export const LEADER_META = 'x-shoal-leader';
  */
 export const ELSEWHERE_META = 'x-shoal-try-elsewhere';
 
+/**
+ * A node that cannot reach the leader asks another manager to relay its
+ * dispatcher calls (heartbeats, session, status, logs): `x-shoal-relay: 1`.
+ * The relaying manager vouches for the caller to the leader with the node's
+ * identity and address (the x-shoal-relayed-* keys), which the leader takes
+ * only from a manager's certificate.
+ */
+export const RELAY_META = 'x-shoal-relay';
+export const RELAYED_NODE_META = 'x-shoal-relayed-node';
+export const RELAYED_ROLE_META = 'x-shoal-relayed-role';
+export const RELAYED_PEER_META = 'x-shoal-relayed-peer';
+
+/** The metadata of a dispatcher call, asking the manager to relay it when `via`. */
+export function relayMetadata(via: boolean): grpc.Metadata {
+  const md = new grpc.Metadata();
+  if (via) md.set(RELAY_META, '1');
+  return md;
+}
+
 export function elsewhereMetadata(md: grpc.Metadata = new grpc.Metadata()): grpc.Metadata {
   md.set(ELSEWHERE_META, '1');
   return md;

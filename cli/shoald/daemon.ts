@@ -16,7 +16,7 @@ import {
   KeyPool, RootCA, checkPinnedCa, formatJoinToken, generateKeyAndCsr, identityOf, newTokenSecret, parseJoinToken, renewAt,
   type CertIdentity, type NodeRole,
 } from '../../manager/ca/index.js';
-import { CallError, peerIdentity, requireRole, statusOf } from '../../manager/cluster/auth.js';
+import { CallError, peerIdentity, relayedIdentity, requireRole, statusOf } from '../../manager/cluster/auth.js';
 import { newObjectId, newRaftId } from '../../manager/cluster/ids.js';
 import { DEFAULT_HEARTBEAT_TICK, Manager } from '../../manager/cluster/manager.js';
 import { serveHeartbeats, type HeartbeatStream } from '../../manager/cluster/heartbeats.js';
@@ -31,7 +31,7 @@ import { TaskRunner } from '../../worker/agent/tasks.js';
 import { ContainerdRuntime } from '../../worker/runtime/containerd/runtime.js';
 import { RegistryPuller } from '../../worker/runtime/registry.js';
 import type { Runtime } from '../../worker/runtime/runtime.js';
-import { callLeader, elsewhereMetadata, managerClient, triesElsewhere } from '../../proto/client.js';
+import { RELAY_META, callLeader, elsewhereMetadata, managerClient, triesElsewhere } from '../../proto/client.js';
 import { streamServiceLogs } from '../../manager/controlapi/logs.js';
 import {
   ControlService, DispatcherService, LocalService, NodeCAService, RaftMembershipService, api, serviceDef,
@@ -41,6 +41,7 @@ import {
 type HeartbeatRequest = InstanceType<typeof api.HeartbeatRequest>;
 import { MemoryCertProvider } from './certprovider.js';
 import { clusterServerOptions } from './serveroptions.js';
+import { relayClientStream, relayHeartbeats, relaySession, relayUnary, type RelayTarget } from './relay.js';
 import { StateDir, type Certs, type NodeState } from './identity.js';
 
 export interface DaemonOptions {
@@ -222,7 +223,7 @@ export class Daemon {
       logger: this.log,
       hostname: this.opts.hostname,
       runtimeProblem: () => this.tasks?.health.problem ?? '',
-      onLeader: (addr) => this.tasks?.session.followLeader(addr),
+      onRoute: (route) => this.tasks?.session.follow(route),
     });
     this.agent.start();
     await this.startTasks();
@@ -333,30 +334,45 @@ export class Daemon {
       }),
       leave: unaryHandler(async () => ({}) as never),
     });
+    const relay: RelayTarget = { leaderAddr: () => this.manager?.leaderAddr(), client: (addr) => this.leaderClient(addr) };
+    const D = DispatcherService as unknown as Record<string, grpc.MethodDefinition<unknown, unknown>>;
     server.addService(serviceDef(DispatcherService), {
-      heartbeat: unaryHandler(async (c) => this.beat(c, c.request, peerHost(c))),
+      heartbeat: unaryHandler(async (c) => {
+        const who = this.dispatcherCaller(c);
+        if (who.relay) return (await relayUnary(relay, D.heartbeat!, c.request, who.id, who.peer, c.getDeadline())) as never;
+        return this.beat(who, c.request);
+      }),
       heartbeats: (call: HeartbeatStream<HeartbeatRequest, unknown>) => {
-        const peer = peerHost(call);
+        try {
+          const who = this.dispatcherCaller(call);
+          if (who.relay) return relayHeartbeats(relay, D.heartbeats!, call as never, who.id, who.peer);
+        } catch (e) {
+          call.emit('error', statusOf(e));
+          return;
+        }
         // The caller is checked per beat, as a unary call is: a node removed meanwhile is refused at once.
-        serveHeartbeats(call, async (req) => this.beat(call, req, peer));
+        serveHeartbeats(call, async (req) => this.beat(this.dispatcherCaller(call), req));
       },
       session: (call: grpc.ServerWritableStream<unknown, unknown>) => {
         try {
-          const id = requireRole(this.identify(call), ['manager', 'worker'], 'the dispatcher');
-          this.mgr().sessions.open(id.nodeId, call);
+          const who = this.dispatcherCaller(call);
+          if (who.relay) return relaySession(relay, D.session!, call, who.id, who.peer);
+          this.mgr().sessions.open(who.id.nodeId, call);
         } catch (e) {
           call.emit('error', statusOf(e));
         }
       },
       updateTaskStatus: unaryHandler(async (c) => {
-        const id = requireRole(this.identify(c), ['manager', 'worker'], 'the dispatcher');
-        await this.mgr().sessions.updateTaskStatus(id.nodeId, c.request.updates ?? []);
+        const who = this.dispatcherCaller(c);
+        if (who.relay) return (await relayUnary(relay, D.updateTaskStatus!, c.request, who.id, who.peer, c.getDeadline())) as never;
+        await this.mgr().sessions.updateTaskStatus(who.id.nodeId, c.request.updates ?? []);
         return {} as never;
       }),
       publishLogs: (call: grpc.ServerReadableStream<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         try {
-          const id = requireRole(this.identify(call), ['manager', 'worker'], 'the dispatcher');
-          this.mgr().sessions.publishLogs(id.nodeId, call, (err) => (err ? cb(err) : cb(null, {})));
+          const who = this.dispatcherCaller(call);
+          if (who.relay) return relayClientStream(relay, D.publishLogs!, call, who.id, who.peer, (e) => (e ? cb(statusOf(e)) : cb(null, {})));
+          this.mgr().sessions.publishLogs(who.id.nodeId, call, (err) => (err ? cb(err) : cb(null, {})));
         } catch (e) {
           cb(statusOf(e));
         }
@@ -405,9 +421,26 @@ export class Daemon {
   }
 
   /** One heartbeat of a node, from a unary call or the stream. */
-  private beat(c: Parameters<Daemon['identify']>[0], req: HeartbeatRequest, peer: string) {
-    const id = requireRole(this.identify(c), ['manager', 'worker'], 'the dispatcher');
-    return this.mgr().dispatcher.heartbeat(id, req.description as NodeDescription | null | undefined, peer, req.runtimeError ?? '');
+  private beat(who: { id: CertIdentity; peer: string }, req: HeartbeatRequest) {
+    return this.mgr().dispatcher.heartbeat(who.id, req.description as NodeDescription | null | undefined, who.peer, req.runtimeError ?? '');
+  }
+
+  /**
+   * Who a dispatcher call is for and from where: the caller itself, or the
+   * node a manager relays for; and whether this manager is to relay it to the
+   * leader (the node asked, and this manager does not lead).
+   */
+  private dispatcherCaller(c: Parameters<Daemon['identify']>[0] & { metadata: grpc.Metadata; getPeer(): string }): { id: CertIdentity; peer: string; relay: boolean } {
+    const own = requireRole(this.identify(c), ['manager', 'worker'], 'the dispatcher');
+    const relayed = relayedIdentity(c.metadata, own, this.mgr().removedNodes());
+    if (relayed) return { ...relayed, relay: false };
+    return { id: own, peer: peerHost(c), relay: c.metadata.get(RELAY_META)[0] === '1' && !this.mgr().isLeader() };
+  }
+
+  private leaderClient(addr: string): grpc.Client {
+    let c = this.leaderClients.get(addr);
+    if (!c) this.leaderClients.set(addr, (c = managerClient(addr, this.tls())));
+    return c;
   }
 
   private identify(c: { getAuthContext(): { sslPeerCertificate?: { raw?: Buffer } } | null }): CertIdentity | undefined {

@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { TLSSocket } from 'node:tls';
 import { CaError, type CertIdentity, type NodeRole, type RootCA } from '../ca/index.js';
+import { RELAYED_NODE_META, RELAYED_PEER_META, RELAYED_ROLE_META } from '../../proto/client.js';
 
 export class CallError extends Error {
   constructor(readonly code: grpc.status, message: string, readonly metadata?: grpc.Metadata) {
@@ -80,4 +81,25 @@ export function requireRole(id: CertIdentity | undefined, roles: NodeRole[], wha
     throw new CallError(grpc.status.PERMISSION_DENIED, `${what} is not allowed for a ${id.role} certificate (node ${id.nodeId}); it needs: ${roles.join(' or ')}`);
   }
   return id;
+}
+
+/**
+ * The node a manager relays a dispatcher call for (the x-shoal-relayed-*
+ * metadata; see proto/client.ts), or undefined for a call of the caller's own.
+ * Only a manager's certificate may vouch for another node; the node must not
+ * have been removed. `via` is the caller's own, verified identity.
+ */
+export function relayedIdentity(md: grpc.Metadata, via: CertIdentity, removed: ReadonlySet<string>): { id: CertIdentity; peer: string } | undefined {
+  const nodeId = md.get(RELAYED_NODE_META)[0];
+  if (typeof nodeId !== 'string' || !nodeId) return undefined;
+  if (via.role !== 'manager') {
+    throw new CallError(grpc.status.PERMISSION_DENIED, `only a manager may relay another node's calls (node ${via.nodeId} has a ${via.role} certificate)`);
+  }
+  const role = md.get(RELAYED_ROLE_META)[0];
+  if (role !== 'manager' && role !== 'worker') throw new CallError(grpc.status.INVALID_ARGUMENT, `relayed call for node ${nodeId} without a valid role (${String(role)})`);
+  if (removed.has(nodeId)) {
+    throw new CallError(grpc.status.PERMISSION_DENIED, `node ${nodeId} was removed from the cluster; its certificate is no longer accepted`);
+  }
+  const peer = md.get(RELAYED_PEER_META)[0];
+  return { id: { ...via, nodeId, role }, peer: typeof peer === 'string' ? peer : '' };
 }

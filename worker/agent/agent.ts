@@ -4,7 +4,7 @@
 // current manager list and the role the cluster wants this node to have.
 import * as os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import { SHOAL_VERSION, leaderHint, managerClient, type TlsMaterial } from '../../proto/client.js';
+import { SHOAL_VERSION, leaderHint, managerClient, relayMetadata, type TlsMaterial } from '../../proto/client.js';
 import { DispatcherService, api, type ManagerAddr } from '../../proto/services.js';
 
 export interface AgentOptions {
@@ -21,8 +21,14 @@ export interface AgentOptions {
   description?: () => InstanceType<typeof api.NodeDescription>;
   /** Why the container runtime is down, or '' (RuntimeHealth.problem). */
   runtimeProblem?: () => string;
-  /** Every answered beat: the leader's address as the answering manager knows it ('' while there is none). */
-  onLeader?: (addr: string) => void;
+  /** How long a leader that left beats unanswered is taken to be out of reach, before trying it directly again (default 30 s). */
+  outOfReachMs?: number;
+  /**
+   * Every answered beat: where the node's calls to the leader go. The leader
+   * itself (via false; addr '' while there is none), or the manager that
+   * relays them because the leader does not answer this node (via true).
+   */
+  onRoute?: (route: Route) => void;
 }
 
 export function describeHost(hostname?: string): InstanceType<typeof api.NodeDescription> {
@@ -35,22 +41,33 @@ export function describeHost(hostname?: string): InstanceType<typeof api.NodeDes
   } as never;
 }
 
+export interface Route {
+  addr: string;
+  via: boolean;
+}
+
 type BeatRequest = InstanceType<typeof api.HeartbeatRequest>;
 type BeatResponse = InstanceType<typeof api.HeartbeatResponse>;
 
 interface BeatStream {
   call: grpc.ClientDuplexStream<BeatRequest, BeatResponse>;
   addr: string;
+  /** Relayed to the leader by the manager at addr. */
+  via: boolean;
   /** When each unanswered beat was written, oldest first (answers come in order). */
   unanswered: number[];
   /** The description last written on this stream (JSON): later beats carry it only when it changes. */
   described?: string;
+  /** When it last answered (0: never). */
+  answeredAt: number;
 }
 
 /** Connection attempts per period before waiting for the next beat (hints followed, managers tried). */
 const MAX_HOPS_PER_BEAT = 6;
 /** Pause before trying another manager when the last gave no hint. */
 const RETRY_MS = 100;
+/** How long a manager that left beats unanswered counts as out of reach (a hint to it is then taken through another). */
+const OUT_OF_REACH_MS = 30_000;
 
 export class Agent {
   private stopped = false;
@@ -60,6 +77,13 @@ export class Agent {
   private readonly clients = new Map<string, grpc.Client>();
   private tlsKey = '';
   private stream: BeatStream | undefined;
+  /**
+   * A second path to the leader, beaten on alongside the stream: through
+   * another manager (relayed) while the leader leaves a beat unanswered for a
+   * period, so the leader keeps hearing from this node if its own link is
+   * down; or straight to the leader while relayed, to go back once it answers.
+   */
+  private backup: BeatStream | undefined;
   /** Connections tried since the last answer or the last period's beat. */
   private hops = 0;
   /** Managers tried in turn when none is known to lead. */
@@ -70,10 +94,18 @@ export class Agent {
   leaderAddr = '';
   /** The manager to beat at: the one that answered last, or where a refusal pointed. */
   private target = '';
+  /** Ask target to relay the beats to the leader (the leader is out of this node's reach). */
+  private via = false;
+  /** Managers that left beats unanswered, until when they count as out of reach. */
+  private readonly unreachable = new Map<string, number>();
   /** Streams opened so far (tests read it). */
   streamsOpened = 0;
 
-  constructor(private readonly opts: AgentOptions) {}
+  private readonly outOfReachMs: number;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.outOfReachMs = opts.outOfReachMs ?? OUT_OF_REACH_MS;
+  }
 
   start(): void {
     this.beat();
@@ -84,6 +116,7 @@ export class Agent {
     if (this.timer) clearTimeout(this.timer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.dropStream();
+    this.dropStream(this.backup);
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }
@@ -100,16 +133,41 @@ export class Agent {
     if (this.stopped) return;
     const tls = this.opts.tls();
     this.resetIfTlsChanged(tls);
-    const s = this.stream;
+    const now = Date.now();
     const timeoutMs = Math.max(2000, this.periodMs * 2);
-    if (s && s.unanswered.length > 0 && Date.now() - s.unanswered[0]! > timeoutMs) {
+    const b = this.backup;
+    if (b && b.unanswered.length > 0 && now - b.unanswered[0]! > timeoutMs) {
+      this.dropStream(b);
+      if (!b.via) this.unreachable.set(b.addr, now + this.outOfReachMs); // the leader still does not answer directly
+    }
+    const s = this.stream;
+    if (s && s.unanswered.length > 0 && now - s.unanswered[0]! > timeoutMs) {
       // The manager (or the path to it) stopped answering without closing the stream.
-      this.dropStream();
-      this.failed(`no answer for ${Date.now() - s.unanswered[0]!} ms from ${s.addr}`);
-      this.target = this.nextManager(s.addr);
+      this.dropStream(s);
+      this.failed(`no answer for ${now - s.unanswered[0]!} ms from ${s.addr}`);
+      if (!s.via) this.unreachable.set(s.addr, now + this.outOfReachMs);
+      const alt = this.backup;
+      if (alt && alt.answeredAt > 0) {
+        // The other path answers: it becomes the stream.
+        this.promote(alt);
+      } else {
+        if (alt) this.dropStream(alt);
+        this.target = this.nextManager(s.addr);
+        this.via = false;
+      }
     }
     const stream = this.stream ?? this.open(tls);
     if (!stream) return;
+    // No answer for a period and a half: not a slow leader (its answers keep coming a period apart)
+    // but a path that carries nothing. The relayed beat then reaches the leader 2 periods after the
+    // last one that did, within its 3-period bound for marking the node down.
+    const late = stream.unanswered.length > 0 && now - (stream.answeredAt || stream.unanswered[0]!) >= this.periodMs * 1.5;
+    this.write(stream);
+    if (!this.backup) this.backup = this.openBackup(stream, late, tls);
+    if (this.backup) this.write(this.backup);
+  }
+
+  private write(stream: BeatStream): void {
     stream.unanswered.push(Date.now());
     const role = this.opts.role();
     // The managers keep the description: a stream's first beat carries it, later ones only a change.
@@ -120,16 +178,54 @@ export class Agent {
     stream.call.write({ description: news ? description : null, role: role === 'manager' ? 1 : 0, runtimeError: this.opts.runtimeProblem?.() ?? '' } as never);
   }
 
+  /**
+   * The second path, when one is wanted: relayed by another manager when the
+   * leader, beaten on directly, left a beat unanswered for a period; straight
+   * to the leader when relayed and the leader's out-of-reach mark ran out.
+   */
+  private openBackup(stream: BeatStream, late: boolean, tls: TlsMaterial): BeatStream | undefined {
+    const leader = this.leaderAddr;
+    if (!leader) return undefined;
+    if (!stream.via && late && stream.addr === leader) {
+      const relay = this.nextManager(leader);
+      if (!relay || relay === leader) return undefined;
+      return this.connect(relay, true, tls);
+    }
+    if (stream.via && !this.outOfReach(leader)) return this.connect(leader, false, tls);
+    return undefined;
+  }
+
+  private promote(alt: BeatStream): void {
+    const old = this.stream;
+    this.backup = undefined;
+    if (old && old !== alt) this.dropStream(old);
+    this.stream = alt;
+    this.target = alt.addr;
+    this.via = alt.via;
+    this.opts.logger.info({ manager: alt.addr, relayed: alt.via },
+      alt.via ? 'the leader does not answer this node: its calls go through another manager' : 'the leader answers this node again: its calls go straight to it');
+    this.opts.onRoute?.(this.route(alt));
+  }
+
+  private route(stream: BeatStream): Route {
+    return stream.via ? { addr: stream.addr, via: true } : { addr: this.leaderAddr, via: false };
+  }
+
   private open(tls: TlsMaterial): BeatStream | undefined {
     const addr = this.target || this.nextManager('');
     if (!addr) return undefined;
     this.hops++;
+    const via = this.via && addr === this.target;
+    if (via) this.opts.logger.info({ manager: addr }, 'the leader does not answer this node: its calls go through another manager');
+    return (this.stream = this.connect(addr, via, tls));
+  }
+
+  private connect(addr: string, via: boolean, tls: TlsMaterial): BeatStream {
     let client = this.clients.get(addr);
     if (!client) this.clients.set(addr, (client = managerClient(addr, tls)));
     const def = DispatcherService.heartbeats;
-    const call = client.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize) as grpc.ClientDuplexStream<BeatRequest, BeatResponse>;
-    const stream: BeatStream = { call, addr, unanswered: [] };
-    this.stream = stream;
+    const call = client.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, relayMetadata(via)) as grpc.ClientDuplexStream<BeatRequest, BeatResponse>;
+    const stream: BeatStream = { call, addr, via, unanswered: [], answeredAt: 0 };
     this.streamsOpened++;
     call.on('data', (res: BeatResponse) => this.answered(stream, res));
     call.on('error', (e: grpc.ServiceError) => this.ended(stream, e));
@@ -138,11 +234,21 @@ export class Agent {
   }
 
   private answered(stream: BeatStream, res: BeatResponse): void {
+    if (stream === this.backup) {
+      stream.unanswered.shift();
+      stream.answeredAt = this.lastOk = Date.now();
+      // Straight to the leader works again: back to it. (A relayed backup waits: the leader may only be slow.)
+      if (!stream.via) this.promote(stream);
+      return;
+    }
     if (this.stream !== stream) return;
     const sentAt = stream.unanswered.shift() ?? Date.now();
-    this.lastOk = Date.now();
+    stream.answeredAt = this.lastOk = Date.now();
+    // The leader answers (it was only slow): the relayed path is not needed.
+    if (this.backup?.via && !stream.via) this.dropStream(this.backup);
     this.hops = 0;
     this.target = stream.addr;
+    this.via = stream.via;
     // Slow answers are what gets a live node marked down: say so where it can be seen.
     if (this.lastOk - sentAt > this.periodMs) this.opts.logger.info({ ms: this.lastOk - sentAt }, 'heartbeat answered late');
     const period = res.periodMs || 1000;
@@ -153,7 +259,7 @@ export class Agent {
       this.timer = setTimeout(() => this.beat(), this.periodMs);
     }
     this.leaderAddr = res.leaderAddr ?? '';
-    this.opts.onLeader?.(this.leaderAddr);
+    this.opts.onRoute?.(this.route(stream));
     if (res.managers?.length) this.opts.onManagers(res.managers as ManagerAddr[]);
     const role = this.opts.role();
     const desired = res.desiredRole === api.NodeRole.ROLE_MANAGER ? 'manager' : 'worker';
@@ -161,6 +267,11 @@ export class Agent {
   }
 
   private ended(stream: BeatStream, err: grpc.ServiceError): void {
+    if (stream === this.backup) {
+      this.backup = undefined;
+      stream.call.removeAllListeners('data');
+      return;
+    }
     if (this.stream !== stream) return;
     this.stream = undefined;
     stream.call.removeAllListeners('data');
@@ -172,6 +283,12 @@ export class Agent {
     }
     const hint = leaderHint(err);
     this.target = hint && hint !== stream.addr ? hint : this.nextManager(stream.addr);
+    this.via = false;
+    if (hint && hint !== stream.addr && !stream.via && this.outOfReach(hint)) {
+      // The leader this manager names left this node's beats unanswered: ask this one to relay them.
+      this.target = stream.addr;
+      this.via = true;
+    }
     // Nothing was waiting for an answer (a healthy stream closed): the next period's beat reconnects.
     if (stream.unanswered.length === 0) return;
     this.failed(err.details ?? String(err));
@@ -191,6 +308,14 @@ export class Agent {
     this.lastFailed = Date.now();
   }
 
+  private outOfReach(addr: string): boolean {
+    const until = this.unreachable.get(addr);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.unreachable.delete(addr);
+    return false;
+  }
+
   /** The manager after `addr` in the known list (round robin when addr is not in it). */
   private nextManager(addr: string): string {
     const known = this.opts.managers().filter((a) => a !== '');
@@ -199,9 +324,10 @@ export class Agent {
     return i >= 0 ? known[(i + 1) % known.length]! : known[this.turn++ % known.length]!;
   }
 
-  private dropStream(): void {
-    const s = this.stream;
-    this.stream = undefined;
+  /** End a stream of ours (the current one by default) without waiting for its answers. */
+  private dropStream(s: BeatStream | undefined = this.stream): void {
+    if (s === this.stream) this.stream = undefined;
+    if (s === this.backup) this.backup = undefined;
     if (!s) return;
     s.call.removeAllListeners('data');
     s.call.on('error', () => undefined); // the cancel's own error is expected
@@ -213,6 +339,7 @@ export class Agent {
     if (key === this.tlsKey) return;
     this.tlsKey = key;
     this.dropStream();
+    this.dropStream(this.backup);
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }

@@ -7,11 +7,12 @@
 // against what runs, nothing is restarted.
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { leaderHint, managerClient, type TlsMaterial } from '../../proto/client.js';
+import { leaderHint, managerClient, relayMetadata, type TlsMaterial } from '../../proto/client.js';
 import { DispatcherService, type LogLine, type Task, type TaskStatus } from '../../proto/services.js';
 import { readTaskLog } from './logs.js';
 import { ReportPacer } from './reportpacer.js';
 import type { TaskRunner } from './tasks.js';
+import type { Route } from './agent.js';
 
 export interface SessionOptions {
   nodeId: () => string;
@@ -32,9 +33,13 @@ export class WorkerSession {
   private readonly clients = new Map<string, grpc.Client>();
   private tlsKey = '';
   private addr: string | undefined;
+  /** The established session is relayed to the leader by the manager at addr. */
+  private via = false;
+  /** Where the heartbeats last reached the leader: directly, or relayed by a manager. */
+  private route: Route | undefined;
   private stream: grpc.ClientReadableStream<unknown> | undefined;
-  /** The manager the open (or opening) stream goes to. */
-  private streamAddr: string | undefined;
+  /** Where the open (or opening) stream goes. */
+  private streamRoute: Route | undefined;
   /** Where the next session goes first: the leader the heartbeats found. */
   private nextAddr: string | undefined;
   private readonly pending = new Map<string, TaskStatus>();
@@ -63,16 +68,21 @@ export class WorkerSession {
   }
 
   /**
-   * The heartbeats found the leader at addr. A session with another manager is
-   * one the old leader could not end: a cut link or a partition delivers no
-   * end of stream, and the session would wait for assignments that never come
-   * (the new leader sends them only on a session of its own). End it, and
-   * open the next one with the leader.
+   * The heartbeats reached the leader by `route`: directly at route.addr, or
+   * relayed by the manager at route.addr (the leader does not answer this
+   * node). A session going another way is ended and opened this way at once:
+   * a leader cut off by a partition can end nothing, and its stream would
+   * wait for assignments that only the new leader sends.
    */
-  followLeader(addr: string): void {
-    if (!addr || this.stopped || !this.stream || this.streamAddr === addr) return;
-    this.opts.logger.info({ manager: this.streamAddr, leader: addr }, 'session is with a manager that no longer leads: moving it to the leader');
-    this.nextAddr = addr;
+  follow(route: Route): void {
+    if (!route.addr) return;
+    this.route = route;
+    if (this.stopped || !this.stream) return;
+    const cur = this.streamRoute;
+    if (cur && cur.addr === route.addr && cur.via === route.via) return;
+    this.opts.logger.info({ manager: cur?.addr, relayed: cur?.via, to: route.addr, relay: route.via },
+      route.via ? 'the leader does not answer this node: its session goes through another manager' : 'session is not with the leader: moving it to the leader');
+    this.nextAddr = route.addr;
     this.stream.cancel();
   }
 
@@ -109,7 +119,8 @@ export class WorkerSession {
         continue;
       }
       const started = Date.now();
-      const err = await this.runSession(addr);
+      const via = this.route?.via === true && this.route.addr === addr;
+      const err = await this.runSession(addr, via);
       if (this.stopped) break;
       hint = leaderHint(err);
       if (hint === addr) hint = undefined;
@@ -121,33 +132,34 @@ export class WorkerSession {
   }
 
   /** One session with one manager; resolves with the error that ended it. */
-  private runSession(addr: string): Promise<unknown> {
+  private runSession(addr: string, via: boolean): Promise<unknown> {
     return new Promise((resolve) => {
       const def = DispatcherService.session;
       let s: grpc.ClientReadableStream<unknown>;
       try {
-        s = this.client(addr).makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, { description: this.opts.description() } as never);
+        s = this.client(addr).makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, { description: this.opts.description() } as never, relayMetadata(via));
       } catch (e) {
         resolve(e);
         return;
       }
       this.stream = s;
-      this.streamAddr = addr;
+      this.streamRoute = { addr, via };
       let done = false;
       const finish = (e: unknown) => {
         if (done) return;
         done = true;
         this.stream = undefined;
-        this.streamAddr = undefined;
+        this.streamRoute = undefined;
         if (this.addr === addr) this.addr = undefined;
         resolve(e);
       };
       s.on('data', (msg: { assignments?: { full?: boolean; updated?: Task[]; removed?: string[] } | null; logSubscription?: LogSubscription | null }) => {
         if (msg.assignments) {
-          if (this.addr !== addr) {
+          if (this.addr !== addr || this.via !== via) {
             this.addr = addr;
+            this.via = via;
             this.sessions++;
-            this.opts.logger.info({ manager: addr }, 'session with the leader established');
+            this.opts.logger.info({ manager: addr, ...(via ? { relayed: true } : {}) }, 'session with the leader established');
           }
           const a = msg.assignments;
           this.opts.runner.assign({ full: !!a.full, updated: a.updated ?? [], removed: a.removed ?? [] });
@@ -201,7 +213,7 @@ export class WorkerSession {
     try {
       await new Promise<void>((resolve, reject) => {
         this.client(addr).makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize,
-          { updates: [...batch].map(([taskId, status]) => ({ taskId, status })) } as never,
+          { updates: [...batch].map(([taskId, status]) => ({ taskId, status })) } as never, relayMetadata(this.via),
           { deadline: Date.now() + 10_000 }, (e) => (e ? reject(e) : resolve()));
       });
       // Only what was sent and not superseded meanwhile is done.
@@ -230,7 +242,7 @@ export class WorkerSession {
     const ac = new AbortController();
     this.logSubs.set(id, ac);
     const def = DispatcherService.publishLogs;
-    const stream = this.client(addr).makeClientStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, () => {
+    const stream = this.client(addr).makeClientStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, relayMetadata(this.via), () => {
       ac.abort();
       this.logSubs.delete(id);
     });

@@ -5,6 +5,9 @@
 //   on one stream, so the gap the manager sees does not grow by the latency;
 // - a follower that names the leader is asked once, then the leader only;
 // - a leader that dies, or stops answering without closing: the agent moves on;
+// - a leader whose link to this node drops while another manager can relay:
+//   the beats go through that manager without a gap the leader would mark
+//   the node down for, and straight to the leader again once it answers;
 // - a node the cluster removed is told so;
 // - a node that vanishes without closing its connection: the manager's
 //   keepalive pings end its stream (cluster port options, cli/shoald).
@@ -33,14 +36,14 @@ describe('agent heartbeats', () => {
 
   /** A manager endpoint answering each beat with `onBeat`; returns its address and server. */
   async function manager(
-    onBeat: (req: Req) => Promise<Res>,
+    onBeat: (req: Req, call: HeartbeatStream<Req, Res>) => Promise<Res>,
     opts: { server?: grpc.ServerOptions; onStream?: (call: HeartbeatStream<Req, Res>) => void } = {},
   ): Promise<{ addr: string; server: grpc.Server }> {
     const server = new grpc.Server(opts.server);
     server.addService(serviceDef({ heartbeats: DispatcherService.heartbeats }), {
       heartbeats: (call: HeartbeatStream<Req, Res>) => {
         opts.onStream?.(call);
-        serveHeartbeats(call, onBeat);
+        serveHeartbeats(call, (req) => onBeat(req, call));
       },
     });
     const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', serverCreds, (e, p) => (e ? rej(e) : res(p))));
@@ -180,6 +183,71 @@ describe('agent heartbeats', () => {
     await waitFor('2 beats at the other manager', () => (atOther.length >= 2 ? true : undefined), 15_000, 10);
     expect(atOther.slice(0, 2)).toEqual(['hb-test 1.1.0', null]);
     expect(a.streamsOpened).toBe(2);
+  }, 30_000);
+
+  /**
+   * A leader whose direct link to the node can be cut, and a follower that
+   * refuses the node's own beats with a hint to the leader but relays beats
+   * asked to be relayed (here: answers them as the leader would). `heard` is
+   * every beat that reached the leader, straight or relayed.
+   */
+  async function leaderAndRelay(periodMs: number) {
+    const heard: Array<{ at: number; relayed: boolean }> = [];
+    let cut = false;
+    let relayedStreams = 0;
+    let leaderAddr = '';
+    const reply = (): Res => ({ periodMs, leaderAddr } as Res);
+    const leader = await manager(async () => {
+      if (cut) return new Promise<Res>(() => undefined);
+      heard.push({ at: Date.now(), relayed: false });
+      return reply();
+    });
+    leaderAddr = leader.addr;
+    const follower = await manager(async (_req, call) => {
+      if (call.metadata.get('x-shoal-relay')[0] !== '1') {
+        const md = new grpc.Metadata();
+        md.set(LEADER_META, leaderAddr);
+        throw new CallError(grpc.status.FAILED_PRECONDITION, 'this manager is not the leader', md);
+      }
+      heard.push({ at: Date.now(), relayed: true });
+      return reply();
+    }, { onStream: (call) => (call.metadata.get('x-shoal-relay')[0] === '1' ? relayedStreams++ : undefined) });
+    return {
+      leader: leader.addr, follower: follower.addr, heard,
+      cut: (v: boolean) => (cut = v),
+      relayedStreams: () => relayedStreams,
+    };
+  }
+
+  it('the leader\'s link to the node drops: the beats go through another manager with no gap of 2.5 periods (the managers mark a node down after 3), and straight again once it answers', async () => {
+    const PERIOD_MS = 200;
+    const m = await leaderAndRelay(PERIOD_MS);
+    const routes: Array<{ at: number; addr: string; via: boolean }> = [];
+    agent([m.leader, m.follower], { outOfReachMs: 1_000, onRoute: (r) => routes.push({ at: Date.now(), ...r }) });
+    await waitFor('5 beats at the leader', () => (m.heard.length >= 5 ? true : undefined), 15_000, 10);
+    expect(routes.at(-1)).toMatchObject({ addr: m.leader, via: false });
+    const cutAt = Date.now();
+    m.cut(true);
+    const relayed = await waitFor('the calls routed through the follower', () => routes.find((r) => r.at > cutAt && r.via), 10_000, 10);
+    expect(relayed.addr).toBe(m.follower);
+    // Promoted once the direct stream is given up (no answer for 2 s), not before.
+    expect(relayed.at - cutAt).toBeGreaterThanOrEqual(1_800);
+    expect(relayed.at - cutAt).toBeLessThan(3_000);
+    // Meanwhile the leader kept hearing: the relay started after a period and a half of silence.
+    const times = m.heard.map((h) => h.at);
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    expect(Math.max(...gaps)).toBeLessThan(2.5 * PERIOD_MS);
+    expect(m.heard.filter((h) => h.relayed && h.at < relayed.at).length).toBeGreaterThan(3);
+    // The link is back: once the out-of-reach mark runs out, a direct try answers and the calls go straight again.
+    m.cut(false);
+    const uncutAt = Date.now();
+    const back = await waitFor('the calls straight to the leader again', () => routes.find((r) => r.at > uncutAt && !r.via), 10_000, 10);
+    expect(back.addr).toBe(m.leader);
+    expect(back.at - uncutAt).toBeLessThan(2_500);
+    const streams = m.relayedStreams();
+    await new Promise((r) => setTimeout(r, 5 * PERIOD_MS));
+    expect(m.relayedStreams()).toBe(streams);
+    expect(m.heard.at(-1)!.relayed).toBe(false);
   }, 30_000);
 
   it('a node the cluster removed is told so, with the reason', async () => {

@@ -3,7 +3,8 @@
 // whose traffic can be frozen: both sockets stay open and nothing passes, as
 // when a link is cut or the leader's host is partitioned away. Such a leader
 // can end nothing, so:
-// - the heartbeats finding the leader elsewhere move the session there at once;
+// - the heartbeats finding the leader elsewhere move the session there at once,
+//   and heartbeats relayed by a manager take the session through it too;
 // - without that, the channel's keepalive fails the stream within 10 s.
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
@@ -45,18 +46,20 @@ describe('worker session with a leader that is cut off', () => {
   });
 
   /** A leader's dispatcher: each session gets the whole set (one task named after the manager), then stays open. */
-  async function manager(name: string): Promise<{ addr: string; opened: () => number }> {
+  async function manager(name: string): Promise<{ addr: string; opened: () => number; relayAsked: () => boolean[] }> {
     let opened = 0;
+    const relay: boolean[] = [];
     const server = new grpc.Server(clusterServerOptions());
     server.addService(serviceDef({ session: DispatcherService.session }), {
       session: (call: grpc.ServerWritableStream<unknown, unknown>) => {
         opened++;
+        relay.push(call.metadata.get('x-shoal-relay')[0] === '1');
         call.write({ assignments: { full: true, updated: [{ id: `task-of-${name}`, desiredState: 512 }], removed: [] } });
       },
     });
     const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', serverCreds, (e, p) => (e ? rej(e) : res(p))));
     servers.push(server);
-    return { addr: `127.0.0.1:${port}`, opened: () => opened };
+    return { addr: `127.0.0.1:${port}`, opened: () => opened, relayAsked: () => relay };
   }
 
   /** A TCP relay in front of a manager; freeze() keeps both sockets open and lets nothing through. */
@@ -113,21 +116,27 @@ describe('worker session with a leader that is cut off', () => {
     expect(fullSets[0]).toEqual(['task-of-old']);
     cut.freeze();
     // A heartbeat naming the manager the session is with changes nothing.
-    s.followLeader(cut.addr);
-    s.followLeader('');
+    s.follow({ addr: cut.addr, via: false });
+    s.follow({ addr: '', via: false });
     await new Promise((r) => setTimeout(r, 300));
     expect(next.opened()).toBe(0);
     const t0 = Date.now();
-    s.followLeader(next.addr);
+    s.follow({ addr: next.addr, via: false });
     await waitFor('a session with the new leader', () => (fullSets.length === 2 ? true : undefined), 5_000, 10);
     expect(Date.now() - t0).toBeLessThan(1_000);
     expect(fullSets[1]).toEqual(['task-of-new']);
     expect(next.opened()).toBe(1);
     // Settled: told again, it stays.
-    s.followLeader(next.addr);
+    s.follow({ addr: next.addr, via: false });
     await new Promise((r) => setTimeout(r, 300));
     expect(next.opened()).toBe(1);
     expect(s.sessions).toBe(2);
+    expect(next.relayAsked()).toEqual([false]);
+    // The heartbeats go through a manager that relays them: the session goes that way too, asking it to relay.
+    s.follow({ addr: next.addr, via: true });
+    await waitFor('a relayed session', () => (next.opened() === 2 && fullSets.length === 3 ? true : undefined), 5_000, 10);
+    expect(next.relayAsked()).toEqual([false, true]);
+    expect(s.sessions).toBe(3);
   }, 30_000);
 
   it('a stream to a manager that went silent fails within keepalive time + timeout (10 s), not when the kernel gives up', async () => {

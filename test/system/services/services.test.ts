@@ -329,4 +329,34 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     await c.waitNodes('healed: 5 Ready', 'host1', (ns) => ns.length === 5 && ns.every((n) => n.Status.State === 'ready'), 60_000);
     await sc.waitContainers('its stale web containers removed', 'web', (p) => p[worker]!.all === 0 && runningTotal(p) === 16 && allTotal(p) === 16, 60_000);
   });
+
+  step('the link between a worker and the leader drops: another manager relays its calls, so it stays Ready, keeps its containers, takes new tasks and reports them; healed, all as before', async () => {
+    const leader = (await c.nodes('host1')).find((n) => n.ManagerStatus?.Leader)!.Description.Hostname;
+    const worker = 'host4';
+    const workerId = (await c.nodes(leader)).find((n) => n.Description.Hostname === worker)!.ID;
+    const running = async () => new Map((await c.containersOn(worker))
+      .filter((x) => x.labels['shoal.service.name'] === 'web' && x.state === 'running').map((x) => [x.id, x.pid]));
+    const before = await running();
+    expect(before.size).toBeGreaterThan(0);
+    await c.lab.partition(worker, leader);
+    // Well past the 3 s in which a silent node is marked down, it stays Ready.
+    const t0 = Date.now();
+    while (Date.now() - t0 < 6_000) {
+      expect((await c.nodes(leader)).find((n) => n.ID === workerId)!.Status.State).toBe('ready');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    // New tasks reach it through the relay and their states come back (scale waits until all run): 5 per host.
+    await c.ok(leader, 'service', 'scale', 'web=25');
+    await sc.waitContainers('25 running, 5 per host', 'web', (p) => runningTotal(p) === 25 && allTotal(p) === 25 && Object.values(p).every((x) => x.running === 5), 30_000);
+    const after = await running();
+    for (const [id, pid] of before) expect(after.get(id)).toBe(pid);
+    expect(after.size).toBe(5);
+    // Its tasks' logs come through the relay too.
+    const one = (await sc.tasks('web', leader)).find((t) => t.NodeID === workerId && t.DesiredState === 'running')!;
+    expect(await c.ok(leader, 'service', 'logs', '--raw', one.ID)).toMatch(/hello from/);
+    await c.lab.heal();
+    await c.ok(leader, 'service', 'scale', 'web=16');
+    await sc.waitContainers('16 again, none twice', 'web', (p) => runningTotal(p) === 16 && allTotal(p) === 16, 60_000);
+    expect((await c.nodes(leader)).every((n) => n.Status.State === 'ready')).toBe(true);
+  });
 });

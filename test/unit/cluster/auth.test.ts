@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RootCA, generateKeyAndCsr } from '../../../manager/ca/index.js';
-import { CallError, peerIdentity, requireRole, statusOf } from '../../../manager/cluster/auth.js';
+import { CallError, peerIdentity, relayedIdentity, requireRole, statusOf } from '../../../manager/cluster/auth.js';
 import { RaftError } from '../../../manager/raft/core/errors.js';
 import { StoreError } from '../../../manager/store/errors.js';
 import { newObjectId, newRaftId } from '../../../manager/cluster/ids.js';
@@ -104,5 +104,42 @@ describe('the status a handler\'s error goes back as (unary calls, heartbeat, se
     const got = statusOf(e);
     expect({ code: got.code, details: got.details }).toEqual({ code: want.code, details: want.details });
     expect(got.metadata).toBe((want as { metadata?: grpc.Metadata }).metadata);
+  });
+});
+
+describe('a node relayed by a manager (relayedIdentity)', () => {
+  const via = (role: 'manager' | 'worker') =>
+    ({ nodeId: 'relayer', role, clusterId: 'c1', notBefore: new Date(0), notAfter: new Date(0), serial: '1' });
+  const md = (kv: Record<string, string>) => {
+    const m = new grpc.Metadata();
+    for (const [k, v] of Object.entries(kv)) m.set(k, v);
+    return m;
+  };
+  const vouched = { 'x-shoal-relayed-node': 'w1', 'x-shoal-relayed-role': 'worker', 'x-shoal-relayed-peer': '10.0.0.5' };
+
+  it.each([
+    { what: 'a call of the caller\'s own', via: via('manager'), md: {}, want: undefined },
+    { what: 'a manager vouching for a worker', via: via('manager'), md: vouched, want: { nodeId: 'w1', role: 'worker', peer: '10.0.0.5' } },
+    { what: 'a manager vouching for a manager', via: via('manager'), md: { ...vouched, 'x-shoal-relayed-node': 'm2', 'x-shoal-relayed-role': 'manager' }, want: { nodeId: 'm2', role: 'manager', peer: '10.0.0.5' } },
+    { what: 'a worker vouching for another node', via: via('worker'), md: vouched, err: [grpc.status.PERMISSION_DENIED, /only a manager may relay another node's calls \(node relayer has a worker certificate\)/] },
+    { what: 'a removed node', via: via('manager'), md: { ...vouched, 'x-shoal-relayed-node': 'gone' }, err: [grpc.status.PERMISSION_DENIED, /node gone was removed from the cluster/] },
+    { what: 'no role', via: via('manager'), md: { 'x-shoal-relayed-node': 'w1' }, err: [grpc.status.INVALID_ARGUMENT, /relayed call for node w1 without a valid role/] },
+    { what: 'a role that is none', via: via('manager'), md: { ...vouched, 'x-shoal-relayed-role': 'admin' }, err: [grpc.status.INVALID_ARGUMENT, /without a valid role \(admin\)/] },
+  ] as const)('$what', (t) => {
+    const run = () => relayedIdentity(md(t.md as Record<string, string>), t.via, new Set(['gone']));
+    if ('err' in t && t.err) {
+      expect(run).toThrowError(CallError);
+      try {
+        run();
+      } catch (e) {
+        expect((e as CallError).code).toBe(t.err[0]);
+        expect((e as CallError).message).toMatch(t.err[1]);
+      }
+      return;
+    }
+    const got = run();
+    if (!('want' in t) || t.want === undefined) return expect(got).toBeUndefined();
+    expect({ nodeId: got!.id.nodeId, role: got!.id.role, peer: got!.peer }).toEqual(t.want);
+    expect(got!.id.clusterId).toBe('c1');
   });
 });
