@@ -11,10 +11,8 @@
 // - a node the cluster removed is told so;
 // - a node that vanishes without closing its connection: the manager's
 //   keepalive pings end its stream (cluster port options, cli/shoald).
-import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RootCA, generateKeyAndCsr } from '../../../manager/ca/index.js';
 import { CallError } from '../../../manager/cluster/auth.js';
 import { serveHeartbeats, type HeartbeatStream } from '../../../manager/cluster/heartbeats.js';
 import { clusterServerOptions } from '../../../cli/shoald/serveroptions.js';
@@ -22,6 +20,7 @@ import { LEADER_META, managerClient } from '../../../proto/client.js';
 import { DispatcherService, api, serviceDef } from '../../../proto/services.js';
 import { Agent } from '../../../worker/agent/agent.js';
 import { waitFor } from '../../support/wait.js';
+import { frozenRelay, testClusterTls } from '../../support/grpcnet.js';
 
 type Res = InstanceType<typeof api.HeartbeatResponse>;
 type Req = InstanceType<typeof api.HeartbeatRequest>;
@@ -65,13 +64,7 @@ describe('agent heartbeats', () => {
     new Promise<Res>((r) => setTimeout(() => r({ periodMs } as Res), delayMs));
 
   beforeAll(() => {
-    const ca = RootCA.create({ clusterId: 'hb' });
-    const mgr = generateKeyAndCsr();
-    const wrk = generateKeyAndCsr();
-    const mgrCert = ca.issue(mgr.csrPem, { nodeId: 'mgr1', role: 'manager', clusterId: 'hb', validityMs: 3600_000 }).certPem;
-    const wrkCert = ca.issue(wrk.csrPem, { nodeId: 'wrk1', role: 'worker', clusterId: 'hb', validityMs: 3600_000 }).certPem;
-    tls = { caPem: ca.certPem, certPem: wrkCert, keyPem: wrk.keyPem };
-    serverCreds = grpc.ServerCredentials.createSsl(Buffer.from(ca.certPem), [{ cert_chain: Buffer.from(mgrCert), private_key: Buffer.from(mgr.keyPem) }], true);
+    ({ worker: tls, serverCreds } = testClusterTls('hb'));
   }, 30_000);
 
   afterEach(() => {
@@ -260,35 +253,6 @@ describe('agent heartbeats', () => {
     expect(removed[0]).toContain('not part of the cluster');
   }, 30_000);
 
-  // A TCP relay in front of a manager whose traffic can be frozen: both sockets stay open, nothing
-  // passes (a cut link, a host powered off).
-  async function relay(target: string): Promise<{ addr: string; freeze(): void; close(): void }> {
-    const pairs: Array<[net.Socket, net.Socket]> = [];
-    const [host, port] = target.split(':');
-    const srv = net.createServer((inbound) => {
-      const outbound = net.connect(Number(port), host);
-      inbound.pipe(outbound).pipe(inbound);
-      for (const sock of [inbound, outbound]) sock.on('error', () => undefined);
-      pairs.push([inbound, outbound]);
-    });
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    return {
-      addr: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`,
-      freeze() {
-        for (const [a, b] of pairs) {
-          a.unpipe(b);
-          b.unpipe(a);
-          a.pause();
-          b.pause();
-        }
-      },
-      close() {
-        for (const sock of pairs.flat()) sock.destroy();
-        srv.close();
-      },
-    };
-  }
-
   describe.each([
     { options: 'the cluster port\'s (keepalive 300 ms, answered within 300 ms)', server: clusterServerOptions(300, 300), freeze: true, ended: true },
     { options: 'the cluster port\'s', server: clusterServerOptions(300, 300), freeze: false, ended: false },
@@ -301,7 +265,7 @@ describe('agent heartbeats', () => {
         server,
         onStream: (call) => call.on('cancelled', () => (endedAt = Date.now())),
       });
-      const r = await relay(m.addr);
+      const r = await frozenRelay(m.addr);
       const client = managerClient(r.addr, tls);
       const def = DispatcherService.heartbeats;
       const call = client.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize);

@@ -6,16 +6,15 @@
 // - the heartbeats finding the leader elsewhere move the session there at once,
 //   and heartbeats relayed by a manager take the session through it too;
 // - without that, the channel's keepalive fails the stream within 10 s.
-import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RootCA, generateKeyAndCsr } from '../../../manager/ca/index.js';
 import { clusterServerOptions } from '../../../cli/shoald/serveroptions.js';
 import { managerClient } from '../../../proto/client.js';
 import { DispatcherService, serviceDef, type Task } from '../../../proto/services.js';
 import { WorkerSession } from '../../../worker/agent/session.js';
 import type { TaskRunner } from '../../../worker/agent/tasks.js';
 import { waitFor } from '../../support/wait.js';
+import { frozenRelay, testClusterTls, type FrozenRelay } from '../../support/grpcnet.js';
 
 const quiet = { info() {}, warn() {}, debug() {} };
 
@@ -27,13 +26,7 @@ describe('worker session with a leader that is cut off', () => {
   const sessions: WorkerSession[] = [];
 
   beforeAll(() => {
-    const ca = RootCA.create({ clusterId: 'ws' });
-    const mgr = generateKeyAndCsr();
-    const wrk = generateKeyAndCsr();
-    const mgrCert = ca.issue(mgr.csrPem, { nodeId: 'mgr1', role: 'manager', clusterId: 'ws', validityMs: 3600_000 }).certPem;
-    const wrkCert = ca.issue(wrk.csrPem, { nodeId: 'wrk1', role: 'worker', clusterId: 'ws', validityMs: 3600_000 }).certPem;
-    tls = { caPem: ca.certPem, certPem: wrkCert, keyPem: wrk.keyPem };
-    serverCreds = grpc.ServerCredentials.createSsl(Buffer.from(ca.certPem), [{ cert_chain: Buffer.from(mgrCert), private_key: Buffer.from(mgr.keyPem) }], true);
+    ({ worker: tls, serverCreds } = testClusterTls('ws'));
   }, 30_000);
 
   afterEach(() => {
@@ -62,32 +55,9 @@ describe('worker session with a leader that is cut off', () => {
     return { addr: `127.0.0.1:${port}`, opened: () => opened, relayAsked: () => relay };
   }
 
-  /** A TCP relay in front of a manager; freeze() keeps both sockets open and lets nothing through. */
-  async function relay(target: string): Promise<{ addr: string; freeze(): void }> {
-    const pairs: Array<[net.Socket, net.Socket]> = [];
-    const [host, port] = target.split(':');
-    const srv = net.createServer((inbound) => {
-      const outbound = net.connect(Number(port), host);
-      inbound.pipe(outbound).pipe(inbound);
-      for (const sock of [inbound, outbound]) sock.on('error', () => undefined);
-      pairs.push([inbound, outbound]);
-    });
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    const r = {
-      addr: `127.0.0.1:${(srv.address() as net.AddressInfo).port}`,
-      freeze() {
-        for (const [a, b] of pairs) {
-          a.unpipe(b);
-          b.unpipe(a);
-          a.pause();
-          b.pause();
-        }
-      },
-      close() {
-        for (const sock of pairs.flat()) sock.destroy();
-        srv.close();
-      },
-    };
+  /** A frozen-relay in front of a manager, closed after the test. */
+  async function relay(target: string): Promise<FrozenRelay> {
+    const r = await frozenRelay(target);
     relays.push(r);
     return r;
   }

@@ -5,9 +5,9 @@
 // manager the caller's raft now names, instead of waiting out its deadline.
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RootCA, generateKeyAndCsr } from '../../../manager/ca/index.js';
 import { LEADER_META, callLeader } from '../../../proto/client.js';
 import { DispatcherService, serviceDef } from '../../../proto/services.js';
+import { testClusterTls } from '../../support/grpcnet.js';
 
 type Behaviour = 'answer' | 'silent' | { hint: string } | 'refuse';
 
@@ -18,11 +18,7 @@ describe('callLeader', () => {
   const calls = new Map<string, number>();
 
   beforeAll(() => {
-    const ca = RootCA.create({ clusterId: 'cl' });
-    const mgr = generateKeyAndCsr();
-    const cert = ca.issue(mgr.csrPem, { nodeId: 'mgr1', role: 'manager', clusterId: 'cl', validityMs: 3600_000 }).certPem;
-    tls = { caPem: ca.certPem, certPem: cert, keyPem: mgr.keyPem };
-    serverCreds = grpc.ServerCredentials.createSsl(Buffer.from(ca.certPem), [{ cert_chain: Buffer.from(cert), private_key: Buffer.from(mgr.keyPem) }], true);
+    ({ manager: tls, serverCreds } = testClusterTls('cl'));
   }, 30_000);
 
   afterAll(() => {
