@@ -137,8 +137,9 @@ export class Agent {
     const timeoutMs = Math.max(2000, this.periodMs * 2);
     const b = this.backup;
     if (b && b.unanswered.length > 0 && now - b.unanswered[0]! > timeoutMs) {
+      // The leader still does not answer directly, or this relay does not: the next try goes elsewhere.
       this.dropStream(b);
-      if (!b.via) this.unreachable.set(b.addr, now + this.outOfReachMs); // the leader still does not answer directly
+      this.unreachable.set(b.addr, now + this.outOfReachMs);
     }
     const s = this.stream;
     if (s && s.unanswered.length > 0 && now - s.unanswered[0]! > timeoutMs) {
@@ -151,8 +152,12 @@ export class Agent {
         // The other path answers: it becomes the stream.
         this.promote(alt);
       } else {
-        if (alt) this.dropStream(alt);
-        this.target = this.nextManager(s.addr);
+        if (alt) {
+          // A relay that has not answered a beat in a period and a half is no better a way than the leader.
+          if (alt.unanswered.length > 0 && now - alt.unanswered[0]! >= this.periodMs * 1.5) this.unreachable.set(alt.addr, now + this.outOfReachMs);
+          this.dropStream(alt);
+        }
+        this.target = this.nextInReach(s.addr);
         this.via = false;
       }
     }
@@ -187,7 +192,7 @@ export class Agent {
     const leader = this.leaderAddr;
     if (!leader) return undefined;
     if (!stream.via && late && stream.addr === leader) {
-      const relay = this.nextManager(leader);
+      const relay = this.nextInReach(leader);
       if (!relay || relay === leader) return undefined;
       return this.connect(relay, true, tls);
     }
@@ -314,6 +319,14 @@ export class Agent {
     if (until > Date.now()) return true;
     this.unreachable.delete(addr);
     return false;
+  }
+
+  /** The next manager after `addr` that is not out of reach (or just the next, if all are). */
+  private nextInReach(addr: string): string {
+    const first = this.nextManager(addr);
+    let m = first;
+    for (let i = 0; i < this.opts.managers().length && m && this.outOfReach(m); i++) m = this.nextManager(m);
+    return m && !this.outOfReach(m) ? m : first;
   }
 
   /** The manager after `addr` in the known list (round robin when addr is not in it). */

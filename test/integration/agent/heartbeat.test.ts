@@ -243,6 +243,26 @@ describe('agent heartbeats', () => {
     expect(m.heard.at(-1)!.relayed).toBe(false);
   }, 30_000);
 
+  it('the manager first tried as a relay does not answer either: the beats go through the next one', async () => {
+    const PERIOD_MS = 200;
+    const m = await leaderAndRelay(PERIOD_MS);
+    let silentBeats = 0;
+    const silent = await manager(() => (silentBeats++, new Promise<Res>(() => undefined)));
+    const routes: Array<{ at: number; addr: string; via: boolean }> = [];
+    agent([m.leader, silent.addr, m.follower], { onRoute: (r) => routes.push({ at: Date.now(), ...r }) });
+    await waitFor('5 beats at the leader', () => (m.heard.length >= 5 ? true : undefined), 15_000, 10);
+    const cutAt = Date.now();
+    m.cut(true);
+    const relayed = await waitFor('the calls routed through the answering manager', () => routes.find((r) => r.at > cutAt && r.via), 10_000, 10);
+    expect(relayed.addr).toBe(m.follower);
+    expect(relayed.at - cutAt).toBeLessThan(4_000);
+    expect(silentBeats).toBeGreaterThan(0);
+    const tried = silentBeats;
+    await new Promise((r) => setTimeout(r, 5 * PERIOD_MS));
+    expect(silentBeats).toBe(tried);
+    expect(m.heard.at(-1)!.relayed).toBe(true);
+  }, 30_000);
+
   it('a node the cluster removed is told so, with the reason', async () => {
     const m = await manager(async () => {
       throw new CallError(grpc.status.NOT_FOUND, 'node wrk1 is not part of the cluster (was it removed?)');
