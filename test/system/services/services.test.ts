@@ -330,7 +330,7 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     await sc.waitContainers('its stale web containers removed', 'web', (p) => p[worker]!.all === 0 && runningTotal(p) === 16 && allTotal(p) === 16, 60_000);
   });
 
-  step('the link between a worker and the leader drops: another manager relays its calls, so it stays Ready, keeps its containers, takes new tasks and reports them; healed, all as before', async () => {
+  step('the link between a worker and the leader drops: another manager relays its calls, so it stays Ready, keeps its containers, takes new tasks and reports them; the leader dies meanwhile: the worker follows the new one; healed, all as before', async () => {
     const leader = (await c.nodes('host1')).find((n) => n.ManagerStatus?.Leader)!.Description.Hostname;
     const worker = 'host4';
     const workerId = (await c.nodes(leader)).find((n) => n.Description.Hostname === worker)!.ID;
@@ -354,9 +354,22 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     // Its tasks' logs come through the relay too.
     const one = (await sc.tasks('web', leader)).find((t) => t.NodeID === workerId && t.DesiredState === 'running')!;
     expect(await c.ok(leader, 'service', 'logs', '--raw', one.ID)).toMatch(/hello from/);
+    // The leader dies while the worker is relayed: it finds the new leader (its link to it is fine)
+    // and keeps its containers; only the dead leader's node goes down.
+    const other = c.managers.find((h) => h !== leader)!;
+    const mineBefore = await running();
+    await c.lab.killDaemon(leader);
+    await c.waitNodes('a new leader; the worker Ready', other, (ns) => ns.some((n) => n.ManagerStatus?.Leader && n.Description.Hostname !== leader)
+      && ns.find((n) => n.ID === workerId)!.Status.State === 'ready', 30_000);
+    await sc.waitContainers('25 running on the live hosts', 'web', (p) => Object.entries(p).filter(([h]) => h !== leader).reduce((n, [, x]) => n + x.running, 0) === 25, 60_000);
+    expect((await c.nodes(other)).find((n) => n.ID === workerId)!.Status.State).toBe('ready');
+    const mineAfter = await running();
+    for (const [id, pid] of mineBefore) expect(mineAfter.get(id)).toBe(pid);
+    await c.lab.startDaemon(leader);
+    await c.waitDaemon(leader);
     await c.lab.heal();
-    await c.ok(leader, 'service', 'scale', 'web=16');
+    await c.ok(other, 'service', 'scale', 'web=16');
     await sc.waitContainers('16 again, none twice', 'web', (p) => runningTotal(p) === 16 && allTotal(p) === 16, 60_000);
-    expect((await c.nodes(leader)).every((n) => n.Status.State === 'ready')).toBe(true);
+    await c.waitNodes('all 5 Ready', other, (ns) => ns.length === 5 && ns.every((n) => n.Status.State === 'ready'), 30_000);
   });
 });
