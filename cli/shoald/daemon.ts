@@ -421,20 +421,21 @@ export class Daemon {
   }
 
   /** One heartbeat of a node, from a unary call or the stream. */
-  private beat(who: { id: CertIdentity; peer: string }, req: HeartbeatRequest) {
-    return this.mgr().dispatcher.heartbeat(who.id, req.description as NodeDescription | null | undefined, who.peer, req.runtimeError ?? '');
+  private beat(who: { id: CertIdentity; peer: string; relayedBy: string }, req: HeartbeatRequest) {
+    return this.mgr().dispatcher.heartbeat(who.id, req.description as NodeDescription | null | undefined, who.peer, req.runtimeError ?? '', who.relayedBy);
   }
 
   /**
    * Who a dispatcher call is for and from where: the caller itself, or the
-   * node a manager relays for; and whether this manager is to relay it to the
-   * leader (the node asked, and this manager does not lead).
+   * node a manager relays for (relayedBy: that manager's node id); and whether
+   * this manager is to relay it to the leader (the node asked, and this
+   * manager does not lead).
    */
-  private dispatcherCaller(c: Parameters<Daemon['identify']>[0] & { metadata: grpc.Metadata; getPeer(): string }): { id: CertIdentity; peer: string; relay: boolean } {
+  private dispatcherCaller(c: Parameters<Daemon['identify']>[0] & { metadata: grpc.Metadata; getPeer(): string }): { id: CertIdentity; peer: string; relay: boolean; relayedBy: string } {
     const own = requireRole(this.identify(c), ['manager', 'worker'], 'the dispatcher');
     const relayed = relayedIdentity(c.metadata, own, this.mgr().removedNodes());
-    if (relayed) return { ...relayed, relay: false };
-    return { id: own, peer: peerHost(c), relay: c.metadata.get(RELAY_META)[0] === '1' && !this.mgr().isLeader() };
+    if (relayed) return { ...relayed, relay: false, relayedBy: own.nodeId };
+    return { id: own, peer: peerHost(c), relay: c.metadata.get(RELAY_META)[0] === '1' && !this.mgr().isLeader(), relayedBy: '' };
   }
 
   private leaderClient(addr: string): grpc.Client {

@@ -18,6 +18,8 @@ const MAX_REASON_CHARS = 1024;
 
 export class Dispatcher {
   private readonly lastSeen = new Map<string, number>();
+  /** When each node's last heartbeat of its own (not relayed) came: a relayed one within 1.5 periods of it is the leader only being slow. */
+  private readonly lastDirect = new Map<string, number>();
   private leaderSince = 0;
 
   constructor(private readonly m: Manager) {}
@@ -31,24 +33,27 @@ export class Dispatcher {
    * reached) the node is down for tasks, with that reason, though it answers:
    * as in Swarm, where a node whose engine is gone is down.
    */
-  async heartbeat(id: CertIdentity, desc: NodeDescription | null | undefined, peerAddr: string, runtimeError = ''): Promise<InstanceType<typeof api.HeartbeatResponse>> {
+  async heartbeat(id: CertIdentity, desc: NodeDescription | null | undefined, peerAddr: string, runtimeError = '', relayedBy = ''): Promise<InstanceType<typeof api.HeartbeatResponse>> {
     if (!this.m.isLeader()) throw this.m.notLeader();
     // A reason, not a payload: it lands in the node's status in the replicated store.
     runtimeError = runtimeError.slice(0, MAX_REASON_CHARS);
     const node = this.m.store.view((r) => r.get(nodesTable, id.nodeId));
     if (!node) throw new CallError(grpc.status.NOT_FOUND, `node ${id.nodeId} is not part of the cluster (was it removed?)`);
-    this.lastSeen.set(id.nodeId, Date.now());
+    const now = Date.now();
+    this.lastSeen.set(id.nodeId, now);
+    if (!relayedBy) this.lastDirect.set(id.nodeId, now);
+    const message = runtimeError || this.relayNote(id.nodeId, relayedBy, now);
     // Agents send their description when it may be news (first beat of a stream, or changed).
     const described = !!desc && descriptionChanged(desc, node.description);
     const state = runtimeError ? api.NodeState.NODE_DOWN : api.NodeState.NODE_READY;
-    if (node.status?.state !== state || (node.status?.message ?? '') !== runtimeError || described || node.status?.addr !== peerAddr) {
+    if (node.status?.state !== state || (node.status?.message ?? '') !== message || described || node.status?.addr !== peerAddr) {
       if (runtimeError && node.status?.state !== state) this.m.logger.info({ node: id.nodeId, reason: runtimeError }, 'node marked down: container runtime unavailable');
       await this.m.store.update((tx) => {
         const cur = tx.get(nodesTable, id.nodeId);
         if (!cur) return;
         const next = plain(cur) as NodeObject;
         if (described) next.description = plain(desc) as never;
-        next.status = { state, message: runtimeError, addr: peerAddr, updatedAt: Date.now() } as never;
+        next.status = { state, message, addr: peerAddr, updatedAt: now } as never;
         tx.update(nodesTable, next);
       }, { retries: 5 }).catch((e) => { throw this.m.wrap(e); });
     }
@@ -69,6 +74,17 @@ export class Dispatcher {
    */
   raftReachable(raftId: number): boolean {
     return this.m.raft.status().progress.has(raftId) && this.m.peerActive(raftId);
+  }
+
+  /**
+   * What the node's status says while its heartbeats come only through
+   * another manager (the link between it and the leader is down; see
+   * cli/shoald/relay.ts): an operator should know. '' once they come directly.
+   */
+  private relayNote(nodeId: string, relayedBy: string, now: number): string {
+    if (!relayedBy || now - (this.lastDirect.get(nodeId) ?? 0) <= this.periodMs() * 1.5) return '';
+    const via = this.m.store.view((r) => r.get(nodesTable, relayedBy))?.description?.hostname || relayedBy;
+    return `reached through manager ${via}: no direct connection to the leader`;
   }
 
   /** Leader loop: mark nodes whose heartbeats stopped as down. */

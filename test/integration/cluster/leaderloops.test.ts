@@ -52,6 +52,25 @@ describe('leader loops of a manager', () => {
     expect(n.status?.message).toBe('');
   });
 
+  it('a node heard only through another manager says so in its status (an operator should know a link is down); a relayed beat beside direct ones does not', async () => {
+    await t.addNode('rl1', {});
+    await t.addNode('relayhost', { role: ROLE.manager });
+    const id = { nodeId: 'rl1', role: 'worker' } as CertIdentity;
+    const message = () => t.m.store.view((r) => r.get(nodesTable, 'rl1'))!.status?.message;
+    await t.m.dispatcher.heartbeat(id, null, '127.0.0.2');
+    // The agent's hedge: a relayed beat while direct ones still come (the leader was only slow).
+    await t.m.dispatcher.heartbeat(id, null, '127.0.0.2', '', 'relayhost');
+    expect(message()).toBe('');
+    // Only relayed ones for more than 1.5 periods (1 s here): the link is down.
+    await sleep(1_600);
+    await t.m.dispatcher.heartbeat(id, null, '127.0.0.2', '', 'relayhost');
+    expect(message()).toBe('reached through manager relayhost: no direct connection to the leader');
+    expect(t.m.store.view((r) => r.get(nodesTable, 'rl1'))!.status?.state).toBe(api.NodeState.NODE_READY);
+    // Direct again: cleared.
+    await t.m.dispatcher.heartbeat(id, null, '127.0.0.2');
+    expect(message()).toBe('');
+  });
+
   it('a heartbeat\'s description reaches the store when anything in it changed (an upgrade), and costs no write when not', async () => {
     await t.addNode('up1', {});
     const id = { nodeId: 'up1', role: 'worker' } as CertIdentity;

@@ -345,6 +345,11 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
       expect((await c.nodes(leader)).find((n) => n.ID === workerId)!.Status.State).toBe('ready');
       await new Promise((r) => setTimeout(r, 250));
     }
+    // The operator can see why: its status names the manager it is reached through.
+    const relayedNote = /^reached through manager host\d: no direct connection to the leader$/;
+    const noted = (await c.nodes(leader)).find((n) => n.ID === workerId)!;
+    expect(noted.Status.Message).toMatch(relayedNote);
+    expect(await c.ok(leader, 'node', 'inspect', '--pretty', worker)).toMatch(/Message:\s+reached through manager host\d: no direct connection to the leader/);
     // New tasks reach it through the relay and their states come back (scale waits until all run): 5 per host.
     await c.ok(leader, 'service', 'scale', 'web=25');
     await sc.waitContainers('25 running, 5 per host', 'web', (p) => runningTotal(p) === 25 && allTotal(p) === 25 && Object.values(p).every((x) => x.running === 5), 30_000);
@@ -362,6 +367,8 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     await c.waitNodes('a new leader; the worker Ready', other, (ns) => ns.some((n) => n.ManagerStatus?.Leader && n.Description.Hostname !== leader)
       && ns.find((n) => n.ID === workerId)!.Status.State === 'ready', 30_000);
     await sc.waitContainers('25 running on the live hosts', 'web', (p) => Object.entries(p).filter(([h]) => h !== leader).reduce((n, [, x]) => n + x.running, 0) === 25, 60_000);
+    // Straight to the new leader: nothing relayed, nothing noted.
+    await c.waitNodes('the worker no longer noted as relayed', other, (ns) => (ns.find((n) => n.ID === workerId)!.Status.Message ?? '') === '', 10_000);
     expect((await c.nodes(other)).find((n) => n.ID === workerId)!.Status.State).toBe('ready');
     const mineAfter = await running();
     for (const [id, pid] of mineBefore) expect(mineAfter.get(id)).toBe(pid);
