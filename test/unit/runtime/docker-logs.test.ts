@@ -121,6 +121,16 @@ describe('LogCursor', () => {
     expect(c.position).toEqual({ since: '6.000000000', count: 1 });
   });
 
+  it('a message stamped before the previous one (stdout and stderr race into the engine\'s log) is written, and the cursor stays at the latest', () => {
+    const c = new LogCursor();
+    expect([t(1), t(3), t(2), t(3), t(4)].map((x) => c.accept(x))).toEqual([true, true, true, true, true]);
+    expect(c.position).toEqual({ since: '4.000000000', count: 1 });
+    // After a resume, what is older than where it resumed was written before.
+    const r = new LogCursor({ since: '3.000000000', count: 1 });
+    expect([t(3), t(2), t(5), t(4)].map((x) => r.accept(x))).toEqual([false, false, true, true]);
+    expect(r.position).toEqual({ since: '5.000000000', count: 1 });
+  });
+
   it('a message without a timestamp goes with the previous one', () => {
     const c = new LogCursor({ since: '5.000000000', count: 1 });
     expect(c.accept(undefined)).toBe(true);

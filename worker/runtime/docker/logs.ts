@@ -120,11 +120,13 @@ export class LogCursor {
   private last?: LogTime;
   private count = 0;
   private skip = 0;
+  /** Where this copy resumed: everything stamped before it was written by an earlier one. */
+  private readonly floor?: LogTime;
 
   constructor(from?: { since: string; count: number }) {
     const t = from ? parseSince(from.since) : undefined;
     if (t) {
-      this.last = t;
+      this.last = this.floor = t;
       this.count = from!.count;
       this.skip = from!.count;
     }
@@ -134,8 +136,13 @@ export class LogCursor {
   accept(t: LogTime | undefined): boolean {
     // A message without a timestamp belongs with the one before it.
     if (!t) return true;
+    if (this.floor && compareTime(t, this.floor) < 0) return false;
     const c = this.last ? compareTime(t, this.last) : 1;
-    if (c < 0) return false;
+    // Stamped before the last one, yet new: the engine stamps stdout and stderr as it reads
+    // them and writes them to its log in the order it gets the lock, so their stamps can
+    // go back in time. Written; the cursor stays at the latest stamp (a resume from there
+    // does not bring this one again, as the engine's since leaves out what is older).
+    if (c < 0) return true;
     if (c === 0) {
       if (this.skip > 0) {
         this.skip--;
