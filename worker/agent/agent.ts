@@ -139,14 +139,14 @@ export class Agent {
     if (b && b.unanswered.length > 0 && now - b.unanswered[0]! > timeoutMs) {
       // The leader still does not answer directly, or this relay does not: the next try goes elsewhere.
       this.dropStream(b);
-      this.unreachable.set(b.addr, now + this.outOfReachMs);
+      this.markOutOfReach(b.addr, now);
     }
     const s = this.stream;
     if (s && s.unanswered.length > 0 && now - s.unanswered[0]! > timeoutMs) {
       // The manager (or the path to it) stopped answering without closing the stream.
       this.dropStream(s);
       this.failed(`no answer for ${now - s.unanswered[0]!} ms from ${s.addr}`);
-      if (!s.via) this.unreachable.set(s.addr, now + this.outOfReachMs);
+      if (!s.via) this.markOutOfReach(s.addr, now);
       const alt = this.backup;
       if (alt && alt.answeredAt > 0) {
         // The other path answers: it becomes the stream.
@@ -154,7 +154,7 @@ export class Agent {
       } else {
         if (alt) {
           // A relay that has not answered a beat in a period and a half is no better a way than the leader.
-          if (alt.unanswered.length > 0 && now - alt.unanswered[0]! >= this.periodMs * 1.5) this.unreachable.set(alt.addr, now + this.outOfReachMs);
+          if (this.silent(alt, now)) this.markOutOfReach(alt.addr, now);
           this.dropStream(alt);
         }
         this.target = this.nextInReach(s.addr);
@@ -166,7 +166,7 @@ export class Agent {
     // No answer for a period and a half: not a slow leader (its answers keep coming a period apart)
     // but a path that carries nothing. The relayed beat then reaches the leader 2 periods after the
     // last one that did, within its 3-period bound for marking the node down.
-    const late = stream.unanswered.length > 0 && now - (stream.answeredAt || stream.unanswered[0]!) >= this.periodMs * 1.5;
+    const late = this.silent(stream, now);
     this.write(stream);
     if (!this.backup) this.backup = this.openBackup(stream, late, tls);
     if (this.backup) this.write(this.backup);
@@ -185,7 +185,7 @@ export class Agent {
 
   /**
    * The second path, when one is wanted: relayed by another manager when the
-   * leader, beaten on directly, left a beat unanswered for a period; straight
+   * leader, beaten on directly, is silent (see silent()); straight
    * to the leader when relayed and the leader's out-of-reach mark ran out.
    */
   private openBackup(stream: BeatStream, late: boolean, tls: TlsMaterial): BeatStream | undefined {
@@ -311,6 +311,15 @@ export class Agent {
     const log = this.lastOk >= this.lastFailed ? this.opts.logger.info : this.opts.logger.debug;
     log.call(this.opts.logger, { err: why }, 'heartbeat failed');
     this.lastFailed = Date.now();
+  }
+
+  /** A beat waits for its answer, and nothing came for a period and a half. */
+  private silent(stream: BeatStream, now: number): boolean {
+    return stream.unanswered.length > 0 && now - (stream.answeredAt || stream.unanswered[0]!) >= this.periodMs * 1.5;
+  }
+
+  private markOutOfReach(addr: string, now: number): void {
+    this.unreachable.set(addr, now + this.outOfReachMs);
   }
 
   private outOfReach(addr: string): boolean {
