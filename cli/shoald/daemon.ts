@@ -41,7 +41,7 @@ import {
 type HeartbeatRequest = InstanceType<typeof api.HeartbeatRequest>;
 import { MemoryCertProvider } from './certprovider.js';
 import { clusterServerOptions } from './serveroptions.js';
-import { relayClientStream, relayHeartbeats, relaySession, relayUnary, type RelayTarget } from './relay.js';
+import { relayClientStream, relayHeartbeats, relaySession, relayUnary } from './relay.js';
 import { StateDir, type Certs, type NodeState } from './identity.js';
 
 export interface DaemonOptions {
@@ -334,7 +334,7 @@ export class Daemon {
       }),
       leave: unaryHandler(async () => ({}) as never),
     });
-    const relay: RelayTarget = { leaderAddr: () => this.manager?.leaderAddr(), client: (addr) => this.leaderClient(addr) };
+    const relay = () => this.leaderClient();
     const D = DispatcherService as unknown as Record<string, grpc.MethodDefinition<unknown, unknown>>;
     server.addService(serviceDef(DispatcherService), {
       heartbeat: unaryHandler(async (c) => {
@@ -438,7 +438,10 @@ export class Daemon {
     return { id: own, peer: peerHost(c), relay: c.metadata.get(RELAY_META)[0] === '1' && !this.mgr().isLeader(), relayedBy: '' };
   }
 
-  private leaderClient(addr: string): grpc.Client {
+  /** A client for the leader's cluster port (this node's certificate); UNAVAILABLE while no leader is known. */
+  private leaderClient(): grpc.Client {
+    const addr = this.manager?.leaderAddr();
+    if (!addr) throw new CallError(grpc.status.UNAVAILABLE, 'no leader is elected right now (the cluster may have lost quorum): retry shortly');
     let c = this.leaderClients.get(addr);
     if (!c) this.leaderClients.set(addr, (c = managerClient(addr, this.tls())));
     return c;
@@ -508,10 +511,7 @@ export class Daemon {
         return;
       }
       if (!local) throw m.notLeader();
-      const addr = m.leaderAddr();
-      if (!addr) throw new CallError(grpc.status.UNAVAILABLE, 'no leader is elected right now (the cluster may have lost quorum): retry shortly');
-      let c = this.leaderClients.get(addr);
-      if (!c) this.leaderClients.set(addr, (c = managerClient(addr, this.tls())));
+      const c = this.leaderClient();
       const def = ControlService.serviceLogs;
       const up = c.makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, call.request);
       up.on('data', (msg) => call.write(msg));

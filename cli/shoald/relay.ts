@@ -10,14 +10,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { RELAYED_NODE_META, RELAYED_PEER_META, RELAYED_ROLE_META } from '../../proto/client.js';
 import type { CertIdentity } from '../../manager/ca/index.js';
-import { CallError, statusOf } from '../../manager/cluster/auth.js';
+import { statusOf } from '../../manager/cluster/auth.js';
 
-export interface RelayTarget {
-  /** The leader's address, if one is known. */
-  leaderAddr(): string | undefined;
-  /** A client for a manager's cluster port (this node's own certificate). */
-  client(addr: string): grpc.Client;
-}
+/** A client for the leader's cluster port (this node's own certificate); throws UNAVAILABLE while no leader is known. */
+export type LeaderClient = () => grpc.Client;
 
 /** The metadata the leader reads the relayed node from. */
 function vouch(id: CertIdentity, peer: string): grpc.Metadata {
@@ -26,12 +22,6 @@ function vouch(id: CertIdentity, peer: string): grpc.Metadata {
   md.set(RELAYED_ROLE_META, id.role);
   md.set(RELAYED_PEER_META, peer);
   return md;
-}
-
-function leaderClient(t: RelayTarget): grpc.Client {
-  const addr = t.leaderAddr();
-  if (!addr) throw new CallError(grpc.status.UNAVAILABLE, 'no leader is elected right now (the cluster may have lost quorum): retry shortly');
-  return t.client(addr);
 }
 
 type Upstream = { on(ev: 'data', f: (m: unknown) => void): unknown; on(ev: 'error', f: (e: grpc.ServiceError) => void): unknown; on(ev: 'end', f: () => void): unknown; cancel(): void };
@@ -59,30 +49,30 @@ function pipeDown(up: Upstream, down: Downstream): void {
   });
 }
 
-export function relayHeartbeats(t: RelayTarget, def: grpc.MethodDefinition<unknown, unknown>, call: grpc.ServerDuplexStream<unknown, unknown>, id: CertIdentity, peer: string): void {
-  const up = leaderClient(t).makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, vouch(id, peer));
+export function relayHeartbeats(leader: LeaderClient, def: grpc.MethodDefinition<unknown, unknown>, call: grpc.ServerDuplexStream<unknown, unknown>, id: CertIdentity, peer: string): void {
+  const up = leader().makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, vouch(id, peer));
   call.on('data', (m: unknown) => up.write(m));
   call.on('end', () => up.end());
   pipeDown(up, call);
 }
 
-export function relaySession(t: RelayTarget, def: grpc.MethodDefinition<unknown, unknown>, call: grpc.ServerWritableStream<unknown, unknown>, id: CertIdentity, peer: string): void {
-  const up = leaderClient(t).makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, call.request, vouch(id, peer));
+export function relaySession(leader: LeaderClient, def: grpc.MethodDefinition<unknown, unknown>, call: grpc.ServerWritableStream<unknown, unknown>, id: CertIdentity, peer: string): void {
+  const up = leader().makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, call.request, vouch(id, peer));
   pipeDown(up, call);
 }
 
-export function relayUnary(t: RelayTarget, def: grpc.MethodDefinition<unknown, unknown>, req: unknown, id: CertIdentity, peer: string, deadline: grpc.Deadline): Promise<unknown> {
-  const c = leaderClient(t);
+export function relayUnary(leader: LeaderClient, def: grpc.MethodDefinition<unknown, unknown>, req: unknown, id: CertIdentity, peer: string, deadline: grpc.Deadline): Promise<unknown> {
+  const c = leader();
   return new Promise((resolve, reject) => {
     c.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, req, vouch(id, peer), { deadline }, (e, res) => (e ? reject(e) : resolve(res)));
   });
 }
 
 export function relayClientStream(
-  t: RelayTarget, def: grpc.MethodDefinition<unknown, unknown>, call: grpc.ServerReadableStream<unknown, unknown>, id: CertIdentity, peer: string,
+  leader: LeaderClient, def: grpc.MethodDefinition<unknown, unknown>, call: grpc.ServerReadableStream<unknown, unknown>, id: CertIdentity, peer: string,
   done: (e: grpc.ServiceError | null) => void,
 ): void {
-  const up = leaderClient(t).makeClientStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, vouch(id, peer), (e) => done(e));
+  const up = leader().makeClientStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, vouch(id, peer), (e) => done(e));
   call.on('data', (m: unknown) => up.write(m));
   call.on('end', () => up.end());
   call.on('cancelled', () => up.cancel());
