@@ -559,6 +559,17 @@ export class Lab {
       await sleep(0);
       throw new Error(`cannot start ${spec.name} on ${host}: ${exited ?? 'spawn failed'}`);
     }
+    // A wrapper at the command's head (env, nice) shows the whole argv until it execs the rest.
+    const refuseWrapper = () => {
+      const info = procInfo(pid);
+      if (info && !info.zombie && execedInto(info.cmdline, argv)) {
+        throw new Error(
+          `${spec.name} on ${host}: its command starts with ${argv.slice(0, argv.length - info.cmdline.length).join(' ')}, which replaced itself with ` +
+            `${info.cmdline[0]}: the lab knows its daemons by their command line, so the command must start with the daemon itself`,
+        );
+      }
+      return info;
+    };
     try {
       // nsenter -> unshare -> sh -> daemon all exec in place; the daemon is
       // running once the pid shows its argv.
@@ -566,13 +577,7 @@ export class Lab {
         `${spec.name} on ${host} to start`,
         () => {
           if (exited) throw new Error(`${spec.name} on ${host} exited at once (${exited}); end of ${p.logFile}:\n${tail(p.logFile, 15)}`);
-          const info = procInfo(pid);
-          if (info && !info.zombie && execedInto(info.cmdline, argv)) {
-            throw new Error(
-              `${spec.name} on ${host}: its command starts with ${argv.slice(0, argv.length - info.cmdline.length).join(' ')}, which replaced itself with ` +
-                `${info.cmdline[0]}: the lab knows its daemons by their command line, so the command must start with the daemon itself`,
-            );
-          }
+          const info = refuseWrapper();
           return !!info && !info.zombie && sameArgv(info.cmdline, argv);
         },
         15_000,
@@ -588,7 +593,11 @@ export class Lab {
           },
           30_000,
         );
+      } else {
+        await sleep(50);
       }
+      // Seen with its whole argv, it may still have been the wrapper: look again once it is up.
+      refuseWrapper();
     } catch (e) {
       if (!exited) child.kill('SIGKILL');
       throw e;

@@ -221,7 +221,10 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     const pid = await rt.start('survive-1');
     let exited: number | undefined;
     const waiting = rt.wait('survive-1').then((c) => (exited = c));
-    await daemon.whileStopped(() => expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toContain('sleep'));
+    // start() returns once runc let the process go; its exec may still be under way (an empty cmdline).
+    const cmdline = () => readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    await waitFor('the process exec\'d', () => (cmdline().includes('sleep') ? true : undefined), 5_000, 10);
+    await daemon.whileStopped(() => expect(cmdline()).toContain('sleep'));
     const info = await waitFor('the container listed again', async () => (await rt.list()).find((c) => c.id === 'survive-1'));
     expect(info).toMatchObject({ state: 'running', pid });
     expect(exited).toBeUndefined();
