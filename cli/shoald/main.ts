@@ -7,6 +7,7 @@ import { SHOAL_VERSION } from '../../proto/client.js';
 import { pino } from 'pino';
 import { Daemon } from './daemon.js';
 import { startCpuProfiler } from './profile.js';
+import { DEFAULT_NICE, applyNice, parseNice } from './priority.js';
 
 const program = new Command()
   .name('shoald')
@@ -24,12 +25,16 @@ const program = new Command()
   .option('--docker-socket <path>', "the Docker Engine's socket (--runtime docker)", '/var/run/docker.sock')
   .option('--cpu-profile <prefix>', 'record a CPU profile; each SIGUSR2 writes <prefix>.<n>.cpuprofile (for finding where time goes)')
   .option('--insecure-registry <host:port>', 'a registry to pull from over plain HTTP (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('--nice <n>', 'CPU scheduling priority, -20 (highest) to 19: above the containers, so bursts of container starts do not delay heartbeats and raft', parseNice, DEFAULT_NICE)
   .action(async (o: {
     stateDir: string; socket?: string; listenAddr: string; advertiseAddr?: string; hostname: string; logLevel: string;
-    runtime: string; containerdSocket: string; containerdNamespace: string; dockerSocket: string; insecureRegistry: string[]; cpuProfile?: string;
+    runtime: string; containerdSocket: string; containerdNamespace: string; dockerSocket: string; insecureRegistry: string[]; cpuProfile?: string; nice: number;
   }) => {
     if (o.runtime !== 'containerd' && o.runtime !== 'docker') throw new Error(`--runtime ${o.runtime}: expected containerd or docker`);
     const logger = pino({ level: o.logLevel, base: { host: o.hostname } });
+    const prio = applyNice(o.nice);
+    if (prio.error) logger.warn({ nice: o.nice, err: prio.error }, 'could not set the CPU priority (needs root or CAP_SYS_NICE): running at the inherited one');
+    else logger.info({ nice: o.nice, threads: prio.threads, session: prio.autogroup }, 'CPU priority set');
     if (o.cpuProfile) await startCpuProfiler(path.resolve(o.cpuProfile), logger);
     const daemon = new Daemon({
       stateDir: o.stateDir,

@@ -96,6 +96,7 @@ export class Dispatcher {
       const period = this.periodMs();
       const wait = Math.max(50, period / 4);
       const due = Date.now() + wait;
+      const cpu0 = process.cpuUsage();
       await new Promise((r) => setTimeout(r, wait));
       if (signal.aborted) break;
       const now = Date.now();
@@ -107,7 +108,9 @@ export class Dispatcher {
         // counts against nobody, and the next round judges after the queue is read.
         for (const [id, t] of this.lastSeen) this.lastSeen.set(id, t + late);
         this.leaderSince += late;
-        this.m.logger.info({ lateMs: late }, 'down detection paused: this manager did not run on time');
+        // cpuMs near waitMs + lateMs: this process was busy; far below: it was not given the CPU (or sat in a syscall).
+        const used = process.cpuUsage(cpu0);
+        this.m.logger.info({ lateMs: late, waitMs: wait, cpuMs: Math.round((used.user + used.system) / 1000) }, 'down detection paused: this manager did not run on time');
         continue;
       }
       const bound = period * GRACE_PERIODS;

@@ -102,6 +102,8 @@ export interface NodeLogger {
 }
 
 const EMPTY = new Uint8Array(0);
+/** A log write this slow (ms) is logged: the whole process, heartbeats included, waits for it. */
+const SLOW_PERSIST_MS = 100;
 
 const noLog: NodeLogger = { debug() {}, info() {}, warn() {} };
 
@@ -647,9 +649,15 @@ export class RaftNode extends EventEmitter<RaftNodeEvents> {
 
   /** Write a Ready's snapshot, entries and hard state; fdatasync them if the Ready needs it. */
   private persist(rd: Ready): void {
+    const t0 = performance.now();
     if (rd.snapshot) this.disk.saveSnapshot(rd.snapshot);
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
       this.disk.save(rd.hardState, rd.entries, rd.snapshot, rd.mustSync);
+    }
+    const ms = performance.now() - t0;
+    // Nothing else of this process runs meanwhile (no heartbeats either): an operator must see it.
+    if (ms >= SLOW_PERSIST_MS) {
+      this.log.warn({ raft: this.id, ms: Math.round(ms), entries: rd.entries.length, sync: rd.mustSync }, 'raft: writing the log to disk was slow');
     }
   }
 
