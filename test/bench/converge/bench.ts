@@ -28,7 +28,7 @@
 // seen not ready (ListNodes, every 250 ms) are counted: during create/scale
 // any is spurious.
 //
-//   node dist/test/bench/converge/bench.js [--reps 3] [--quick] [--warmup 100] [--json] [--debug-logs] [--keep-logs] [--cpu-profile DIR]
+//   node dist/test/bench/converge/bench.js [--reps 3] [--quick] [--warmup 100] [--json] [--debug-logs] [--keep-logs] [--cpu-profile DIR] [--nice=N]
 //
 // --cpu-profile DIR: every shoald records a CPU profile, and each create/scale
 // step gets its own file per host: DIR/rep<r>/<host>.<n>.cpuprofile (the step's
@@ -55,11 +55,13 @@ const USAGE = `usage: node dist/test/bench/converge/bench.js [options]   (as roo
   --debug-logs       shoald at debug level; each step's milestones are printed
   --keep-logs        keep the labs' logs even when nothing failed
   --cpu-profile DIR  every shoald records CPU profiles, one file per step and host under DIR
+  --nice=N           shoald's CPU priority (shoald --nice; default: shoald's own default)
   -h, --help         this text`;
 
 const opts = benchOptions(USAGE, {
   reps: { type: 'string' }, quick: { type: 'boolean' }, warmup: { type: 'string' }, json: { type: 'boolean' },
   'debug-logs': { type: 'boolean' }, 'keep-logs': { type: 'boolean' }, 'cpu-profile': { type: 'string' },
+  nice: { type: 'string' },
 });
 
 const QUICK = !!opts.quick;
@@ -168,6 +170,7 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     daemonArgs: [
       ...(DEBUG ? ['--log-level', 'debug'] : []),
       ...(PROFILE_DIR ? ['--cpu-profile', path.join(path.resolve(PROFILE_DIR), `rep${i + 1}`, '{host}')] : []),
+      ...(opts.nice !== undefined ? ['--nice', opts.nice] : []),
     ],
   });
   let profiles = 0;
@@ -626,7 +629,7 @@ async function main(): Promise<void> {
   if (problems.length) throw new Error(problems.join('; '));
   const startLoad = loadavg();
   const startBusy = await machineBusy(3_000);
-  log(`${REPS} repetition(s)${QUICK ? ' (quick)' : ''}; sizes ${JSON.stringify(N)}; load average ${startLoad}; CPU ${startBusy.toFixed(0)} % busy`);
+  log(`${REPS} repetition(s)${QUICK ? ' (quick)' : ''}; sizes ${JSON.stringify(N)}; shoald --nice ${opts.nice ?? '(its default)'}; load average ${startLoad}; CPU ${startBusy.toFixed(0)} % busy`);
   const watcher = new NodeWatcher(250);
   watcher.start();
   const reps: Rep[] = [];
