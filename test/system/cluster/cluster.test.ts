@@ -10,6 +10,7 @@
 // Needs root and the lab's packages (and a build): without them the suite is
 // skipped with the reason printed; under CI=true it fails instead.
 import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -122,6 +123,13 @@ describe.skipIf(pre.skip)('cluster on lab hosts: join, failover, recovery, refus
     expect(leaders(ns)).toHaveLength(1);
     // Every manager gives the same answer (followers forward to the leader).
     for (const h of ['host2', 'host3']) expect(leaders(await c.nodes(h))).toEqual(leaders(ns));
+    // Each shoald runs above the containers (--nice default -10): its event loop, and its session's autogroup.
+    for (const h of MEMBERS) {
+      const pid = c.lab.hostState(h).pid!;
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]), `${h}: nice of shoald's main thread`).toBe(-10);
+      if (existsSync(`/proc/${pid}/autogroup`)) expect(readFileSync(`/proc/${pid}/autogroup`, 'utf8'), `${h}: shoald's autogroup`).toMatch(/ nice -10$/m);
+    }
   }, 120_000);
 
   it('a stranger is refused with a clear error: wrong secret, another cluster\'s CA, a rotated manager token', async () => {
