@@ -5,5 +5,5 @@
 # and all state. Anything else still inside a host's namespace is killed too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" -eq 0 ] || { echo "deploy/down.sh: needs root: run with sudo" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "deploy/down.sh: needs root: run it as root, or with sudo" >&2; exit 1; }
 node dist/deploy/lab/cli.js --lab "${SHOAL_LAB:-shoal}" down --purge --kill-stragglers

@@ -5,8 +5,8 @@
 # is preloaded into every host's containerd, and once the service commands
 # exist a demo service runs 6 replicas across the hosts. Installs what it needs
 # on a fresh Debian machine.
-#   sudo bash deploy/up.sh          # bring it up (idempotent: a rerun repairs, never duplicates)
-#   sudo bash deploy/down.sh        # tear it down
+#   bash deploy/up.sh          # as root: bring it up (idempotent: a rerun repairs, never duplicates)
+#   bash deploy/down.sh        # as root: tear it down
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAB="${SHOAL_LAB:-shoal}"
@@ -15,7 +15,7 @@ MANAGERS=3
 IMAGE=shoal.local/busybox:1
 IMAGE_TAR=/var/lib/shoal-images/busybox.tar
 
-[ "$(id -u)" -eq 0 ] || { echo "deploy/up.sh: needs root (network namespaces): run with sudo" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "deploy/up.sh: needs root (network namespaces): run it as root, or with sudo" >&2; exit 1; }
 need=""
 for cmd in ip:iproute2 nft:nftables nsenter:util-linux unshare:util-linux containerd:containerd containerd-shim-runc-v2:containerd runc:runc; do
   command -v "${cmd%%:*}" >/dev/null || need="$need ${cmd##*:}"
@@ -116,5 +116,5 @@ echo "    deploy/lab/shoal-lab --lab $LAB status"
 echo "    deploy/lab/shoal-lab --lab $LAB kill host1        # SIGKILL the first manager; ask another:"
 echo "    node dist/cli/shoal/main.js --socket $(sock host2) node ls"
 echo "    deploy/lab/shoal-lab --lab $LAB start host1"
-echo "Logs: /var/lib/shoal-lab/$LAB/<host>/daemon.log and containerd.log.  Tear down: sudo bash deploy/down.sh"
+echo "Logs: /var/lib/shoal-lab/$LAB/<host>/daemon.log and containerd.log.  Tear down (as root): bash deploy/down.sh"
 [ "$demo" = yes ] || echo "The service commands are not built yet (shoal service --help fails): no demo service runs."

@@ -17,7 +17,7 @@ APT_PACKAGES="${APT_PACKAGES:-iproute2 nftables util-linux hostname containerd r
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
-  if [ "$(id -u)" -ne 0 ]; then echo "ci.sh: installing$missing needs root (run with sudo)" >&2; exit 1; fi
+  if [ "$(id -u)" -ne 0 ]; then echo "ci.sh: installing$missing needs root (run it as root, or with sudo)" >&2; exit 1; fi
   step "apt-get install$missing"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing

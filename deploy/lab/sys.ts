@@ -73,7 +73,7 @@ export function checkPrerequisites(): Prerequisites {
 export function describePrerequisites(isRoot: boolean, missingCommands: string[]): Prerequisites {
   const missingPackages = [...new Set(REQUIRED_COMMANDS.filter(([c]) => missingCommands.includes(c)).map(([, p]) => p))];
   const problems: string[] = [];
-  if (!isRoot) problems.push('the lab needs root (network namespaces, veth links, nftables): run it with sudo');
+  if (!isRoot) problems.push('the lab needs root (network namespaces, veth links, nftables): run it as root, or with sudo');
   if (missingPackages.length > 0) {
     problems.push(
       `missing ${missingCommands.join(', ')} (Debian package${missingPackages.length > 1 ? 's' : ''} ${missingPackages.join(' ')}): ` +

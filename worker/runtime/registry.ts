@@ -80,7 +80,11 @@ export class RegistryClient {
       try {
         res = await fetch(url, { headers, redirect: 'follow', signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000) });
       } catch (e) {
-        throw new RegistryError(`${url}: ${(e as Error).cause ? ((e as Error).cause as Error).message : (e as Error).message}`);
+        const why = (e as Error).cause ? ((e as Error).cause as Error).message : (e as Error).message;
+        throw new RegistryError(
+          `cannot reach registry ${ref.domain} (GET ${url}: ${why}): check the image name and that this node can reach the registry, ` +
+          'or load the image onto the hosts with `shoal image load`',
+        );
       }
       if (res.status !== 401 || attempt > 0) return res;
       const challenge = res.headers.get('www-authenticate');

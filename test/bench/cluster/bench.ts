@@ -96,7 +96,7 @@ async function repetition(i: number): Promise<Record<string, number>> {
 }
 
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new Error('bench:cluster needs root (network namespaces): run with sudo');
+  if (process.getuid?.() !== 0) throw new Error('bench:cluster needs root (network namespaces): run it as root, or with sudo');
   const reps = intOption('reps', opts.reps, 5);
   const runs: Record<string, number>[] = [];
   for (let i = 0; i < reps; i++) {

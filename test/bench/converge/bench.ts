@@ -624,7 +624,7 @@ function memoryReport(reps: Rep[]): void {
 }
 
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new Error('bench:converge needs root (network namespaces, containerd): run with sudo');
+  if (process.getuid?.() !== 0) throw new Error('bench:converge needs root (network namespaces, containerd): run it as root, or with sudo');
   const problems = benchPrerequisites();
   if (problems.length) throw new Error(problems.join('; '));
   const startLoad = loadavg();

@@ -63,7 +63,7 @@ describe('Lab before up', () => {
 describe('prerequisite messages', () => {
   it.each([
     [true, [], []],
-    [false, [], ['the lab needs root (network namespaces, veth links, nftables): run it with sudo']],
+    [false, [], ['the lab needs root (network namespaces, veth links, nftables): run it as root, or with sudo']],
     [true, ['nft'], ['missing nft (Debian package nftables): apt-get install -y nftables']],
     [true, ['nsenter', 'unshare', 'ip'], ['missing nsenter, unshare, ip (Debian packages iproute2 util-linux): apt-get install -y iproute2 util-linux']],
   ])('root=%s missing=%j', (isRoot, missing, problems) => {

@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient, RegistryPuller, parseChallenge, type PullTarget } from '../../../worker/runtime/registry.js';
+import { RegistryClient, RegistryError, RegistryPuller, parseChallenge, type PullTarget } from '../../../worker/runtime/registry.js';
 import { parseRef } from '../../../worker/runtime/reference.js';
 import { ImageNotFoundError } from '../../../worker/runtime/runtime.js';
 import { buildImage, layerFiles, type BuiltImage } from '../../../deploy/images/oci-layout.js';
@@ -110,6 +110,17 @@ describe('registry client', () => {
     const err = await c.manifest(ref(), '2').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ImageNotFoundError);
     expect((err as Error).message).toContain(`${base.slice(7)}/shoal/web:1`);
+  });
+
+  it('a registry nobody answers for is named, with what to check', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const err = await new RegistryClient().manifest(parseRef(`127.0.0.1:${port}/shoal/web:1`), '1').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RegistryError);
+    expect((err as Error).message).toMatch(new RegExp(`^cannot reach registry 127\\.0\\.0\\.1:${port} \\(GET http://127\\.0\\.0\\.1:${port}/v2/shoal/web/manifests/1: .*ECONNREFUSED.*\\): check the image name`));
+    expect((err as Error).message).toContain('shoal image load');
   });
 
   it('a manifest fetched by digest must have that digest', async () => {
