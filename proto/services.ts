@@ -108,6 +108,8 @@ export const LocalService = {
   info: unary('Local', 'Info', c<InstanceType<Api['Empty']>>(api.Empty), c<InstanceType<Api['InfoResponse']>>(api.InfoResponse)),
   /** Loads an OCI image tarball into this host's runtime (hosts without a registry). */
   loadImage: unary('Local', 'LoadImage', c<M<'LoadImageRequest'>>(api.LoadImageRequest), c<M<'LoadImageResponse'>>(api.LoadImageResponse)),
+  /** The images in this host's runtime. */
+  listImages: unary('Local', 'ListImages', c<InstanceType<Api['Empty']>>(api.Empty), c<M<'ListImagesResponse'>>(api.ListImagesResponse)),
 };
 /* eslint-enable @typescript-eslint/no-explicit-any */
 

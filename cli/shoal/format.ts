@@ -56,3 +56,9 @@ export function ago(ms: number, now = Date.now()): string {
   else s = `${Math.floor(d / 3_600_000 / 24 / 365)} years`;
   return `${s} ago`;
 }
+
+/** A digest as a listing shows it: the algorithm and 12 hex digits, as docker shortens image IDs. */
+export function shortDigest(digest: string): string {
+  const m = /^([a-z0-9]+):([0-9a-f]+)$/.exec(digest);
+  return m ? `${m[1]}:${m[2]!.slice(0, 12)}` : digest;
+}

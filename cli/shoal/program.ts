@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { SHOAL_VERSION } from '../../proto/client.js';
 import { ControlService, LocalService, api, type Node } from '../../proto/services.js';
-import { ago, parseDuration, table, titleCase } from './format.js';
+import { ago, parseDuration, shortDigest, table, titleCase } from './format.js';
 import { UsageError, closeClients, rpc, useGlobalOpts, type GlobalOpts } from './rpc.js';
 import { registerServiceCommands } from './service.js';
 
@@ -194,6 +194,20 @@ image.command('load')
     if (!fs.existsSync(abs)) throw new UsageError(`no such file: ${tar}`);
     const res = await rpc(LocalService.loadImage, { path: abs, name: o.name ?? '' } as never, 300_000);
     for (const n of res.names ?? []) out(`Loaded image: ${n}`);
+  });
+
+image.command('ls')
+  .alias('list')
+  .description("List the images in this node's container runtime")
+  .option('-q, --quiet', 'only names')
+  .option('--no-trunc', 'do not shorten digests')
+  .addOption(new Option('--format <format>', 'table or json').choices(['table', 'json']).default('table'))
+  .action(async (o: { quiet?: boolean; trunc: boolean; format: string }) => {
+    const res = await rpc(LocalService.listImages, {} as never);
+    const images = (res.images ?? []).map((i) => ({ Name: i.name ?? '', Digest: i.digest ?? '' }));
+    if (o.quiet) return out(images.map((i) => i.Name).join('\n'));
+    if (o.format === 'json') return out(JSON.stringify(images, null, 2));
+    out(table(['NAME', 'DIGEST'], images.map((i) => [i.Name, o.trunc ? shortDigest(i.Digest) : i.Digest])));
   });
 
 // ---- node ----

@@ -190,6 +190,16 @@ export class Daemon {
           if (!this.tasks) rt.close();
         }
       }),
+      listImages: unaryHandler(async () => {
+        const rt = this.tasks?.runtime ?? await this.openRuntime();
+        try {
+          return { images: await rt.listImages() } as never;
+        } catch (e) {
+          throw new CallError(grpc.status.UNAVAILABLE, `cannot list the images of ${rt.endpoint}: ${(e as Error).message}`);
+        } finally {
+          if (!this.tasks) rt.close();
+        }
+      }),
     });
     server.addService(serviceDef(ControlService), this.controlHandlers(true));
     fs.rmSync(this.opts.socketPath, { force: true });

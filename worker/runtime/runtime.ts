@@ -129,6 +129,8 @@ export interface Runtime {
    * an unnamed single image. Returns what was registered.
    */
   loadImage(tarPath: string, name?: string): Promise<ImageInfo[]>;
+  /** The images present (named ones: a name each), sorted by name. */
+  listImages(): Promise<ImageInfo[]>;
   /** Create the container (not started). Throws ContainerExistsError if the id is taken. */
   create(spec: ContainerSpec): Promise<void>;
   /** Start the container's process; resolves with its host PID. */

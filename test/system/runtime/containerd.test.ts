@@ -93,7 +93,9 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     expect(loaded).toEqual([{ name: IMAGE, digest: img.manifest.digest }]);
     expect(await rt.loadImage(tarPath)).toEqual(loaded);
     expect(await rt.ensureImage(IMAGE)).toEqual({ name: IMAGE, digest: img.manifest.digest });
-    expect((await rt.listImages()).map((i) => i.name)).toContain(IMAGE);
+    const listed = await rt.listImages();
+    expect(listed).toContainEqual({ name: IMAGE, digest: img.manifest.digest });
+    expect(listed.map((i) => i.name)).toEqual([...listed.map((i) => i.name)].sort((a, b) => a.localeCompare(b)));
   });
 
   it('garbage collection keeps the loaded image (labels) and drops what nothing references', async () => {

@@ -76,6 +76,10 @@ describe.skipIf(problems.length > 0 && !inCI)('Docker runtime (private dockerd)'
     expect(loaded).toEqual([{ name: IMAGE, digest: img.manifest.digest }]);
     expect(await rt.loadImage(tarPath)).toEqual(loaded);
     expect(await rt.ensureImage(IMAGE)).toEqual({ name: IMAGE, digest: img.manifest.digest });
+    // Listed under its name with the manifest digest (the engine keeps none for a loaded image), in name order.
+    const listed = await rt.listImages();
+    expect(listed).toContainEqual({ name: IMAGE, digest: img.manifest.digest });
+    expect(listed.map((i) => i.name)).toEqual([...listed.map((i) => i.name)].sort((a, b) => a.localeCompare(b)));
     // The engine's image ID is the config digest: the image went in unchanged.
     const inEngine = JSON.parse((await engineGet(daemon.socket, `/images/${IMAGE}/json`)).body) as { Id: string };
     expect(inEngine.Id).toBe(img.config.digest);

@@ -117,6 +117,15 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
   step('pull from the local registry; a missing image is rejected with a clear error', async () => {
     await c.ok('host1', 'service', 'create', '--name', 'pulled', '--replicas', '2', '--init', c.registryImage!, 'sleep', '3600');
     await sc.waitContainers('2 pulled containers running', 'pulled', (p) => runningTotal(p) === 2);
+    // `image ls` on a host that ran one shows the pulled image beside the preloaded one, as containerd has them.
+    const puller = (await sc.tasks('pulled')).find((t) => t.Status.State === 'running')!;
+    const host = (await c.nodes('host1')).find((n) => n.ID === puller.NodeID)!.Description.Hostname;
+    const listed = JSON.parse(await c.ok(host, 'image', 'ls', '--format', 'json')) as Array<{ Name: string; Digest: string }>;
+    const inContainerd = await c.runtime(host).listImages();
+    expect(listed).toEqual(inContainerd.map((i) => ({ Name: i.name, Digest: i.digest })));
+    expect(listed.map((i) => i.Name)).toEqual(expect.arrayContaining([c.image, c.registryImage!]));
+    expect((await c.ok(host, 'image', 'ls', '-q')).trim().split('\n')).toEqual(listed.map((i) => i.Name));
+    expect(await c.ok(host, 'image', 'ls')).toMatch(/^NAME\s+DIGEST\n/);
     const r = await c.shoal('host1', 'service', 'create', '--name', 'ghost', `${c.registry}/nope:1`, 'sleep', '1');
     expect(r.code).not.toBe(0);
     const t = await waitFor('rejected', async () => (await sc.tasks('ghost')).find((x) => x.Status.State === 'rejected'), 30_000, 300);

@@ -125,6 +125,10 @@ export class FakeRuntime implements Runtime {
     return [];
   }
 
+  async listImages(): Promise<ImageInfo[]> {
+    return [...this.images].sort().map((name) => ({ name, digest: 'sha256:0' }));
+  }
+
   async create(spec: ContainerSpec): Promise<void> {
     const leave = await this.enter('create', spec.id);
     try {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ago, formatDuration, parseDuration, table } from '../../../cli/shoal/format.js';
+import { ago, formatDuration, parseDuration, table, shortDigest } from '../../../cli/shoal/format.js';
 
 describe('durations, as docker writes them', () => {
   it.each([
@@ -38,4 +38,13 @@ describe('how long ago, in docker\'s words', () => {
   ])('%i ms before now: %s', (d, words) => {
     expect(ago(now - d, now)).toBe(words);
   });
+});
+
+describe('digests in listings', () => {
+  it.each([
+    [`sha256:${'ab12'.repeat(16)}`, 'sha256:ab12ab12ab12'],
+    ['sha256:abc', 'sha256:abc'],
+    ['not-a-digest', 'not-a-digest'],
+    ['', ''],
+  ])('%s -> %s', (d, want) => expect(shortDigest(d)).toBe(want));
 });

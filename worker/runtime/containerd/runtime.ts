@@ -251,8 +251,8 @@ export class ContainerdRuntime implements Runtime {
     return this.images.loadOciTar(tarPath, name).finally(() => this.freshImages.clear());
   }
 
-  listImages(): Promise<ImageInfo[]> {
-    return this.images.listImages();
+  async listImages(): Promise<ImageInfo[]> {
+    return (await this.images.listImages()).sort((a, b) => a.name.localeCompare(b.name));
   }
 
   deleteImage(ref: string): Promise<void> {

@@ -363,6 +363,19 @@ export class DockerRuntime implements Runtime {
     return { name, digest: this.digestOf(name, img) };
   }
 
+  async listImages(): Promise<ImageInfo[]> {
+    const list = (await this.call('image list', () => this.docker.listImages())) as Array<ImageJSON & { RepoTags?: string[] | null }>;
+    const out: ImageInfo[] = [];
+    for (const img of list) {
+      for (const tag of img.RepoTags ?? []) {
+        if (tag === '<none>:<none>') continue;
+        const name = normalizeRef(tag);
+        out.push({ name, digest: this.digestOf(name, img) });
+      }
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
   async loadImage(tarPath: string, name?: string): Promise<ImageInfo[]> {
     const plan = await planLoad(tarPath, name);
     const body = saveArchive(plan);
