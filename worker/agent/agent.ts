@@ -78,12 +78,13 @@ export class Agent {
   private tlsKey = '';
   private stream: BeatStream | undefined;
   /**
-   * A second path to the leader, beaten on alongside the stream: through
-   * another manager (relayed) while the leader leaves a beat unanswered for a
-   * period, so the leader keeps hearing from this node if its own link is
-   * down; or straight to the leader while relayed, to go back once it answers.
+   * Other paths to the leader, beaten on alongside the stream: through every
+   * other manager in reach (relayed) while the leader leaves beats unanswered
+   * for a period and a half, so the leader keeps hearing from this node if its
+   * own link is down, even when a relay's is too; or straight to the leader
+   * while relayed, to go back once it answers.
    */
-  private backup: BeatStream | undefined;
+  private backups: BeatStream[] = [];
   /** Connections tried since the last answer or the last period's beat. */
   private hops = 0;
   /** Managers tried in turn when none is known to lead. */
@@ -116,7 +117,7 @@ export class Agent {
     if (this.timer) clearTimeout(this.timer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.dropStream();
-    this.dropStream(this.backup);
+    this.dropBackups();
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }
@@ -135,11 +136,12 @@ export class Agent {
     this.resetIfTlsChanged(tls);
     const now = Date.now();
     const timeoutMs = Math.max(2000, this.periodMs * 2);
-    const b = this.backup;
-    if (b && b.unanswered.length > 0 && now - b.unanswered[0]! > timeoutMs) {
-      // The leader still does not answer directly, or this relay does not: the next try goes elsewhere.
-      this.dropStream(b);
-      this.markOutOfReach(b.addr, now);
+    for (const b of [...this.backups]) {
+      if (b.unanswered.length > 0 && now - b.unanswered[0]! > timeoutMs) {
+        // The leader still does not answer directly, or this relay does not: the next try goes elsewhere.
+        this.dropStream(b);
+        this.markOutOfReach(b.addr, now);
+      }
     }
     const s = this.stream;
     if (s && s.unanswered.length > 0 && now - s.unanswered[0]! > timeoutMs) {
@@ -147,15 +149,15 @@ export class Agent {
       this.dropStream(s);
       this.failed(`no answer for ${now - s.unanswered[0]!} ms from ${s.addr}`);
       if (!s.via) this.markOutOfReach(s.addr, now);
-      const alt = this.backup;
-      if (alt && alt.answeredAt > 0) {
-        // The other path answers: it becomes the stream.
+      // The other path that answered last becomes the stream.
+      const alt = this.backups.filter((b) => b.answeredAt > 0).sort((a, b) => b.answeredAt - a.answeredAt)[0];
+      if (alt) {
         this.promote(alt);
       } else {
-        if (alt) {
+        for (const b of [...this.backups]) {
           // A relay that has not answered a beat in a period and a half is no better a way than the leader.
-          if (this.silent(alt, now)) this.markOutOfReach(alt.addr, now);
-          this.dropStream(alt);
+          if (this.silent(b, now)) this.markOutOfReach(b.addr, now);
+          this.dropStream(b);
         }
         this.target = this.nextInReach(s.addr);
         this.via = false;
@@ -164,12 +166,12 @@ export class Agent {
     const stream = this.stream ?? this.open(tls);
     if (!stream) return;
     // No answer for a period and a half: not a slow leader (its answers keep coming a period apart)
-    // but a path that carries nothing. The relayed beat then reaches the leader 2 periods after the
+    // but a path that carries nothing. The relayed beats then reach the leader 2 periods after the
     // last one that did, within its 3-period bound for marking the node down.
     const late = this.silent(stream, now);
     this.write(stream);
-    if (!this.backup) this.backup = this.openBackup(stream, late, tls);
-    if (this.backup) this.write(this.backup);
+    if (this.backups.length === 0) this.backups = this.openBackups(stream, late, tls);
+    for (const b of this.backups) this.write(b);
   }
 
   private write(stream: BeatStream): void {
@@ -184,25 +186,29 @@ export class Agent {
   }
 
   /**
-   * The second path, when one is wanted: relayed by another manager when the
-   * leader, beaten on directly, is silent (see silent()); straight
-   * to the leader when relayed and the leader's out-of-reach mark ran out.
+   * The other paths, when they are wanted: relayed by every other manager in
+   * reach when the leader, beaten on directly, is silent (see silent()), so a
+   * relay whose own link is down costs nothing; straight to the leader when
+   * relayed and the leader's out-of-reach mark ran out.
    */
-  private openBackup(stream: BeatStream, late: boolean, tls: TlsMaterial): BeatStream | undefined {
+  private openBackups(stream: BeatStream, late: boolean, tls: TlsMaterial): BeatStream[] {
     const leader = this.leaderAddr;
-    if (!leader) return undefined;
+    if (!leader) return [];
     if (!stream.via && late && stream.addr === leader) {
-      const relay = this.nextInReach(leader);
-      if (!relay || relay === leader) return undefined;
-      return this.connect(relay, true, tls);
+      const others = this.opts.managers().filter((a) => a !== '' && a !== leader);
+      const inReach = others.filter((a) => !this.outOfReach(a));
+      // All out of reach: try the next one anyway (as nextInReach does).
+      const relays = inReach.length > 0 ? inReach : others.slice(0, 1);
+      return relays.map((r) => this.connect(r, true, tls));
     }
-    if (stream.via && !this.outOfReach(leader)) return this.connect(leader, false, tls);
-    return undefined;
+    if (stream.via && !this.outOfReach(leader)) return [this.connect(leader, false, tls)];
+    return [];
   }
 
   private promote(alt: BeatStream): void {
     const old = this.stream;
-    this.backup = undefined;
+    this.backups = this.backups.filter((b) => b !== alt);
+    this.dropBackups();
     if (old && old !== alt) this.dropStream(old);
     this.stream = alt;
     this.target = alt.addr;
@@ -239,7 +245,7 @@ export class Agent {
   }
 
   private answered(stream: BeatStream, res: BeatResponse): void {
-    if (stream === this.backup) {
+    if (this.backups.includes(stream)) {
       stream.unanswered.shift();
       stream.answeredAt = this.lastOk = Date.now();
       // Straight to the leader works again: back to it. (A relayed backup waits: the leader may only be slow.)
@@ -249,8 +255,8 @@ export class Agent {
     if (this.stream !== stream) return;
     const sentAt = stream.unanswered.shift() ?? Date.now();
     stream.answeredAt = this.lastOk = Date.now();
-    // The leader answers (it was only slow): the relayed path is not needed.
-    if (this.backup?.via && !stream.via) this.dropStream(this.backup);
+    // The leader answers (it was only slow): the relayed paths are not needed.
+    if (!stream.via) for (const b of this.backups.filter((x) => x.via)) this.dropStream(b);
     this.hops = 0;
     this.target = stream.addr;
     this.via = stream.via;
@@ -272,8 +278,8 @@ export class Agent {
   }
 
   private ended(stream: BeatStream, err: grpc.ServiceError): void {
-    if (stream === this.backup) {
-      this.backup = undefined;
+    if (this.backups.includes(stream)) {
+      this.backups = this.backups.filter((b) => b !== stream);
       stream.call.removeAllListeners('data');
       return;
     }
@@ -349,11 +355,15 @@ export class Agent {
   /** End a stream of ours (the current one by default) without waiting for its answers. */
   private dropStream(s: BeatStream | undefined = this.stream): void {
     if (s === this.stream) this.stream = undefined;
-    if (s === this.backup) this.backup = undefined;
     if (!s) return;
+    this.backups = this.backups.filter((b) => b !== s);
     s.call.removeAllListeners('data');
     s.call.on('error', () => undefined); // the cancel's own error is expected
     s.call.cancel();
+  }
+
+  private dropBackups(): void {
+    for (const b of [...this.backups]) this.dropStream(b);
   }
 
   private resetIfTlsChanged(tls: TlsMaterial): void {
@@ -361,7 +371,7 @@ export class Agent {
     if (key === this.tlsKey) return;
     this.tlsKey = key;
     this.dropStream();
-    this.dropStream(this.backup);
+    this.dropBackups();
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }
