@@ -19,7 +19,7 @@ import { onCleanup } from '../lib/proc.js';
 import { printJson, printTable } from '../lib/table.js';
 import { BenchCluster, benchPrerequisites } from '../converge/cluster.js';
 import { ControlDriver } from '../converge/control.js';
-import { byService, diffLogs, pollContainers, scanLogs, sleep, type LogCounts } from '../converge/observe.js';
+import { byService, diffLogs, logText, pollContainers, scanLogs, sleep, type LogCounts } from '../converge/observe.js';
 
 const USAGE = `usage: node dist/test/bench/churn/bench.js [options]   (as root; one lab per priority)
   --cycles N      create + rm cycles per lab (default 3)
@@ -80,12 +80,7 @@ const minus = (a: Sched, b: Sched): Sched => ({
 function lateAndSlow(files: string[]): { late: number; maxLateMs: number; slowWrites: number; maxWriteMs: number } {
   const out = { late: 0, maxLateMs: 0, slowWrites: 0, maxWriteMs: 0 };
   for (const f of files) {
-    let text = '';
-    try {
-      text = readFileSync(f, 'utf8');
-    } catch {
-      continue;
-    }
+    const text = logText(f);
     for (const line of text.split('\n')) {
       if (line.includes('did not run on time')) {
         out.late++;

@@ -2,7 +2,7 @@
 // shoald runs with --log-level debug): the leader's orchestration passes and
 // each agent's task state changes (`task runner: task state`, one line per
 // state a task reaches, stamped by pino in ms), placed on the step's clock.
-import { readFileSync } from 'node:fs';
+import { logText } from './observe.js';
 
 interface Line {
   time: number;
@@ -37,12 +37,7 @@ export interface Breakdown {
 export function readLines(files: Record<string, string>, from: number, to: number): Line[] {
   const out: Line[] = [];
   for (const [host, f] of Object.entries(files)) {
-    let text = '';
-    try {
-      text = readFileSync(f, 'utf8');
-    } catch {
-      continue;
-    }
+    const text = logText(f);
     for (const raw of text.split('\n')) {
       if (!raw.startsWith('{')) continue;
       try {

@@ -237,6 +237,15 @@ export class NodeWatcher {
 
 // ---- daemon logs ------------------------------------------------------------------------------
 
+/** A log file's text; '' when it is not there (a host whose daemon never started). */
+export function logText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 export interface LogCounts {
   /** `became leader at term N` lines, all hosts. */
   leaders: number;
@@ -253,12 +262,7 @@ export interface LogCounts {
 export function scanLogs(files: string[]): LogCounts {
   const out: LogCounts = { leaders: 0, preCandidates: 0, candidates: 0, markedDown: 0, maxTerm: 0 };
   for (const f of files) {
-    let text = '';
-    try {
-      text = readFileSync(f, 'utf8');
-    } catch {
-      continue;
-    }
+    const text = logText(f);
     for (const m of text.matchAll(/became (leader|pre-candidate|candidate) at term (\d+)/g)) {
       if (m[1] === 'leader') out.leaders++;
       else if (m[1] === 'candidate') out.candidates++;
@@ -292,12 +296,7 @@ const EVENT_RE = /became (leader|candidate|pre-candidate)|stepped down|node mark
 export function logEvents(files: Record<string, string>, from: number, to: number): LogEvent[] {
   const out: LogEvent[] = [];
   for (const [host, f] of Object.entries(files)) {
-    let text = '';
-    try {
-      text = readFileSync(f, 'utf8');
-    } catch {
-      continue;
-    }
+    const text = logText(f);
     for (const raw of text.split('\n')) {
       if (!raw.startsWith('{') || !EVENT_RE.test(raw)) continue;
       try {
