@@ -16,6 +16,12 @@ describe('spread over the least-loaded nodes', () => {
       want: { n2: 3, n3: 3 },
     },
     {
+      name: 'a node back empty fills up first: 4+4+4+4+0 then 9 new = 5 each',
+      nodes: [...['n1', 'n2', 'n3', 'n4'].map((id) => node({ id, tasksByService: { web: 4 } })), node({ id: 'n5' })],
+      tasks: tasks('web', 9),
+      want: { n1: 1, n2: 1, n3: 1, n4: 1, n5: 5 },
+    },
+    {
       name: 'then total load: busy nodes get the same service count but later',
       nodes: [node({ id: 'n1', tasksByService: { db: 5 } }), node({ id: 'n2', tasksByService: { db: 1 } }), node({ id: 'n3' })],
       tasks: tasks('web', 4),
