@@ -20,6 +20,8 @@ export class Dispatcher {
   private readonly lastSeen = new Map<string, number>();
   /** When each node's last heartbeat of its own (not relayed) came: a relayed one within 1.5 periods of it is the leader only being slow. */
   private readonly lastDirect = new Map<string, number>();
+  /** The manager each relayed node's status note names, and when it last relayed a beat of it. */
+  private readonly namedRelay = new Map<string, { by: string; at: number }>();
   private leaderSince = 0;
 
   constructor(private readonly m: Manager) {}
@@ -82,8 +84,14 @@ export class Dispatcher {
    * cli/shoald/relay.ts): an operator should know. '' once they come directly.
    */
   private relayNote(nodeId: string, relayedBy: string, now: number): string {
-    if (!relayedBy || now - (this.lastDirect.get(nodeId) ?? 0) <= this.periodMs() * 1.5) return '';
-    const via = this.m.store.view((r) => r.get(nodesTable, relayedBy))?.description?.hostname || relayedBy;
+    const period = this.periodMs();
+    if (!relayedBy || now - (this.lastDirect.get(nodeId) ?? 0) <= period * 1.5) return '';
+    // While the agent hedges through several managers, the note keeps naming one of them (each
+    // change of the note is a store write): the one named stays while it relays at all.
+    const named = this.namedRelay.get(nodeId);
+    if (!named || named.by === relayedBy || now - named.at > period * 1.5) this.namedRelay.set(nodeId, { by: relayedBy, at: now });
+    const by = this.namedRelay.get(nodeId)!.by;
+    const via = this.m.store.view((r) => r.get(nodesTable, by))?.description?.hostname || by;
     return `reached through manager ${via}: no direct connection to the leader`;
   }
 

@@ -71,6 +71,29 @@ describe('leader loops of a manager', () => {
     expect(message()).toBe('');
   });
 
+  it('a node relayed by two managers at once (the agent\'s hedge) keeps one named in its note, with no write per beat; the other is named once the first stops', async () => {
+    await t.addNode('rl2', {});
+    await t.addNode('relaya', { role: ROLE.manager });
+    await t.addNode('relayb', { role: ROLE.manager });
+    const id = { nodeId: 'rl2', role: 'worker' } as CertIdentity;
+    const stored = () => t.m.store.view((r) => r.get(nodesTable, 'rl2'))!;
+    await t.m.dispatcher.heartbeat(id, null, '127.0.0.2');
+    await sleep(1_600);
+    await t.m.dispatcher.heartbeat(id, null, '127.0.0.2', '', 'relaya');
+    expect(stored().status?.message).toBe('reached through manager relaya: no direct connection to the leader');
+    const written = Number(stored().meta?.version);
+    for (let i = 0; i < 4; i++) {
+      await t.m.dispatcher.heartbeat(id, null, '127.0.0.2', '', 'relayb');
+      await t.m.dispatcher.heartbeat(id, null, '127.0.0.2', '', 'relaya');
+    }
+    expect(stored().status?.message).toContain('relaya');
+    expect(Number(stored().meta?.version)).toBe(written);
+    // relaya gave out (dropped by the agent): after 1.5 periods of relayb alone, the note names relayb.
+    await sleep(1_600);
+    await t.m.dispatcher.heartbeat(id, null, '127.0.0.2', '', 'relayb');
+    expect(stored().status?.message).toBe('reached through manager relayb: no direct connection to the leader');
+  });
+
   it('a heartbeat\'s description reaches the store when anything in it changed (an upgrade), and costs no write when not', async () => {
     await t.addNode('up1', {});
     const id = { nodeId: 'up1', role: 'worker' } as CertIdentity;
