@@ -8,8 +8,10 @@
 //
 // With the kernel's autogroups on (the default of most distributions), the
 // scheduler first shares the CPU between sessions, and a thread's nice value
-// only ranks it within its own session: so when shoald leads its session (a
-// service manager or the lab starts it so), the session's nice is set too.
+// only ranks it within its own session: so when shoald leads its session (the
+// lab starts it so), the session's nice is set too. Autogroups apply only in
+// the root CPU cgroup: in a cgroup of its own (a systemd unit with the cpu
+// controller on), the cgroup's weight (CPUWeight=) is what ranks shoald.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 
