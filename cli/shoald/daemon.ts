@@ -179,27 +179,14 @@ export class Daemon {
       join: unaryHandler((c) => this.join(c.request)),
       leave: unaryHandler((c) => this.leave(c.request.force)),
       info: unaryHandler(() => this.info()),
-      loadImage: unaryHandler(async (c) => {
-        const rt = this.tasks?.runtime ?? await this.openRuntime();
-        try {
-          const imgs = await rt.loadImage(c.request.path, c.request.name || undefined);
-          return { names: imgs.map((i) => i.name) } as never;
-        } catch (e) {
-          throw new CallError(grpc.status.INVALID_ARGUMENT, `cannot load ${c.request.path}: ${(e as Error).message}`);
-        } finally {
-          if (!this.tasks) rt.close();
-        }
-      }),
-      listImages: unaryHandler(async () => {
-        const rt = this.tasks?.runtime ?? await this.openRuntime();
-        try {
-          return { images: await rt.listImages() } as never;
-        } catch (e) {
-          throw new CallError(grpc.status.UNAVAILABLE, `cannot list the images of ${rt.endpoint}: ${(e as Error).message}`);
-        } finally {
-          if (!this.tasks) rt.close();
-        }
-      }),
+      loadImage: unaryHandler((c) => this.withRuntime(
+        async (rt) => ({ names: (await rt.loadImage(c.request.path, c.request.name || undefined)).map((i) => i.name) }) as never,
+        (rt, e) => new CallError(grpc.status.INVALID_ARGUMENT, `cannot load ${c.request.path}: ${e.message}`),
+      )),
+      listImages: unaryHandler(() => this.withRuntime(
+        async (rt) => ({ images: await rt.listImages() }) as never,
+        (rt, e) => new CallError(grpc.status.UNAVAILABLE, `cannot list the images of ${rt.endpoint}: ${e.message}`),
+      )),
     });
     server.addService(serviceDef(ControlService), this.controlHandlers(true));
     fs.rmSync(this.opts.socketPath, { force: true });
@@ -271,6 +258,18 @@ export class Daemon {
     });
     health.start();
     this.tasks = { runtime, runner, session, health };
+  }
+
+  /** Runs f on the task runner's runtime, or on one opened for the call (before the node has tasks); its errors go through refuse. */
+  private async withRuntime<T>(f: (rt: Runtime) => Promise<T>, refuse: (rt: Runtime, e: Error) => Error): Promise<T> {
+    const rt = this.tasks?.runtime ?? await this.openRuntime();
+    try {
+      return await f(rt);
+    } catch (e) {
+      throw refuse(rt, e as Error);
+    } finally {
+      if (!this.tasks) rt.close();
+    }
   }
 
   private async openRuntime(): Promise<Runtime> {
