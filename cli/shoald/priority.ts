@@ -62,16 +62,30 @@ export function applyNice(nice: number, proc = '/proc/self'): NiceResult {
     }
   }
   let autogroup = false;
-  if (leadsSession(proc)) {
+  if (leadsSession(proc) && inAutogroupOfItsOwn(proc)) {
     try {
       writeFileSync(`${proc}/autogroup`, String(nice));
       autogroup = true;
     } catch (e) {
-      // ENOENT: a kernel without autogroups, where thread nice values are what counts.
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') error ??= `autogroup: ${(e as Error).message}`;
+      error ??= `autogroup: ${(e as Error).message}`;
     }
   }
   return { threads, autogroup, error };
+}
+
+/**
+ * Whether the process has an autogroup that can be set. The file is missing on
+ * a kernel without autogroups, and empty for the kernel's default autogroup
+ * (the root group, whose weight cannot change): a session leader that never
+ * called setsid, such as PID 1 in a container. Thread nice values are then
+ * what counts.
+ */
+function inAutogroupOfItsOwn(proc: string): boolean {
+  try {
+    return /^\/autogroup-\d+ /.test(readFileSync(`${proc}/autogroup`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 /** Whether this process leads its session (field 6 of /proc/<pid>/stat is the session id). */

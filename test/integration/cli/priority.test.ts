@@ -3,10 +3,11 @@
 // service manager start shoald). Raising priority needs root; lowering it does
 // not, so the unprivileged cases use a positive value. Needs a build (dist/).
 import { spawn, execFile } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { autogroupNice, threadNices } from '../../support/sched.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const PRIORITY = path.join(repo, 'dist/cli/shoald/priority.js');
@@ -41,16 +42,6 @@ async function applied(nice: number, ownSession: boolean): Promise<{ pid: number
   });
   return { pid: child.pid!, result: JSON.parse(line) };
 }
-
-/** Field 19 of /proc/<pid>/task/<tid>/stat, for each thread. */
-function threadNices(pid: number): number[] {
-  return readdirSync(`/proc/${pid}/task`).map((tid) => {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-  });
-}
-
-const autogroupNice = (pid: number): number => Number(/nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'))![1]);
 
 describe.skipIf(!built && process.env.CI !== 'true')('shoald --nice on a real process', () => {
   it('sets every thread, and the autogroup of the session it leads', async () => {
