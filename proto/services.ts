@@ -110,6 +110,8 @@ export const LocalService = {
   loadImage: unary('Local', 'LoadImage', c<M<'LoadImageRequest'>>(api.LoadImageRequest), c<M<'LoadImageResponse'>>(api.LoadImageResponse)),
   /** The images in this host's runtime. */
   listImages: unary('Local', 'ListImages', c<InstanceType<Api['Empty']>>(api.Empty), c<M<'ListImagesResponse'>>(api.ListImagesResponse)),
+  /** Removes an image's name from this host's runtime (refused while containers of this host use it, unless forced). */
+  removeImage: unary('Local', 'RemoveImage', c<M<'RemoveImageRequest'>>(api.RemoveImageRequest), c<M<'RemoveImageResponse'>>(api.RemoveImageResponse)),
 };
 /* eslint-enable @typescript-eslint/no-explicit-any */
 

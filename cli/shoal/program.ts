@@ -6,6 +6,7 @@ import { SHOAL_VERSION } from '../../proto/client.js';
 import { ControlService, LocalService, api, type Node } from '../../proto/services.js';
 import { ago, parseDuration, shortDigest, table, titleCase } from './format.js';
 import { UsageError, closeClients, rpc, useGlobalOpts, type GlobalOpts } from './rpc.js';
+import { failOne, out } from './output.js';
 import { registerServiceCommands } from './service.js';
 
 const DEFAULT_SOCKET = process.env.SHOAL_SOCKET ?? '/var/lib/shoal/shoald.sock';
@@ -52,10 +53,6 @@ function nodeView(n: Node) {
     } : undefined,
     Certificate: n.certificate ? { NotAfter: new Date(Number(n.certificate.notAfter)).toISOString(), Serial: n.certificate.serial } : undefined,
   };
-}
-
-function out(s: string): void {
-  process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
 }
 
 function parseKv(list: string[], flag: string): Record<string, string> {
@@ -208,6 +205,22 @@ image.command('ls')
     if (o.quiet) return out(images.map((i) => i.Name).join('\n'));
     if (o.format === 'json') return out(JSON.stringify(images, null, 2));
     out(table(['NAME', 'DIGEST'], images.map((i) => [i.Name, o.trunc ? shortDigest(i.Digest) : i.Digest])));
+  });
+
+image.command('rm')
+  .alias('remove')
+  .description("Remove images from this node's container runtime")
+  .argument('<image...>', 'image names, as `shoal image ls` shows them or short (busybox)')
+  .option('-f, --force', 'remove even when containers of this node were made from it (they keep running)')
+  .action(async (names: string[], o: { force?: boolean }) => {
+    for (const name of names) {
+      try {
+        const res = await rpc(LocalService.removeImage, { name, force: !!o.force } as never);
+        out(`Untagged: ${res.name}`);
+      } catch (e) {
+        failOne((e as Error).message);
+      }
+    }
   });
 
 // ---- node ----

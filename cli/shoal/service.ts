@@ -8,22 +8,13 @@ import { ControlService, LocalService, api, plain, type Service } from '../../pr
 import { parseDuration, table } from './format.js';
 import { waitForConvergence } from './progress.js';
 import { RpcError, UsageError, rpc, stream } from './rpc.js';
+import { failOne, out } from './output.js';
 import { FlagError, buildServiceSpec, parseScaleArgs, randomName, scaleSpec, type CreateFlags } from './serviceflags.js';
 import {
   LS_HEADERS, PS_HEADERS, desiredStateFilter, parsePsFilters, prettyService, serviceRows, serviceView, taskRows, taskView, truncId,
 } from './views.js';
 
 type Task = shoal.api.Task.$Properties;
-
-function out(s: string): void {
-  process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
-}
-
-/** An error about one of several objects: said now, and the command exits 1 at the end. */
-function failOne(msg: string): void {
-  process.stderr.write(`Error: ${msg}\n`);
-  process.exitCode = 1;
-}
 
 // Repeatable flags; no default, so that help does not print "(default: [])".
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];

@@ -30,7 +30,8 @@ import { WorkerSession } from '../../worker/agent/session.js';
 import { TaskRunner } from '../../worker/agent/tasks.js';
 import { ContainerdRuntime } from '../../worker/runtime/containerd/runtime.js';
 import { RegistryPuller } from '../../worker/runtime/registry.js';
-import type { Runtime } from '../../worker/runtime/runtime.js';
+import { ImageInUseError, ImageNotFoundError, type Runtime } from '../../worker/runtime/runtime.js';
+import { parseRef } from '../../worker/runtime/reference.js';
 import { RELAY_META, callLeader, elsewhereMetadata, managerClient, triesElsewhere } from '../../proto/client.js';
 import { streamServiceLogs } from '../../manager/controlapi/logs.js';
 import {
@@ -187,6 +188,20 @@ export class Daemon {
         async (rt) => ({ images: await rt.listImages() }) as never,
         (rt, e) => new CallError(grpc.status.UNAVAILABLE, `cannot list the images of ${rt.endpoint}: ${e.message}`),
       )),
+      removeImage: unaryHandler(async (c) => {
+        const { name, force } = c.request;
+        try {
+          parseRef(name);
+        } catch (e) {
+          throw new CallError(grpc.status.INVALID_ARGUMENT, `${(e as Error).message}: give the image's name as \`shoal image ls\` shows it`);
+        }
+        return this.withRuntime(
+          async (rt) => (await rt.removeImage(name, { force })) as never,
+          (rt, e) => e instanceof ImageNotFoundError ? new CallError(grpc.status.NOT_FOUND, e.message)
+            : e instanceof ImageInUseError ? new CallError(grpc.status.FAILED_PRECONDITION, e.message)
+              : new CallError(grpc.status.UNAVAILABLE, `cannot remove image ${name} from ${rt.endpoint}: ${e.message}`),
+        );
+      }),
     });
     server.addService(serviceDef(ControlService), this.controlHandlers(true));
     fs.rmSync(this.opts.socketPath, { force: true });

@@ -6,6 +6,8 @@
 // the caller's labels, so that after a restart the agent can list what runs
 // on the node and adopt it again instead of starting duplicates.
 
+import { normalizeRef } from './reference.js';
+
 export interface BindMount {
   type: 'bind';
   /** Absolute host path. */
@@ -131,6 +133,13 @@ export interface Runtime {
   loadImage(tarPath: string, name?: string): Promise<ImageInfo[]>;
   /** The images present (named ones: a name each), sorted by name. */
   listImages(): Promise<ImageInfo[]>;
+  /**
+   * Remove the image's name from the runtime (its content goes once nothing
+   * else names it). Throws ImageNotFoundError when there is no such image, and
+   * ImageInUseError when a container of shoal's namespace was made from it,
+   * unless `force` (the container keeps running: its rootfs is its own).
+   */
+  removeImage(ref: string, opts?: { force?: boolean }): Promise<ImageInfo>;
   /** Create the container (not started). Throws ContainerExistsError if the id is taken. */
   create(spec: ContainerSpec): Promise<void>;
   /** Start the container's process; resolves with its host PID. */
@@ -163,6 +172,32 @@ export class ImageNotFoundError extends Error {
     super(`image ${image} not found${detail ? `: ${detail}` : ''}`);
     this.name = 'ImageNotFoundError';
   }
+}
+
+export class ImageInUseError extends Error {
+  constructor(
+    readonly image: string,
+    readonly containers: string[],
+  ) {
+    const shown = containers.slice(0, 3).join(', ') + (containers.length > 3 ? ` and ${containers.length - 3} more` : '');
+    super(
+      `image ${image} is in use by ${containers.length} container(s) on this node (${shown}): ` +
+        'remove the services or tasks that run it first, or use --force (the containers keep running)',
+    );
+    this.name = 'ImageInUseError';
+  }
+}
+
+/** Ids of the containers made from the image (names compared normalized: containers may hold the reference as given). */
+export function containersOfImage(containers: ContainerInfo[], name: string): string[] {
+  const same = (ref: string): boolean => {
+    try {
+      return normalizeRef(ref) === name;
+    } catch {
+      return false;
+    }
+  };
+  return containers.filter((c) => same(c.image)).map((c) => c.id).sort();
 }
 
 export class ContainerNotFoundError extends Error {

@@ -130,7 +130,19 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     expect(r.code).not.toBe(0);
     const t = await waitFor('rejected', async () => (await sc.tasks('ghost')).find((x) => x.Status.State === 'rejected'), 30_000, 300);
     expect(t.Status.Err).toMatch(/nope:1.*not found|not found.*nope/i);
+    // `image rm` refuses while the task's container runs from it, and says how to go on.
+    const inUse = await c.shoal(host, 'image', 'rm', c.registryImage!);
+    expect(inUse.code).not.toBe(0);
+    expect(inUse.stderr).toMatch(/in use by 1 container\(s\) on this node .*--force/);
     await c.ok('host1', 'service', 'rm', 'pulled', 'ghost');
+    await sc.waitContainers(`pulled's container gone from ${host}`, 'pulled', (p) => p[host]!.all === 0, 60_000, [host]);
+    expect(await c.ok(host, 'image', 'rm', c.registryImage!)).toBe(`Untagged: ${c.registryImage!}\n`);
+    expect((await c.runtime(host).listImages()).map((i) => i.name)).toEqual(listed.map((i) => i.Name).filter((n) => n !== c.registryImage));
+    // Several names: each is tried, each failure said, and the command fails.
+    const gone = await c.shoal(host, 'image', 'rm', c.registryImage!, 'Bad//Ref');
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toContain(`image ${c.registryImage!} not found`);
+    expect(gone.stderr).toMatch(/invalid image reference "Bad\/\/Ref"/);
   });
 
   step('a global service follows a node draining and a node joining', async () => {

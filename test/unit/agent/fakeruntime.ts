@@ -129,6 +129,11 @@ export class FakeRuntime implements Runtime {
     return [...this.images].sort().map((name) => ({ name, digest: 'sha256:0' }));
   }
 
+  async removeImage(ref: string): Promise<ImageInfo> {
+    if (!this.images.delete(ref)) throw new ImageNotFoundError(ref, 'not in the fake runtime');
+    return { name: ref, digest: 'sha256:0' };
+  }
+
   async create(spec: ContainerSpec): Promise<void> {
     const leave = await this.enter('create', spec.id);
     try {

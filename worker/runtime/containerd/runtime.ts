@@ -19,7 +19,9 @@ import {
   ContainerExistsError,
   ContainerNotFoundError,
   DEFAULT_STOP_GRACE_MS,
+  ImageInUseError,
   ImageNotFoundError,
+  containersOfImage,
   type ContainerInfo,
   type ContainerSpec,
   type ContainerState,
@@ -255,9 +257,17 @@ export class ContainerdRuntime implements Runtime {
     return (await this.images.listImages()).sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  deleteImage(ref: string): Promise<void> {
-    this.freshImages.delete(normalizeRef(ref));
-    return this.images.deleteImage(normalizeRef(ref));
+  async removeImage(ref: string, opts: { force?: boolean } = {}): Promise<ImageInfo> {
+    const name = normalizeRef(ref);
+    const img = await this.images.getImage(name);
+    if (!img) throw new ImageNotFoundError(ref, `no image named ${name} in containerd namespace "${this.client.namespace}"`);
+    if (!opts.force) {
+      const users = containersOfImage(await this.list(), name);
+      if (users.length) throw new ImageInUseError(name, users);
+    }
+    this.freshImages.delete(name);
+    await this.images.deleteImage(name);
+    return { name, digest: img.target.digest };
   }
 
   // --- containers -----------------------------------------------------------------------------

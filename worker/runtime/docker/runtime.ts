@@ -19,7 +19,9 @@ import {
   ContainerExistsError,
   ContainerNotFoundError,
   DEFAULT_STOP_GRACE_MS,
+  ImageInUseError,
   ImageNotFoundError,
+  containersOfImage,
   type ContainerInfo,
   type ContainerSpec,
   type ContainerState,
@@ -374,6 +376,26 @@ export class DockerRuntime implements Runtime {
       }
     }
     return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async removeImage(ref: string, opts: { force?: boolean } = {}): Promise<ImageInfo> {
+    const name = normalizeRef(ref);
+    const img = await this.imageJSON(name);
+    if (!img) throw new ImageNotFoundError(ref, `no image named ${name} in the Docker Engine`);
+    if (!opts.force) {
+      const users = containersOfImage(await this.list(), name);
+      if (users.length) throw new ImageInUseError(name, users);
+    }
+    const info = { name, digest: this.digestOf(name, img) };
+    // The engine untags the name; the image's layers go with its last name. It refuses
+    // (409) while a container outside shoal's namespace uses it, unless forced.
+    await this.call(`remove image ${name}`, () => this.docker.getImage(name).remove({ force: !!opts.force }));
+    const records = this.loadedRecords();
+    if (records[name]) {
+      delete records[name];
+      await this.saveLoaded();
+    }
+    return info;
   }
 
   async loadImage(tarPath: string, name?: string): Promise<ImageInfo[]> {
