@@ -6,6 +6,7 @@ import { SHOAL_VERSION } from '../../proto/client.js';
 import { ControlService, LocalService, api, type Node } from '../../proto/services.js';
 import { ago, parseDuration, shortDigest, table, titleCase } from './format.js';
 import { UsageError, closeClients, rpc, useGlobalOpts, type GlobalOpts } from './rpc.js';
+import { NODE_FILTERS, filterUsage, parseFilters } from './filters.js';
 import { failOne, out } from './output.js';
 import { registerServiceCommands } from './service.js';
 
@@ -66,7 +67,7 @@ function parseKv(list: string[], flag: string): Record<string, string> {
   return o;
 }
 
-const collect = (v: string, prev: string[]) => [...prev, v];
+const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
 const program = new Command()
   .name('shoal')
@@ -230,11 +231,13 @@ node.command('ls')
   .alias('list')
   .description('List nodes')
   .option('-q, --quiet', 'only IDs')
+  .option('-f, --filter <filter>', `Filter output based on conditions provided: ${filterUsage(NODE_FILTERS)} (repeatable)`, collect)
   .addOption(new Option('--format <format>', 'table or json').choices(['table', 'json']).default('table'))
-  .action(async (o: { quiet?: boolean; format: string }) => {
+  .action(async (o: { quiet?: boolean; filter?: string[]; format: string }) => {
+    const { keep } = parseFilters(o.filter ?? [], NODE_FILTERS);
     const remote = !!program.opts<GlobalOpts>().host;
     const [list, info] = await Promise.all([rpc(ControlService.listNodes, {} as never), remote ? Promise.resolve({ nodeId: '' }) : rpc(LocalService.info, {} as never)]);
-    const nodes = (list.nodes ?? []) as Node[];
+    const nodes = ((list.nodes ?? []) as Node[]).filter(keep);
     const sorted = [...nodes].sort((a, b) => (a.description?.hostname ?? '').localeCompare(b.description?.hostname ?? '') || a.id.localeCompare(b.id));
     if (o.quiet) return out(sorted.map((n) => n.id).join('\n'));
     if (o.format === 'json') return out(JSON.stringify(sorted.map(nodeView), null, 2));

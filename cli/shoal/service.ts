@@ -9,9 +9,10 @@ import { parseDuration, table } from './format.js';
 import { waitForConvergence } from './progress.js';
 import { RpcError, UsageError, rpc, stream } from './rpc.js';
 import { failOne, out } from './output.js';
+import { SERVICE_FILTERS, TASK_FILTER_KEYS, filterUsage, parseFilters, taskFilters } from './filters.js';
 import { FlagError, buildServiceSpec, parseScaleArgs, randomName, scaleSpec, type CreateFlags } from './serviceflags.js';
 import {
-  LS_HEADERS, PS_HEADERS, desiredStateFilter, parsePsFilters, prettyService, serviceRows, serviceView, taskRows, taskView, truncId,
+  LS_HEADERS, PS_HEADERS, prettyService, serviceRows, serviceView, taskRows, taskView, truncId,
 } from './views.js';
 
 type Task = shoal.api.Task.$Properties;
@@ -70,23 +71,23 @@ interface PsFlags { trunc: boolean; filter?: string[]; format: string; quiet?: b
 function psOptions(c: Command): Command {
   return c
     .option('--no-trunc', 'Do not truncate output')
-    .option('-f, --filter <filter>', 'Filter output based on conditions provided: desired-state=running|shutdown|accepted (repeatable)', collect)
+    .option('-f, --filter <filter>', `Filter output based on conditions provided: ${filterUsage(TASK_FILTER_KEYS)} (repeatable)`, collect)
     .addOption(new Option('--format <format>', 'table or json').choices(['table', 'json']).default('table'))
     .option('-q, --quiet', 'Only display task IDs');
 }
 
 async function printTasks(tasks: Task[], o: PsFlags): Promise<void> {
-  const keep = desiredStateFilter(parsePsFilters(o.filter ?? []));
-  const shown = tasks.filter(keep);
+  const names = await hostnames();
+  const shown = tasks.filter(parseFilters(o.filter ?? [], taskFilters(names)).keep);
   const noTrunc = !o.trunc;
   if (o.quiet) return out(shown.map((t) => truncId(t.id ?? '', noTrunc)).join('\n'));
   if (o.format === 'json') return out(JSON.stringify(shown.map(taskView), null, 2));
-  out(table(PS_HEADERS, taskRows(shown, { hostnames: await hostnames(), noTrunc })));
+  out(table(PS_HEADERS, taskRows(shown, { hostnames: names, noTrunc })));
 }
 
-/** Only running ones asked for: let the server filter (it keeps the history otherwise). */
+/** Only running ones asked for: let the server filter (it keeps the history otherwise). Refuses a bad filter before any call. */
 const onlyRunning = (filters: string[] = []) => {
-  const v = parsePsFilters(filters);
+  const v = parseFilters(filters, TASK_FILTER_KEYS).values.get('desired-state') ?? [];
   return v.length > 0 && v.every((x) => x === 'running');
 };
 
@@ -172,10 +173,12 @@ export function registerServiceCommands(program: Command, node: Command): void {
     .alias('list')
     .description('List services')
     .option('-q, --quiet', 'Only display IDs')
+    .option('-f, --filter <filter>', `Filter output based on conditions provided: ${filterUsage(SERVICE_FILTERS)} (repeatable)`, collect)
     .addOption(new Option('--format <format>', 'table or json').choices(['table', 'json']).default('table'))
-    .action(async (o: { quiet?: boolean; format: string }) => {
+    .action(async (o: { quiet?: boolean; filter?: string[]; format: string }) => {
+      const { keep } = parseFilters(o.filter ?? [], SERVICE_FILTERS);
       const res = await rpc(ControlService.listServices, {} as never);
-      const services = [...(res.services ?? [])].sort((a, b) => (a.spec?.name ?? '').localeCompare(b.spec?.name ?? ''));
+      const services = (res.services ?? []).filter(keep).sort((a, b) => (a.spec?.name ?? '').localeCompare(b.spec?.name ?? ''));
       const counts = res.counts ?? [];
       if (o.quiet) return out(services.map((s) => s.id).join('\n'));
       if (o.format === 'json') return out(JSON.stringify(services.map((s) => serviceView(s, counts.find((c) => c.serviceId === s.id))), null, 2));
@@ -186,9 +189,9 @@ export function registerServiceCommands(program: Command, node: Command): void {
     .description('List the tasks of one or more services')
     .argument('<service...>', 'service names or IDs'))
     .action(async (refs: string[], o: PsFlags) => {
-      parsePsFilters(o.filter ?? []); // refuse a bad filter before any call
+      const desiredRunning = onlyRunning(o.filter);
       const services = await Promise.all(refs.map(getService));
-      const res = await rpc(ControlService.listTasks, { serviceIds: services.map((s) => s.id), desiredRunning: onlyRunning(o.filter) } as never);
+      const res = await rpc(ControlService.listTasks, { serviceIds: services.map((s) => s.id), desiredRunning } as never);
       await printTasks(res.tasks ?? [], o);
     });
 
@@ -196,7 +199,7 @@ export function registerServiceCommands(program: Command, node: Command): void {
     .description('List tasks running on one or more nodes, defaults to current node')
     .argument('[node...]', 'node IDs or hostnames; self for this node'))
     .action(async (refs: string[], o: PsFlags) => {
-      parsePsFilters(o.filter ?? []);
+      const desiredRunning = onlyRunning(o.filter);
       const wanted = refs.length ? refs : ['self'];
       let self: string | undefined;
       const ids: string[] = [];
@@ -210,7 +213,7 @@ export function registerServiceCommands(program: Command, node: Command): void {
           ids.push((await rpc(ControlService.getNode, { ref } as never)).id);
         }
       }
-      const res = await rpc(ControlService.listTasks, { nodeIds: ids, desiredRunning: onlyRunning(o.filter) } as never);
+      const res = await rpc(ControlService.listTasks, { nodeIds: ids, desiredRunning } as never);
       await printTasks(res.tasks ?? [], o);
     });
 

@@ -340,37 +340,6 @@ export function taskRows(tasks: Task[], o: PsOptions): string[][] {
   });
 }
 
-export const DESIRED_FILTERS = ['running', 'shutdown', 'accepted'] as const;
-
-/**
- * `--filter desired-state=...` (several: any of them): running is desired running or less,
- * shutdown anything past running (shut down, completed jobs, removed), accepted exactly accepted.
- */
-export function desiredStateFilter(values: string[]): (t: Task) => boolean {
-  for (const v of values) {
-    if (!(DESIRED_FILTERS as readonly string[]).includes(v)) {
-      throw new Error(`invalid --filter desired-state=${v}: use desired-state=running, desired-state=shutdown or desired-state=accepted`);
-    }
-  }
-  if (values.length === 0) return () => true;
-  return (t) => values.some((v) => {
-    const d = t.desiredState ?? 0;
-    if (v === 'running') return d <= S.TASK_RUNNING;
-    if (v === 'shutdown') return d > S.TASK_RUNNING;
-    return d === S.TASK_ACCEPTED;
-  });
-}
-
-/** `--filter key=value` flags -> the values of desired-state; other keys are refused. */
-export function parsePsFilters(filters: string[]): string[] {
-  return filters.map((f) => {
-    const eq = f.indexOf('=');
-    const key = eq < 0 ? f : f.slice(0, eq);
-    if (key !== 'desired-state' || eq < 0) throw new Error(`invalid --filter "${f}": use desired-state=running, desired-state=shutdown or desired-state=accepted`);
-    return f.slice(eq + 1);
-  });
-}
-
 // ---- inspect --pretty ----
 
 function cpus(nano: number): string {

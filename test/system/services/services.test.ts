@@ -148,6 +148,19 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
   step('a global service follows a node draining and a node joining', async () => {
     await c.ok('host1', 'service', 'create', '--name', 'agent', '--mode', 'global', '--init', c.image, 'sleep', '3600');
     await sc.waitContainers('one per host', 'agent', (p) => Object.values(p).every((x) => x.running === 1));
+    // The listings narrow with docker's --filter keys.
+    const svcIds = JSON.parse(await c.ok('host1', 'service', 'ls', '--format', 'json')) as Array<{ ID: string; Spec: { Name: string } }>;
+    const idOf = (name: string) => svcIds.find((x) => x.Spec.Name === name)!.ID;
+    expect((await c.ok('host2', 'service', 'ls', '-q', '--filter', 'mode=global')).trim()).toBe(idOf('agent'));
+    expect((await c.ok('host2', 'service', 'ls', '-q', '--filter', 'name=we', '--filter', 'mode=replicated')).trim()).toBe(idOf('web'));
+    const managersListed = JSON.parse(await c.ok('host1', 'node', 'ls', '--filter', 'role=manager', '--format', 'json')) as Array<{ Description: { Hostname: string } }>;
+    expect(managersListed.map((n) => n.Description.Hostname).sort()).toEqual(c.managers);
+    const onHost4 = JSON.parse(await c.ok('host1', 'service', 'ps', 'agent', '--filter', 'node=host4', '--filter', 'desired-state=running', '--format', 'json')) as Array<{ NodeID: string }>;
+    expect(onHost4).toHaveLength(1);
+    expect(onHost4[0]!.NodeID).toBe((await c.nodes('host1')).find((n) => n.Description.Hostname === 'host4')!.ID);
+    const bad = await c.shoal('host1', 'node', 'ls', '--filter', 'role=leader');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('invalid --filter "role=leader": role is one of manager, worker');
     await c.ok('host1', 'node', 'update', '--availability', 'drain', 'host4');
     await sc.waitContainers('none on host4', 'agent', (p) => p.host4!.all === 0 && runningTotal(p) === 4);
     // web's tasks left host4 too.

@@ -3,7 +3,7 @@ import type { shoal } from '../../../proto/gen/api.js';
 import { api } from '../../../proto/services.js';
 import { table } from '../../../cli/shoal/format.js';
 import {
-  LS_HEADERS, PS_HEADERS, bytesHuman, desiredStateFilter, parsePsFilters, prettyService, replicasColumn, serviceRows, serviceView, taskError, taskRows, taskView,
+  LS_HEADERS, PS_HEADERS, bytesHuman, prettyService, replicasColumn, serviceRows, serviceView, taskError, taskRows, taskView,
 } from '../../../cli/shoal/views.js';
 
 type Task = shoal.api.Task.$Properties;
@@ -72,21 +72,6 @@ describe('service ps rows', () => {
     expect(row[6]).toBe(`"${reason}"`);
     // A restart delay is not an error.
     expect(taskError(task({ id: 'x', status: { state: S.TASK_PENDING, message: 'restart delay: starts after 4.2 s' } }))).toBe('');
-  });
-
-  it('filters by desired state', () => {
-    const ts = [
-      task({ id: 'r', desiredState: S.TASK_RUNNING }), task({ id: 'a', desiredState: S.TASK_ACCEPTED }),
-      task({ id: 's', desiredState: S.TASK_SHUTDOWN }), task({ id: 'x', desiredState: S.TASK_REMOVE }),
-    ];
-    const ids = (f: string[]) => ts.filter(desiredStateFilter(parsePsFilters(f))).map((t) => t.id);
-    expect(ids([])).toEqual(['r', 'a', 's', 'x']);
-    expect(ids(['desired-state=running'])).toEqual(['r', 'a']);
-    expect(ids(['desired-state=shutdown'])).toEqual(['s', 'x']);
-    expect(ids(['desired-state=accepted'])).toEqual(['a']);
-    expect(ids(['desired-state=accepted', 'desired-state=shutdown'])).toEqual(['a', 's', 'x']);
-    expect(() => parsePsFilters(['node=host1'])).toThrow(/invalid --filter "node=host1": use desired-state=running/);
-    expect(() => desiredStateFilter(['done'])).toThrow(/invalid --filter desired-state=done/);
   });
 });
 
