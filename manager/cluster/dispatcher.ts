@@ -67,6 +67,19 @@ export class Dispatcher {
     } as never;
   }
 
+  /** Nodes this dispatcher keeps heartbeat state of (for tests: removed nodes must not stay). */
+  tracked(): string[] {
+    return [...new Set([...this.lastSeen.keys(), ...this.lastDirect.keys(), ...this.namedRelay.keys()])].sort();
+  }
+
+  /** Drops what is kept of nodes no longer in the store (removed from the cluster). */
+  private forgetRemoved(nodes: readonly NodeObject[]): void {
+    const live = new Set(nodes.map((n) => n.id));
+    for (const map of [this.lastSeen, this.lastDirect, this.namedRelay]) {
+      for (const id of map.keys()) if (!live.has(id)) map.delete(id);
+    }
+  }
+
   /**
    * A raft peer is reachable when raft heard from it within an election
    * timeout: the same test the quorum checks of demote and rm use, so a
@@ -122,7 +135,9 @@ export class Dispatcher {
         continue;
       }
       const bound = period * GRACE_PERIODS;
-      const stale = this.m.store.view((r) => r.list(nodesTable)).filter((n) => {
+      const nodes = this.m.store.view((r) => r.list(nodesTable));
+      this.forgetRemoved(nodes);
+      const stale = nodes.filter((n) => {
         if (n.status?.state === api.NodeState.NODE_DOWN) return false;
         const seen = this.lastSeen.get(n.id) ?? this.leaderSince;
         return now - seen > bound;

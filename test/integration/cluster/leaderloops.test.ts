@@ -116,6 +116,19 @@ describe('leader loops of a manager', () => {
   // Seen in bench:converge: a leader whose event loop was blocked for seconds (a slow fsync
   // on a saturated disk) ran its down check before reading the heartbeats queued meanwhile,
   // and marked a live node down.
+  it('forgets the heartbeat state of a node removed from the cluster', async () => {
+    await t.addNode('gone1', {});
+    await t.addNode('relayc', { role: ROLE.manager });
+    const id = { nodeId: 'gone1', role: 'worker' } as CertIdentity;
+    await t.m.dispatcher.heartbeat(id, null, '127.0.0.2');
+    await sleep(1_600);
+    await t.m.dispatcher.heartbeat(id, null, '127.0.0.2', '', 'relayc'); // named in its note: kept in every map
+    expect(t.m.dispatcher.tracked()).toContain('gone1');
+    await t.m.store.update((tx) => tx.delete(nodesTable, 'gone1'));
+    await waitFor('gone1 forgotten', () => (t.m.dispatcher.tracked().includes('gone1') ? undefined : true), 5_000);
+    expect(t.m.dispatcher.tracked()).not.toContain('gone1');
+  });
+
   it('a leader that stalls longer than the grace period does not mark a node down whose heartbeats were queued meanwhile', async () => {
     await t.addNode('live1', {});
     const id = { nodeId: 'live1', role: 'worker' } as CertIdentity;
