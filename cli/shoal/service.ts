@@ -1,6 +1,7 @@
 // `shoal service ...` and `shoal node ps`: docker's commands, flags and output over the control
 // API. Flags become specs in serviceflags.ts, objects become rows and JSON in views.ts, and the
 // wait for convergence is progress.ts.
+import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { Command, Option } from 'commander';
 import type { shoal } from '../../proto/gen/api.js';
@@ -112,7 +113,7 @@ export function parseTail(v: string): number {
   return Number(v);
 }
 
-interface CreateOpts extends CreateFlags { detach?: boolean; quiet?: boolean }
+interface CreateOpts extends CreateFlags { detach?: boolean; quiet?: boolean; envFile?: string[] }
 
 export function registerServiceCommands(program: Command, node: Command): void {
   const service = program.command('service').description('Manage services');
@@ -129,6 +130,7 @@ export function registerServiceCommands(program: Command, node: Command): void {
     .option('--replicas <uint>', 'Number of tasks (replicated-job: completions) (default 1)')
     .option('--max-concurrent <uint>', 'Number of job tasks to run concurrently (default equal to --replicas)')
     .option('-e, --env <KEY=VALUE>', 'Set environment variables (repeatable; a bare KEY takes its value from this shell)', collect)
+    .option('--env-file <file>', 'Read in a file of environment variables, KEY=VALUE per line (repeatable; --env wins over it)', collect)
     .option('-w, --workdir <string>', 'Working directory inside the container')
     .option('-u, --user <string>', 'Username or UID (format: <name|uid>[:<group|gid>])')
     .option('--hostname <string>', 'Container hostname')
@@ -162,7 +164,17 @@ export function registerServiceCommands(program: Command, node: Command): void {
     .option('-d, --detach', 'Exit immediately instead of waiting for the service to converge')
     .option('-q, --quiet', 'Suppress progress output')
     .action(async (image: string, command: string[], o: CreateOpts) => {
-      const spec = buildServiceSpec(image, command, o);
+      // Node 20 also reads a --env-file on its command line into this process's environment
+      // (and exits 9 itself when the file is missing) unless the command starts `node -- ...`;
+      // harmless here, as the spec takes the file's variables from its text, read below.
+      const envFiles = (o.envFile ?? []).map((p) => {
+        try {
+          return { path: p, text: fs.readFileSync(p, 'utf8') };
+        } catch (e) {
+          throw new FlagError(`cannot read --env-file ${p}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+        }
+      });
+      const spec = buildServiceSpec(image, command, { ...o, envFiles });
       if (!spec.name) spec.name = randomName();
       const s = await rpc(ControlService.createService, { spec } as never);
       out(s.id);

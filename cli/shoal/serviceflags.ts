@@ -18,6 +18,8 @@ export interface CreateFlags {
   mode?: string;
   maxConcurrent?: string;
   env?: string[];
+  /** The contents of the --env-file files, read by the caller (this module does no I/O): path and text. */
+  envFiles?: Array<{ path: string; text: string }>;
   workdir?: string;
   user?: string;
   hostname?: string;
@@ -139,6 +141,27 @@ export function parseEnv(list: string[], lookup: (k: string) => string | undefin
     if (v === undefined) fail(`invalid --env ${show(item)}: use KEY=VALUE (${item} is not set in this shell to take its value from)`);
     return `${item}=${v}`;
   });
+}
+
+/**
+ * An --env-file's text, as docker reads one: a KEY=VALUE per line, the value taken as written
+ * (quotes included); blank lines and lines starting with # skipped; a bare KEY takes its value
+ * from this shell, and is left out when the shell has none.
+ */
+export function parseEnvFile(text: string, path: string, lookup: (k: string) => string | undefined): string[] {
+  const out: string[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/\r$/, '').trimStart();
+    if (line === '' || line.startsWith('#')) return;
+    const eq = line.indexOf('=');
+    const key = eq < 0 ? line.trimEnd() : line.slice(0, eq);
+    const where = `invalid --env-file ${path}, line ${i + 1}`;
+    if (key === '') fail(`${where}: the variable name is empty; use KEY=VALUE`);
+    if (/\s/.test(key)) fail(`${where}: variable name ${show(key)} contains whitespace; use KEY=VALUE`);
+    if (eq >= 0) out.push(line);
+    else if (lookup(key) !== undefined) out.push(`${key}=${lookup(key)}`);
+  });
+  return out;
 }
 
 /** Splits a line into words as a shell would: spaces separate, quotes group, backslash escapes. */
@@ -294,6 +317,12 @@ function defined<T extends object>(o: T): T {
 
 const has = (...vs: unknown[]) => vs.some((v) => v !== undefined);
 
+/** The files' variables first, then --env's: a later one of a name wins, as docker has it. */
+function envOf(f: CreateFlags, lookup: (k: string) => string | undefined): string[] | undefined {
+  const env = [...(f.envFiles ?? []).flatMap((e) => parseEnvFile(e.text, e.path, lookup)), ...(f.env?.length ? parseEnv(f.env, lookup) : [])];
+  return env.length ? env : undefined;
+}
+
 /**
  * The spec `service create [flags] IMAGE [COMMAND] [ARG...]` asks for. As docker's: COMMAND and
  * ARGs replace the image's CMD (spec args), --entrypoint its ENTRYPOINT (spec command). What no
@@ -334,7 +363,7 @@ export function buildServiceSpec(image: string, args: string[], f: CreateFlags, 
     image,
     args: args.length ? args : undefined,
     command: f.entrypoint !== undefined ? shellWords(f.entrypoint, '--entrypoint') : undefined,
-    env: f.env?.length ? parseEnv(f.env, lookupEnv) : undefined,
+    env: envOf(f, lookupEnv),
     dir: f.workdir,
     user: f.user,
     hostname: f.hostname,

@@ -46,6 +46,33 @@ describe.skipIf(!built && process.env.CI !== 'true')('the shoal CLI without a da
   });
 });
 
+describe.skipIf(!built && process.env.CI !== 'true')('service create --env-file', () => {
+  // Node 20 takes a --env-file anywhere on its command line as its own (and exits 9 when the file is
+  // missing); after `--` it leaves it to the program, which is how this reaches shoal's own check.
+  const run = (...args: string[]) => new Promise<{ code: number; stderr: string }>((resolve) => {
+    execFile(process.execPath, ['--', SHOAL, ...args], { encoding: 'utf8', timeout: 20_000 }, (err, _out, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr });
+    });
+  });
+  const sock = path.join(repo, '.tmp', `no-shoald-${process.pid}.sock`);
+
+  it.each([
+    { why: 'a file that is not there', file: () => '/nonexistent/app.env', error: 'cannot read --env-file /nonexistent/app.env: no such file' },
+    { why: 'a line without a variable name', file: () => envFile('A=1\n=2\n'), error: 'line 2: the variable name is empty; use KEY=VALUE' },
+  ])('refuses $why before calling shoald', async ({ file, error }) => {
+    const r = await run('--socket', sock, 'service', 'create', '--env-file', file(), 'busybox');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(error);
+    expect(r.stderr).not.toContain('cannot reach shoald');
+  });
+});
+
+function envFile(text: string): string {
+  const f = path.join(mkdtempSync(path.join(tmpdir(), 'shoal-env-')), 'app.env');
+  writeFileSync(f, text);
+  return f;
+}
+
 describe.skipIf(!built && process.env.CI !== 'true')('the shoal CLI\'s start: its bundle through a V8 code cache', () => {
   // A copy of the entry point and the bundle, so the real dist/ is left alone.
   const dist = path.join(repo, 'dist/cli/shoal');

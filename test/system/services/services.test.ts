@@ -2,7 +2,9 @@
 // managers that also run tasks, 2 workers), each with its own containerd and
 // shoald, driven through the `shoal` CLI. What shoal says is checked against
 // what each host's containerd says, queried directly.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labRuntimePrerequisites, startServicesCluster, waitFor, type ServicesCluster } from './harness.js';
 import { Scenario, allTotal, runningTotal } from './scenario.js';
@@ -20,7 +22,8 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     if (!pre.ok) throw new Error(`services system tests cannot run: ${pre.problems.join('; ')}`);
     c = await startServicesCluster({ name: `sv${process.pid % 100000}`, subnet: '10.241.0.0/24', registry: true });
     sc = new Scenario(c);
-    sleepCmd = ['sh', '-c', 'echo "hello from $(hostname)"; exec sleep 3600'];
+    // GREETING and MARK come from an --env-file, MARK overridden by --env (the output says which won).
+    sleepCmd = ['sh', '-c', 'echo "$GREETING from $(hostname) by $MARK"; exec sleep 3600'];
   }, 300_000);
 
   afterAll(async () => {
@@ -39,7 +42,9 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
 
   step('6 replicas over 2 workers and 3 managers: 6 containers, spread evenly, checked on each host', async () => {
     const t0 = Date.now();
-    const out = await c.ok('host1', 'service', 'create', '--name', 'web', '--replicas', '6', '--init', c.image, ...sleepCmd);
+    const envFile = path.join(mkdtempSync(path.join(tmpdir(), 'shoal-env-')), 'web.env');
+    writeFileSync(envFile, '# web\nGREETING=hello\nMARK=file\n');
+    const out = await c.ok('host1', 'service', 'create', '--name', 'web', '--replicas', '6', '--init', '--env-file', envFile, '--env', 'MARK=flag', c.image, ...sleepCmd);
     timings.create6 = Date.now() - t0;
     expect(out).toMatch(/converged/);
     const per = await sc.waitContainers('6 running containers of web', 'web', (p) => runningTotal(p) === 6);
@@ -72,7 +77,7 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
       const r = await c.ok('host3', 'service', 'logs', 'web');
       return (r.match(/hello from /g) ?? []).length >= 6 ? r : undefined;
     }, 30_000, 300);
-    expect(out).toMatch(/^web\.\d\.\w+@host\d+\s+\| hello from \w+/m);
+    expect(out).toMatch(/^web\.\d\.\w+@host\d+\s+\| hello from \w+ by flag$/m);
     const one = (await sc.tasks('web'))[0]!;
     expect(await c.ok('host1', 'service', 'logs', '--raw', one.ID)).toMatch(/hello from/);
   });

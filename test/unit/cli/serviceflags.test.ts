@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { api } from '../../../proto/services.js';
 import {
-  FlagError, buildServiceSpec, parseBytes, parseCpus, parseMount, parseScaleArgs, randomName, scaleSpec, shellWords, type CreateFlags,
+  FlagError, buildServiceSpec, parseBytes, parseEnvFile, parseCpus, parseMount, parseScaleArgs, randomName, scaleSpec, shellWords, type CreateFlags,
 } from '../../../cli/shoal/serviceflags.js';
 import { validateServiceSpec } from '../../../manager/controlapi/servicespec.js';
 
@@ -67,6 +67,30 @@ describe('service create flags -> spec fields', () => {
     expect(build({ env: ['HOME'] }, [], (k) => (k === 'HOME' ? '/root' : undefined)).taskTemplate?.container?.env).toEqual(['HOME=/root']);
     expect(() => build({ env: ['NOPE'] })).toThrow(/invalid --env "NOPE": use KEY=VALUE \(NOPE is not set in this shell/);
     expect(() => build({ env: ['=x'] })).toThrow(/invalid --env "=x": the variable name is empty/);
+  });
+
+  it.each([
+    { why: 'KEY=VALUE per line, the value as written (quotes, spaces, more =)', text: 'A=1\nB="two words"\nC=x=y\nD= padded \n', want: ['A=1', 'B="two words"', 'C=x=y', 'D= padded '] },
+    { why: 'blank lines, comments and leading whitespace skipped; CRLF read', text: '# a comment\r\n\r\n   E=5\r\n\t# indented comment\n', want: ['E=5'] },
+    { why: 'a bare KEY takes its value from this shell', text: 'HOME\n', want: ['HOME=/root'] },
+    { why: 'a bare KEY the shell has not is left out (docker\'s rule)', text: 'NOPE\nF=6\n', want: ['F=6'] },
+    { why: 'an empty value is a value', text: 'G=\n', want: ['G='] },
+  ])('--env-file: $why', ({ text, want }) => {
+    expect(parseEnvFile(text, 'app.env', (k) => (k === 'HOME' ? '/root' : undefined))).toEqual(want);
+  });
+
+  it.each([
+    { text: 'A=1\n=2\n', error: /invalid --env-file app.env, line 2: the variable name is empty; use KEY=VALUE/ },
+    { text: 'MY VAR=1\n', error: /invalid --env-file app.env, line 1: variable name "MY VAR" contains whitespace/ },
+  ])('--env-file refuses $text', ({ text, error }) => {
+    expect(() => parseEnvFile(text, 'app.env', noEnv)).toThrow(FlagError);
+    expect(() => parseEnvFile(text, 'app.env', noEnv)).toThrow(error);
+  });
+
+  it('--env-file entries come first, files in order, then --env: the last of a name wins in the container', () => {
+    const s = build({ envFiles: [{ path: 'a.env', text: 'A=file-a\nB=file-a\n' }, { path: 'b.env', text: 'B=file-b\n' }], env: ['A=flag'] });
+    expect(s.taskTemplate?.container?.env).toEqual(['A=file-a', 'B=file-a', 'B=file-b', 'A=flag']);
+    expect(build({ envFiles: [{ path: 'e.env', text: '# nothing\n' }] }).taskTemplate?.container?.env).toBeUndefined();
   });
 
   it('gives specs the control API accepts, with its defaults filled in', () => {
