@@ -12,8 +12,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # System packages the tests need: the lab (network namespaces, nftables) and
 # the runtime system tests (containerd, runc, tini, busybox-static for the test
-# image, docker-registry for pulls).
-APT_PACKAGES="${APT_PACKAGES:-iproute2 nftables util-linux hostname containerd runc tini busybox-static docker-registry docker.io}"
+# image, docker-registry for pulls), and systemd-analyze for the install test.
+APT_PACKAGES="${APT_PACKAGES:-iproute2 nftables util-linux hostname containerd runc tini busybox-static docker-registry docker.io systemd}"
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
