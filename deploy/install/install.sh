@@ -8,20 +8,15 @@
 #        [--unit-dir /etc/systemd/system] [--state-dir /var/lib/shoal] [--no-start] [--no-packages] [--no-build]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PREFIX=/opt/shoal
-BIN_DIR=/usr/local/bin
-UNIT_DIR=/etc/systemd/system
-STATE_DIR=/var/lib/shoal
+SCRIPT=install.sh
+. deploy/install/options.sh
 START=1
 PACKAGES=1
 BUILD=1
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,9p' deploy/install/install.sh | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
+  if dir_option "$1" "${2:-}"; then shift 2; continue; fi
   case "$1" in
-    --prefix) PREFIX="${2:?--prefix needs a directory}"; shift 2 ;;
-    --bin-dir) BIN_DIR="${2:?--bin-dir needs a directory}"; shift 2 ;;
-    --unit-dir) UNIT_DIR="${2:?--unit-dir needs a directory}"; shift 2 ;;
-    --state-dir) STATE_DIR="${2:?--state-dir needs a directory}"; shift 2 ;;
     --no-start) START=0; shift ;;
     --no-packages) PACKAGES=0; shift ;;
     --no-build) BUILD=0; shift ;;
@@ -29,10 +24,7 @@ while [ $# -gt 0 ]; do
     *) echo "install.sh: unknown option $1" >&2; usage ;;
   esac
 done
-for d in "$PREFIX" "$BIN_DIR" "$UNIT_DIR" "$STATE_DIR"; do
-  case "$d" in /*) ;; *) echo "install.sh: $d: give an absolute path" >&2; exit 2 ;; esac
-done
-[ "$(id -u)" -eq 0 ] || { echo "install.sh: needs root (it installs packages and a system service): run it as root, or with sudo" >&2; exit 1; }
+check_dirs_and_root
 
 node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
 [ "$node_major" -ge 20 ] || { echo "install.sh: Node.js 20 or later is required (found: $(node --version 2>/dev/null || echo none))" >&2; exit 1; }

@@ -7,27 +7,20 @@
 #   bash deploy/install/uninstall.sh [--prefix /opt/shoal] [--bin-dir /usr/local/bin]
 #        [--unit-dir /etc/systemd/system] [--state-dir /var/lib/shoal] [--purge]
 set -euo pipefail
-PREFIX=/opt/shoal
-BIN_DIR=/usr/local/bin
-UNIT_DIR=/etc/systemd/system
-STATE_DIR=/var/lib/shoal
+cd "$(dirname "$0")/../.."
+SCRIPT=uninstall.sh
+. deploy/install/options.sh
 PURGE=0
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,8p' deploy/install/uninstall.sh | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
+  if dir_option "$1" "${2:-}"; then shift 2; continue; fi
   case "$1" in
-    --prefix) PREFIX="${2:?--prefix needs a directory}"; shift 2 ;;
-    --bin-dir) BIN_DIR="${2:?--bin-dir needs a directory}"; shift 2 ;;
-    --unit-dir) UNIT_DIR="${2:?--unit-dir needs a directory}"; shift 2 ;;
-    --state-dir) STATE_DIR="${2:?--state-dir needs a directory}"; shift 2 ;;
     --purge) PURGE=1; shift ;;
     -h|--help) usage ;;
     *) echo "uninstall.sh: unknown option $1" >&2; usage ;;
   esac
 done
-for d in "$PREFIX" "$BIN_DIR" "$UNIT_DIR" "$STATE_DIR"; do
-  case "$d" in /*) ;; *) echo "uninstall.sh: $d: give an absolute path" >&2; exit 2 ;; esac
-done
-[ "$(id -u)" -eq 0 ] || { echo "uninstall.sh: needs root: run it as root, or with sudo" >&2; exit 1; }
+check_dirs_and_root
 
 if [ -d /run/systemd/system ] && [ -e "$UNIT_DIR/shoald.service" ]; then
   systemctl disable --now shoald.service || true

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ContainerdRuntime } from '../../../worker/runtime/containerd/runtime.js';
-import { ContainerNotFoundError, ImageInUseError, ImageNotFoundError, type ContainerSpec } from '../../../worker/runtime/runtime.js';
+import { ContainerNotFoundError, ImageNotFoundError, type ContainerSpec } from '../../../worker/runtime/runtime.js';
 import { buildBusyboxImage, writeImage } from '../../../deploy/images/busybox.js';
 import { RegistryPuller } from '../../../worker/runtime/registry.js';
 import { ContainerdClient, M } from '../../../worker/runtime/containerd/client.js';
@@ -16,6 +16,7 @@ import { containerd } from '../../../proto/gen/containerd.js';
 import { sha256 } from '../../../worker/runtime/oci.js';
 import { PrivateContainerd, prepareRuntimePrerequisites, waitFor } from './containerd-harness.js';
 import { LocalRegistry } from './registry-harness.js';
+import { removeImageInUse } from './image-removal.js';
 
 const inCI = process.env.CI === 'true';
 const problems = prepareRuntimePrerequisites();
@@ -485,28 +486,7 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
   });
 
   it('removes an image: refused while a container of ours was made from it, forced with the container running on; its content then goes', async () => {
-    const name = 'shoal.local/busybox-rm:1';
-    const tarPath = join(dir, 'busybox-rm.tar');
-    const built = buildBusyboxImage({ name, applets: ['sh', 'sleep'] });
-    writeImage(built, tarPath);
-    await rt.loadImage(tarPath);
-    await rt.create(spec('rmimg-1', { image: name, command: ['sleep', '1000'] }));
-    await rt.start('rmimg-1');
-
-    const refused = await rt.removeImage(name).catch((e: unknown) => e);
-    expect(refused).toBeInstanceOf(ImageInUseError);
-    expect((refused as ImageInUseError).containers).toEqual(['rmimg-1']);
-    expect((refused as Error).message).toMatch(/in use by 1 container\(s\) on this node \(rmimg-1\).*--force/);
-    expect((await rt.listImages()).map((i) => i.name)).toContain(name);
-
-    expect(await rt.removeImage(name, { force: true })).toEqual({ name, digest: built.manifest.digest });
-    expect((await rt.listImages()).map((i) => i.name)).not.toContain(name);
-    expect((await rt.inspect('rmimg-1'))?.state).toBe('running');
-    const again = await rt.removeImage(name).catch((e: unknown) => e);
-    expect(again).toBeInstanceOf(ImageNotFoundError);
-    expect((again as Error).message).toContain(name);
-    // The other image is untouched.
-    expect((await rt.listImages()).map((i) => i.name)).toContain(IMAGE);
+    const built = await removeImageInUse(rt, dir, spec, IMAGE);
 
     // Once the container is gone too, a collection drops the image's blobs (a lease deleted with sync runs one).
     await rt.remove('rmimg-1');
