@@ -48,8 +48,11 @@ if [ "$BUILD" = 1 ]; then
 fi
 [ -f dist/cli/shoald/main.js ] && [ -f dist/cli/shoal/main.js ] || { echo "install.sh: no build in dist/ (run without --no-build)" >&2; exit 1; }
 
-# Staged beside PREFIX, then swapped in by renames: a failure halfway leaves the old install whole.
+# Staged beside PREFIX, then swapped in by renames: a failure halfway leaves the old install whole
+# (or, killed between the two renames, the new one staged: the next run starts over). What an
+# interrupted run left beside PREFIX goes first.
 stage="$(dirname "$PREFIX")/.$(basename "$PREFIX").new.$$"
+rm -rf "$(dirname "$PREFIX")/.$(basename "$PREFIX").new."*
 trap 'rm -rf "$stage"' EXIT
 echo "==> $PREFIX"
 mkdir -p "$stage/dist"

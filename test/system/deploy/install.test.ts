@@ -92,9 +92,11 @@ describe.skipIf(problems.length > 0 && !inCI)('deploy/install: shoal on a host',
     daemon = undefined;
   }, 60_000);
 
-  it('a rerun replaces the program and keeps the node\'s state', async () => {
+  it('a rerun replaces the program, keeps the node\'s state, and clears what an interrupted run left', async () => {
     writeFileSync(path.join(dirs.state, 'marker'), 'kept');
     writeFileSync(path.join(dirs.prefix, 'stale-file'), 'from the last install');
+    // What a run killed halfway leaves beside the prefix: its staging, and the old install it was swapping out.
+    for (const d of ['.shoal.new.4242', '.shoal.new.4242.old']) mkdirSync(path.join(path.dirname(dirs.prefix), d, 'dist'), { recursive: true });
     const r = await install();
     expect(r.code).toBe(0);
     expect(readFileSync(path.join(dirs.state, 'marker'), 'utf8')).toBe('kept');
