@@ -12,8 +12,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # System packages the tests need: the lab (network namespaces, nftables) and
 # the runtime system tests (containerd, runc, tini, busybox-static for the test
-# image, docker-registry for pulls), and systemd-analyze for the install test.
-APT_PACKAGES="${APT_PACKAGES:-iproute2 nftables util-linux hostname containerd runc tini busybox-static docker-registry docker.io systemd}"
+# image, docker-registry for pulls, htpasswd for one that wants a password), and
+# systemd-analyze for the install test.
+APT_PACKAGES="${APT_PACKAGES:-iproute2 nftables util-linux hostname containerd runc tini busybox-static docker-registry apache2-utils docker.io systemd}"
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -29,7 +29,8 @@ import { RuntimeHealth } from '../../worker/agent/runtimehealth.js';
 import { WorkerSession } from '../../worker/agent/session.js';
 import { TaskRunner } from '../../worker/agent/tasks.js';
 import { ContainerdRuntime } from '../../worker/runtime/containerd/runtime.js';
-import { RegistryPuller } from '../../worker/runtime/registry.js';
+import { RegistryPuller, type RegistryCredentials } from '../../worker/runtime/registry.js';
+import { RegistryAuthFile } from '../../worker/runtime/registryauth.js';
 import { ImageInUseError, ImageNotFoundError, type Runtime } from '../../worker/runtime/runtime.js';
 import { parseRef } from '../../worker/runtime/reference.js';
 import { RELAY_META, callLeader, elsewhereMetadata, managerClient, triesElsewhere } from '../../proto/client.js';
@@ -63,6 +64,8 @@ export interface RuntimeOptions {
   dockerSocket?: string;
   /** Registries reachable over plain HTTP (host:port). */
   insecureRegistries?: string[];
+  /** A Docker client config file with registry credentials (`auths`); none when missing. */
+  registryConfig?: string;
 }
 
 export interface Logger {
@@ -291,7 +294,7 @@ export class Daemon {
     const r = this.opts.runtime ?? { kind: 'containerd' };
     if (r.kind === 'docker') {
       const { DockerRuntime } = await import('../../worker/runtime/docker/runtime.js');
-      return new DockerRuntime({ socket: r.dockerSocket, stateDir: path.join(this.opts.stateDir, 'runtime'), insecureRegistries: r.insecureRegistries });
+      return new DockerRuntime({ socket: r.dockerSocket, stateDir: path.join(this.opts.stateDir, 'runtime'), insecureRegistries: r.insecureRegistries, ...this.registryAuth() });
     }
     const ns = r.containerdNamespace || 'shoal';
     return new ContainerdRuntime({
@@ -300,8 +303,19 @@ export class Daemon {
       // cgroups per namespace, so hosts sharing a machine never share a cgroup path.
       cgroupParent: ns === 'shoal' ? '/shoal' : `/shoal/${ns}`,
       stateDir: path.join(this.opts.stateDir, 'runtime'),
-      puller: new RegistryPuller({ insecure: r.insecureRegistries ?? [] }),
+      puller: new RegistryPuller({ insecure: r.insecureRegistries ?? [], ...this.registryAuth() }),
     });
+  }
+
+  /** Pull credentials from the node's Docker config file, and what a refusal says about it. */
+  private registryAuth(): { credentials?: (domain: string) => RegistryCredentials | undefined; credentialsHint?: string } {
+    const file = this.opts.runtime?.registryConfig;
+    if (!file) return {};
+    const auth = new RegistryAuthFile(file);
+    return {
+      credentials: (domain) => auth.credentials(domain),
+      credentialsHint: `log this node in: an "auths" entry for the registry in ${file} (what \`docker login\` writes), or shoald --registry-config FILE`,
+    };
   }
 
   private async stopTasks(): Promise<void> {

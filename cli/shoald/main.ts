@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { Daemon } from './daemon.js';
 import { startCpuProfiler } from './profile.js';
 import { DEFAULT_NICE, applyNice, parseNice } from './priority.js';
+import { defaultDockerConfig } from '../../worker/runtime/registryauth.js';
 
 const program = new Command()
   .name('shoald')
@@ -25,10 +26,11 @@ const program = new Command()
   .option('--docker-socket <path>', "the Docker Engine's socket (--runtime docker)", '/var/run/docker.sock')
   .option('--cpu-profile <prefix>', 'record a CPU profile; each SIGUSR2 writes <prefix>.<n>.cpuprofile (for finding where time goes)')
   .option('--insecure-registry <host:port>', 'a registry to pull from over plain HTTP (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('--registry-config <file>', 'registry credentials for pulls, in the Docker client\'s config format (what `docker login` writes)', defaultDockerConfig())
   .option('--nice <n>', 'CPU scheduling priority, -20 (highest) to 19: above the containers, so bursts of container starts do not delay heartbeats and raft', parseNice, DEFAULT_NICE)
   .action(async (o: {
     stateDir: string; socket?: string; listenAddr: string; advertiseAddr?: string; hostname: string; logLevel: string;
-    runtime: string; containerdSocket: string; containerdNamespace: string; dockerSocket: string; insecureRegistry: string[]; cpuProfile?: string; nice: number;
+    runtime: string; containerdSocket: string; containerdNamespace: string; dockerSocket: string; insecureRegistry: string[]; registryConfig: string; cpuProfile?: string; nice: number;
   }) => {
     if (o.runtime !== 'containerd' && o.runtime !== 'docker') throw new Error(`--runtime ${o.runtime}: expected containerd or docker`);
     const logger = pino({ level: o.logLevel, base: { host: o.hostname } });
@@ -44,7 +46,7 @@ const program = new Command()
       hostname: o.hostname,
       runtime: {
         kind: o.runtime, containerdSocket: o.containerdSocket, containerdNamespace: o.containerdNamespace,
-        dockerSocket: o.dockerSocket, insecureRegistries: o.insecureRegistry,
+        dockerSocket: o.dockerSocket, insecureRegistries: o.insecureRegistry, registryConfig: path.resolve(o.registryConfig),
       },
       logger,
     });

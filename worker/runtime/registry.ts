@@ -23,6 +23,8 @@ export interface RegistryOptions {
   /** Hosts spoken to over plain HTTP besides localhost, 127.0.0.0/8 and [::1] (host or host:port). */
   insecure?: string[];
   credentials?: (domain: string) => RegistryCredentials | undefined;
+  /** Where credentials come from, for a refusal when there were none: "add the registry to FILE (`docker login` writes it)". */
+  credentialsHint?: string;
   /** Per request, until the response headers (default 30 s); bodies stream without a limit. */
   timeoutMs?: number;
 }
@@ -98,7 +100,7 @@ export class RegistryClient {
     const creds = this.opts.credentials?.(ref.domain);
     const basic = creds ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` : undefined;
     if (ch.scheme === 'basic') {
-      if (!basic) throw new RegistryError(`${ref.domain} wants a username and password`, 401);
+      if (!basic) throw new RegistryError(`${ref.domain} wants a username and password${this.hint()}`, 401);
       return basic;
     }
     if (ch.scheme !== 'bearer' || !ch.params.realm) throw new RegistryError(`${ref.domain}: unsupported authentication challenge "${ch.scheme}"`, 401);
@@ -113,10 +115,18 @@ export class RegistryClient {
     return `Bearer ${token}`;
   }
 
+  /** `: <how to give credentials>`, when the caller said where they come from. */
+  private hint(): string {
+    return this.opts.credentialsHint ? `: ${this.opts.credentialsHint}` : '';
+  }
+
   private async fail(ref: ImageRef, what: string, res: Response): Promise<never> {
-    const text = (await res.text().catch(() => '')).slice(0, 300);
+    const text = (await res.text().catch(() => '')).trim().slice(0, 300);
     if (res.status === 404) throw new ImageNotFoundError(ref.name, `${what} not found in registry ${ref.domain}`);
-    if (res.status === 401 || res.status === 403) throw new ImageNotFoundError(ref.name, `registry ${ref.domain} refused ${what} (${res.status}): ${text}`);
+    if (res.status === 401 || res.status === 403) {
+      const had = this.opts.credentials?.(ref.domain) !== undefined;
+      throw new ImageNotFoundError(ref.name, `registry ${ref.domain} refused ${what} (${res.status}): ${text}${had ? ' (with the username and password this node has for it)' : this.hint()}`);
+    }
     throw new RegistryError(`registry ${ref.domain}: ${what}: HTTP ${res.status} ${text}`, res.status);
   }
 

@@ -9,7 +9,7 @@ import { ContainerdClient, M } from '../../../worker/runtime/containerd/client.j
 
 
 /** Debian packages the runtime tests need. */
-export const RUNTIME_PACKAGES = ['containerd', 'runc', 'busybox-static', 'tini', 'docker-registry'];
+export const RUNTIME_PACKAGES = ['containerd', 'runc', 'busybox-static', 'tini', 'docker-registry', 'apache2-utils'];
 
 function which(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
@@ -22,6 +22,7 @@ function missingPackages(): string[] {
   if (spawnSync('dpkg', ['-s', 'busybox-static'], { stdio: 'ignore' }).status !== 0) missing.push('busybox-static');
   if (!existsSync('/usr/bin/tini-static')) missing.push('tini');
   if (!which('docker-registry')) missing.push('docker-registry');
+  if (!which('htpasswd')) missing.push('apache2-utils'); // a registry that wants a password
   return missing;
 }
 

@@ -3,7 +3,7 @@
 // tini (installed with apt-get when missing): without them the suite skips,
 // and fails under CI=true.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -11,6 +11,7 @@ import { ContainerdRuntime } from '../../../worker/runtime/containerd/runtime.js
 import { ContainerNotFoundError, ImageNotFoundError, type ContainerSpec } from '../../../worker/runtime/runtime.js';
 import { buildBusyboxImage, writeImage } from '../../../deploy/images/busybox.js';
 import { RegistryPuller } from '../../../worker/runtime/registry.js';
+import { RegistryAuthFile } from '../../../worker/runtime/registryauth.js';
 import { ContainerdClient, M } from '../../../worker/runtime/containerd/client.js';
 import { containerd } from '../../../proto/gen/containerd.js';
 import { sha256 } from '../../../worker/runtime/oci.js';
@@ -323,6 +324,43 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
       const err = await rtp.ensureImage(`${registry.host}/shoal/bb:3`).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ImageNotFoundError);
       expect((err as Error).message).toContain(`${registry.host}/shoal/bb:3`);
+    } finally {
+      rtp.close();
+      await registry.stop();
+    }
+  });
+
+  it('pulls from a registry that wants a password: refused without credentials (saying how to log the node in), pulled with a Docker config file\'s', async () => {
+    const auth = { username: 'shoal', password: 'p4ss:word' }; // a ':' in the password survives the auth encoding
+    const registry = new LocalRegistry(join(dir, 'registry-auth'), auth);
+    const configFile = join(dir, 'docker-config.json');
+    const hint = `log this node in: an "auths" entry for the registry in ${configFile}`;
+    const file = new RegistryAuthFile(configFile);
+    const rtp = new ContainerdRuntime({
+      socket: daemon.socket, namespace, cgroupParent, stateDir: join(dir, 'rt-state'),
+      puller: new RegistryPuller({ credentials: (d) => file.credentials(d), credentialsHint: hint }),
+    });
+    try {
+      await registry.start();
+      const img = buildBusyboxImage({ name: 'x', applets: ['sh', 'echo'] });
+      await registry.push('shoal/private', '1', img);
+      const ref = `${registry.host}/shoal/private:1`;
+      // No config file yet: refused, with the way to give credentials.
+      const refused = await rtp.ensureImage(ref).catch((e: unknown) => e);
+      expect((refused as Error).message).toContain(`${registry.host} wants a username and password: ${hint}`);
+      // A wrong password: refused, and not blamed on missing credentials.
+      writeFileSync(configFile, JSON.stringify({ auths: { [`http://${registry.host}`]: { username: 'shoal', password: 'wrong' } } }));
+      const wrong = await rtp.ensureImage(ref).catch((e: unknown) => e);
+      expect(wrong).toBeInstanceOf(ImageNotFoundError);
+      expect((wrong as Error).message).toMatch(/refused manifest 1 \(401\).*with the username and password this node has for it/);
+      // `docker login`'s form; the same runtime reads the file again as it changed.
+      writeFileSync(configFile, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${auth.username}:${auth.password}`).toString('base64') } } }));
+      expect(await rtp.ensureImage(ref)).toEqual({ name: ref, digest: img.manifest.digest });
+      const s = spec('private-1', { image: ref, command: ['sh', '-c', 'echo private'] });
+      await rtp.create(s);
+      await rtp.start('private-1');
+      expect(await rtp.wait('private-1')).toBe(0);
+      expect(await waitFor('the log', () => logText(s.logPath) || undefined)).toBe('private\n');
     } finally {
       rtp.close();
       await registry.stop();

@@ -277,6 +277,33 @@ describe.skipIf(problems.length > 0 && !inCI)('Docker runtime (private dockerd)'
     }
   });
 
+  it('pulls through the engine from a registry that wants a password, with the credentials it is given (X-Registry-Auth)', async () => {
+    const auth = { username: 'shoal', password: 'p4ss:word' };
+    const registry = new LocalRegistry(join(dir, 'registry-auth'), auth);
+    let creds: { username: string; password: string } | undefined;
+    const hint = 'log this node in: an "auths" entry for the registry';
+    const r = newRuntime({ credentials: () => creds, credentialsHint: hint });
+    try {
+      await registry.start();
+      const img = buildBusyboxImage({ name: 'x', applets: ['sh', 'echo'] });
+      await registry.push('shoal/private', '1', img);
+      const ref = `${registry.host}/shoal/private:1`;
+      const refused = await r.ensureImage(ref).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(ImageNotFoundError);
+      expect((refused as Error).message).toContain(`(${hint})`);
+      creds = auth;
+      expect(await r.ensureImage(ref)).toEqual({ name: ref, digest: img.manifest.digest });
+      const s = spec('private-1', { image: ref, command: ['sh', '-c', 'echo private'] });
+      await r.create(s);
+      await r.start('private-1');
+      expect(await r.wait('private-1')).toBe(0);
+      expect(plain(await logWith(s, 'private\n'))).toBe('private\n');
+      await r.remove('private-1');
+    } finally {
+      await registry.stop();
+    }
+  });
+
   it('checks insecureRegistries against the engine without contacting them', async () => {
     const bad = '10.251.0.1:5000';
     const r = newRuntime({ insecureRegistries: [LAB_REGISTRY, bad] });

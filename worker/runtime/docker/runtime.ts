@@ -14,6 +14,7 @@ import { open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import Docker from 'dockerode';
 import { normalizeRef, parseRef } from '../reference.js';
+import type { RegistryCredentials } from '../registry.js';
 import {
   CONTAINER_ID_RE,
   ContainerExistsError,
@@ -50,6 +51,10 @@ export interface DockerRuntimeOptions {
   insecureRegistries?: string[];
   /** Let the engine pull images missing locally (default true). */
   pull?: boolean;
+  /** Credentials to give the engine for a pull from a registry (the engine's own `docker login` is not used). */
+  credentials?: (domain: string) => RegistryCredentials | undefined;
+  /** How to give credentials, said when a pull was refused without them. */
+  credentialsHint?: string;
   /**
    * What logPath gets: `tagged` (default) one line per message,
    * `<UTC time, seconds> <stdout|stderr> <text>`, the format of the containerd
@@ -326,7 +331,11 @@ export class DockerRuntime implements Runtime {
     }
     let error: string | undefined;
     try {
-      const stream = await this.docker.createImage({ fromImage: name });
+      const creds = this.opts.credentials?.(domain);
+      // As the X-Registry-Auth header (the two-argument form): in the options it would also go into the URL.
+      const stream = creds
+        ? await this.docker.createImage({ username: creds.username, password: creds.password, serveraddress: domain }, { fromImage: name })
+        : await this.docker.createImage({ fromImage: name });
       error = await streamError(stream);
     } catch (e) {
       const err = this.engineError(`pull ${name}`, e);
@@ -336,7 +345,9 @@ export class DockerRuntime implements Runtime {
     if (error) {
       const hint = /HTTP response to HTTPS client/.test(error)
         ? ` (the registry speaks plain HTTP: start dockerd with --insecure-registry ${domain} and list it in insecureRegistries)`
-        : '';
+        : /unauthorized|authentication required|no basic auth credentials/i.test(error) && this.opts.credentialsHint && !this.opts.credentials?.(domain)
+          ? ` (${this.opts.credentialsHint})`
+          : '';
       throw new ImageNotFoundError(ref, `not in the Docker Engine and its pull failed: ${error}${hint}`);
     }
   }
