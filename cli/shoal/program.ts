@@ -208,6 +208,15 @@ image.command('ls')
     out(table(['NAME', 'DIGEST'], images.map((i) => [i.Name, o.trunc ? shortDigest(i.Digest) : i.Digest])));
   });
 
+image.command('pull')
+  .description("Pull an image from its registry into this node's container runtime, with this node's registry credentials (shoald --registry-config)")
+  .argument('<image>', 'the image, e.g. busybox or registry.example.com:5000/app:1')
+  .action(async (name: string) => {
+    process.stderr.write(`Pulling ${name} ...\n`);
+    const res = await rpc(LocalService.pullImage, { name } as never, 600_000);
+    out(`Pulled: ${res.name}\nDigest: ${res.digest}`);
+  });
+
 image.command('rm')
   .alias('remove')
   .description("Remove images from this node's container runtime")

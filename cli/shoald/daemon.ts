@@ -191,13 +191,17 @@ export class Daemon {
         async (rt) => ({ images: await rt.listImages() }) as never,
         (rt, e) => new CallError(grpc.status.UNAVAILABLE, `cannot list the images of ${rt.endpoint}: ${e.message}`),
       )),
+      pullImage: unaryHandler(async (c) => {
+        const name = checkedImageRef(c.request.name);
+        return this.withRuntime(
+          async (rt) => (await rt.pullImage(name)) as never,
+          (rt, e) => e instanceof ImageNotFoundError ? new CallError(grpc.status.NOT_FOUND, e.message)
+            : new CallError(grpc.status.UNAVAILABLE, `cannot pull ${name} into ${rt.endpoint}: ${e.message}`),
+        );
+      }),
       removeImage: unaryHandler(async (c) => {
-        const { name, force } = c.request;
-        try {
-          parseRef(name);
-        } catch (e) {
-          throw new CallError(grpc.status.INVALID_ARGUMENT, `${(e as Error).message}: give the image's name as \`shoal image ls\` shows it`);
-        }
+        const { force } = c.request;
+        const name = checkedImageRef(c.request.name);
         return this.withRuntime(
           async (rt) => (await rt.removeImage(name, { force })) as never,
           (rt, e) => e instanceof ImageNotFoundError ? new CallError(grpc.status.NOT_FOUND, e.message)
@@ -822,4 +826,14 @@ export class Daemon {
     }
     this.scheduleRenewal();
   }
+}
+
+/** An image reference from a local call, refused at the edge when it cannot be one. */
+function checkedImageRef(name: string): string {
+  try {
+    parseRef(name);
+  } catch (e) {
+    throw new CallError(grpc.status.INVALID_ARGUMENT, `${(e as Error).message}: give the image's name as \`shoal image ls\` shows it, e.g. busybox or registry.example.com:5000/app:1`);
+  }
+  return name;
 }

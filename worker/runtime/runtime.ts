@@ -131,6 +131,11 @@ export interface Runtime {
    * an unnamed single image. Returns what was registered.
    */
   loadImage(tarPath: string, name?: string): Promise<ImageInfo[]>;
+  /**
+   * Fetch the image from its registry even when present (a tag may have moved), and make it
+   * available for create(). Throws ImageNotFoundError when the registry has no such image.
+   */
+  pullImage(ref: string): Promise<ImageInfo>;
   /** The images present (named ones: a name each), sorted by name. */
   listImages(): Promise<ImageInfo[]>;
   /**

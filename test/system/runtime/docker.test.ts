@@ -299,6 +299,11 @@ describe.skipIf(problems.length > 0 && !inCI)('Docker runtime (private dockerd)'
       expect(await r.wait('private-1')).toBe(0);
       expect(plain(await logWith(s, 'private\n'))).toBe('private\n');
       await r.remove('private-1');
+      // The tag moves: pullImage fetches it although the old image is present (ensureImage would not).
+      const v2 = buildBusyboxImage({ name: 'x', applets: ['sh', 'echo', 'cat'] });
+      await registry.push('shoal/private', '1', v2);
+      expect(await r.ensureImage(ref)).toEqual({ name: ref, digest: img.manifest.digest });
+      expect(await r.pullImage(ref)).toEqual({ name: ref, digest: v2.manifest.digest });
     } finally {
       await registry.stop();
     }

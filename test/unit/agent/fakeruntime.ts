@@ -129,6 +129,10 @@ export class FakeRuntime implements Runtime {
     return [...this.images].sort().map((name) => ({ name, digest: 'sha256:0' }));
   }
 
+  async pullImage(ref: string): Promise<ImageInfo> {
+    return this.ensureImage(ref);
+  }
+
   async removeImage(ref: string): Promise<ImageInfo> {
     if (!this.images.delete(ref)) throw new ImageNotFoundError(ref, 'not in the fake runtime');
     return { name: ref, digest: 'sha256:0' };

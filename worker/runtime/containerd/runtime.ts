@@ -208,12 +208,13 @@ export class ContainerdRuntime implements Runtime {
 
   // --- images ---------------------------------------------------------------------------------
 
-  private image(ref: string, fresh = false): Promise<ResolvedImage> {
+  /** `fresh`: look again rather than trust the last look; `pull`: fetch from the registry even when present. */
+  private image(ref: string, fresh: boolean | 'pull' = false): Promise<ResolvedImage> {
     const name = normalizeRef(ref);
     const known = this.freshImages.get(name);
     if (!fresh && known && known.until > Date.now()) return known.img;
     // Tasks of one service start together: they share one lookup (its failure is not kept).
-    const img = this.lookUpImage(ref, name);
+    const img = this.lookUpImage(ref, name, fresh === 'pull');
     const entry = { img, until: Number.POSITIVE_INFINITY };
     this.freshImages.set(name, entry);
     img.then(
@@ -223,8 +224,9 @@ export class ContainerdRuntime implements Runtime {
     return img;
   }
 
-  private async lookUpImage(ref: string, name: string): Promise<ResolvedImage> {
-    let img = await this.images.getImage(name);
+  private async lookUpImage(ref: string, name: string, pull: boolean): Promise<ResolvedImage> {
+    if (pull && !this.opts.puller) throw new Error(`cannot pull ${name}: pulling is not configured for ${this.endpoint}`);
+    let img = pull ? undefined : await this.images.getImage(name);
     if (!img && this.opts.puller) {
       // Concurrent creates of one image share one pull.
       let pull = this.pulls.get(name);
@@ -245,6 +247,11 @@ export class ContainerdRuntime implements Runtime {
 
   async ensureImage(ref: string): Promise<ImageInfo> {
     const r = await this.image(ref);
+    return { name: r.name, digest: r.target.digest };
+  }
+
+  async pullImage(ref: string): Promise<ImageInfo> {
+    const r = await this.image(ref, 'pull');
     return { name: r.name, digest: r.target.digest };
   }
 

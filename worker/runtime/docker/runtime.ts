@@ -376,6 +376,15 @@ export class DockerRuntime implements Runtime {
     return { name, digest: this.digestOf(name, img) };
   }
 
+  async pullImage(ref: string): Promise<ImageInfo> {
+    const name = normalizeRef(ref);
+    if (this.opts.pull === false) throw new ImageNotFoundError(ref, 'pulling is turned off for this runtime');
+    await this.pull(name, ref);
+    const img = await this.imageJSON(name);
+    if (!img) throw new ImageNotFoundError(ref, `the Docker Engine pulled ${name} but does not show it`);
+    return { name, digest: this.digestOf(name, img) };
+  }
+
   async listImages(): Promise<ImageInfo[]> {
     const list = (await this.call('image list', () => this.docker.listImages())) as Array<ImageJSON & { RepoTags?: string[] | null }>;
     const out: ImageInfo[] = [];
