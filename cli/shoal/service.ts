@@ -78,7 +78,9 @@ function psOptions(c: Command): Command {
 }
 
 async function printTasks(tasks: Task[], o: PsFlags): Promise<void> {
-  const names = await hostnames();
+  // Hostnames: for the table's NODE column and a node=<hostname> filter; -q and json need none.
+  const wantNames = (!o.quiet && o.format !== 'json') || (o.filter ?? []).some((f) => f.startsWith('node='));
+  const names = wantNames ? await hostnames() : new Map<string, string>();
   const shown = tasks.filter(parseFilters(o.filter ?? [], taskFilters(names)).keep);
   const noTrunc = !o.trunc;
   if (o.quiet) return out(shown.map((t) => truncId(t.id ?? '', noTrunc)).join('\n'));
