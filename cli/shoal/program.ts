@@ -8,6 +8,7 @@ import { ago, parseDuration, shortDigest, table, titleCase } from './format.js';
 import { UsageError, closeClients, rpc, useGlobalOpts, type GlobalOpts } from './rpc.js';
 import { NODE_FILTERS, filterUsage, parseFilters } from './filters.js';
 import { failOne, out } from './output.js';
+import { bytesHuman } from './views.js';
 import { registerServiceCommands } from './service.js';
 
 const DEFAULT_SOCKET = process.env.SHOAL_SOCKET ?? '/var/lib/shoal/shoald.sock';
@@ -202,10 +203,10 @@ image.command('ls')
   .addOption(new Option('--format <format>', 'table or json').choices(['table', 'json']).default('table'))
   .action(async (o: { quiet?: boolean; trunc: boolean; format: string }) => {
     const res = await rpc(LocalService.listImages, {} as never);
-    const images = (res.images ?? []).map((i) => ({ Name: i.name ?? '', Digest: i.digest ?? '' }));
+    const images = (res.images ?? []).map((i) => ({ Name: i.name ?? '', Digest: i.digest ?? '', Size: Number(i.size ?? 0) }));
     if (o.quiet) return out(images.map((i) => i.Name).join('\n'));
     if (o.format === 'json') return out(JSON.stringify(images, null, 2));
-    out(table(['NAME', 'DIGEST'], images.map((i) => [i.Name, o.trunc ? shortDigest(i.Digest) : i.Digest])));
+    out(table(['NAME', 'DIGEST', 'SIZE'], images.map((i) => [i.Name, o.trunc ? shortDigest(i.Digest) : i.Digest, bytesHuman(i.Size)])));
   });
 
 image.command('pull')

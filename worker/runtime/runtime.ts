@@ -113,6 +113,16 @@ export interface ImageInfo {
   digest: string;
 }
 
+/** An image as `image ls` shows it. */
+export interface ListedImage extends ImageInfo {
+  /**
+   * Bytes the image takes in the runtime's store: containerd, its config and layers as stored
+   * (compressed, as a registry serves them; 0 when its content is not all there); Docker, the
+   * engine's own figure (unpacked).
+   */
+  size: number;
+}
+
 export interface Runtime {
   /** What and where it is, for messages: "containerd at /run/containerd/containerd.sock". */
   readonly endpoint: string;
@@ -137,7 +147,7 @@ export interface Runtime {
    */
   pullImage(ref: string): Promise<ImageInfo>;
   /** The images present (named ones: a name each), sorted by name. */
-  listImages(): Promise<ImageInfo[]>;
+  listImages(): Promise<ListedImage[]>;
   /**
    * Remove the image's name from the runtime (its content goes once nothing
    * else names it). Throws ImageNotFoundError when there is no such image, and

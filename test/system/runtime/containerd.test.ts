@@ -96,7 +96,8 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     expect(await rt.loadImage(tarPath)).toEqual(loaded);
     expect(await rt.ensureImage(IMAGE)).toEqual({ name: IMAGE, digest: img.manifest.digest });
     const listed = await rt.listImages();
-    expect(listed).toContainEqual({ name: IMAGE, digest: img.manifest.digest });
+    // Its size: config and layers as stored.
+    expect(listed).toContainEqual({ name: IMAGE, digest: img.manifest.digest, size: img.config.size + img.layers.reduce((n, l) => n + l.size, 0) });
     expect(listed.map((i) => i.name)).toEqual([...listed.map((i) => i.name)].sort((a, b) => a.localeCompare(b)));
   });
 

@@ -3,7 +3,7 @@
 // root, dockerd, containerd, runc, busybox-static, tini and docker-registry
 // (installed with apt-get when missing): without them the suite skips, and
 // fails under CI=true.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,7 +79,9 @@ describe.skipIf(problems.length > 0 && !inCI)('Docker runtime (private dockerd)'
     expect(await rt.ensureImage(IMAGE)).toEqual({ name: IMAGE, digest: img.manifest.digest });
     // Listed under its name with the manifest digest (the engine keeps none for a loaded image), in name order.
     const listed = await rt.listImages();
-    expect(listed).toContainEqual({ name: IMAGE, digest: img.manifest.digest });
+    // The engine's size is the unpacked one: busybox-static's binary at least.
+    expect(listed).toContainEqual({ name: IMAGE, digest: img.manifest.digest, size: expect.any(Number) });
+    expect(listed.find((i) => i.name === IMAGE)!.size).toBeGreaterThan(statSync('/usr/bin/busybox').size);
     expect(listed.map((i) => i.name)).toEqual([...listed.map((i) => i.name)].sort((a, b) => a.localeCompare(b)));
     // The engine's image ID is the config digest: the image went in unchanged.
     const inEngine = JSON.parse((await engineGet(daemon.socket, `/images/${IMAGE}/json`)).body) as { Id: string };

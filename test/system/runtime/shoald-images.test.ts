@@ -81,16 +81,19 @@ describe.skipIf(problems.length > 0 && !inCI)('shoal image pull/ls/rm through sh
     // Checked through containerd itself, not shoal's report.
     const rt = new ContainerdRuntime({ socket: containerd.socket, namespace });
     try {
-      expect(await rt.listImages()).toContainEqual({ name: ref, digest: v1.manifest.digest });
+      expect(await rt.listImages()).toContainEqual({ name: ref, digest: v1.manifest.digest, size: v1.config.size + v1.layers.reduce((n, l) => n + l.size, 0) });
       // The tag moves to another image: a pull fetches it even though the old one is present.
       const v2 = buildBusyboxImage({ name: 'x', applets: ['sh', 'echo'] });
       await registry.push('team/app', '1', v2);
       expect((await shoal('image', 'pull', ref)).stdout).toContain(`Digest: ${v2.manifest.digest}\n`);
-      expect(await rt.listImages()).toContainEqual({ name: ref, digest: v2.manifest.digest });
+      expect((await rt.listImages()).find((i) => i.name === ref)?.digest).toBe(v2.manifest.digest);
     } finally {
       rt.close();
     }
     expect((await shoal('image', 'ls', '-q')).stdout.split('\n')).toContain(ref);
+    const ls = JSON.parse((await shoal('image', 'ls', '--format', 'json')).stdout) as Array<{ Name: string; Size: number }>;
+    expect(ls.find((i) => i.Name === ref)?.Size).toBeGreaterThan(0);
+    expect((await shoal('image', 'ls')).stdout).toMatch(new RegExp(`^NAME\\s+DIGEST\\s+SIZE\n(.*\n)*${ref.replace(/[.:/]/g, '\\$&')}\\s+sha256:[0-9a-f]{12}\\s+\\d+(\\.\\d+)?[KM]iB$`, 'm'));
     expect((await shoal('image', 'rm', ref)).stdout).toBe(`Untagged: ${ref}\n`);
   }, 120_000);
 

@@ -125,12 +125,13 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     // `image ls` on a host that ran one shows the pulled image beside the preloaded one, as containerd has them.
     const puller = (await sc.tasks('pulled')).find((t) => t.Status.State === 'running')!;
     const host = (await c.nodes('host1')).find((n) => n.ID === puller.NodeID)!.Description.Hostname;
-    const listed = JSON.parse(await c.ok(host, 'image', 'ls', '--format', 'json')) as Array<{ Name: string; Digest: string }>;
+    const listed = JSON.parse(await c.ok(host, 'image', 'ls', '--format', 'json')) as Array<{ Name: string; Digest: string; Size: number }>;
     const inContainerd = await c.runtime(host).listImages();
-    expect(listed).toEqual(inContainerd.map((i) => ({ Name: i.name, Digest: i.digest })));
+    expect(listed).toEqual(inContainerd.map((i) => ({ Name: i.name, Digest: i.digest, Size: i.size })));
+    expect(listed.every((i) => i.Size > 0)).toBe(true);
     expect(listed.map((i) => i.Name)).toEqual(expect.arrayContaining([c.image, c.registryImage!]));
     expect((await c.ok(host, 'image', 'ls', '-q')).trim().split('\n')).toEqual(listed.map((i) => i.Name));
-    expect(await c.ok(host, 'image', 'ls')).toMatch(/^NAME\s+DIGEST\n/);
+    expect(await c.ok(host, 'image', 'ls')).toMatch(/^NAME\s+DIGEST\s+SIZE\n/);
     const r = await c.shoal('host1', 'service', 'create', '--name', 'ghost', `${c.registry}/nope:1`, 'sleep', '1');
     expect(r.code).not.toBe(0);
     const t = await waitFor('rejected', async () => (await sc.tasks('ghost')).find((x) => x.Status.State === 'rejected'), 30_000, 300);
@@ -233,7 +234,7 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
   });
 
   step('SIGKILL the leader while scaling: the service converges', async () => {
-    const leader = (await c.nodes('host2')).find((n) => n.ManagerStatus?.Leader)!.Description.Hostname;
+    const leader = await sc.agreedLeader();
     const other = c.managers.find((h) => h !== leader)!;
     // Workers reconnect to the new leader without restarting anything: same containers, same pids.
     const before = new Map((await Promise.all(c.workers.map((h) => c.containersOn(h)))).flat().filter((x) => x.state === 'running').map((x) => [x.id, x.pid]));
@@ -305,7 +306,7 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
   });
 
   step('the leader\'s host is cut off from every other host: the majority elects a leader and runs its tasks; healed, the old leader follows, its stale containers go, and a write it could not commit is nowhere', async () => {
-    const leader = (await c.nodes('host1')).find((n) => n.ManagerStatus?.Leader)!.Description.Hostname;
+    const leader = await sc.agreedLeader();
     const rest = c.hosts.filter((h) => h !== leader);
     const asker = c.managers.find((h) => h !== leader)!;
     expect((await sc.containersOf('web'))[leader]!.running).toBeGreaterThan(0);
@@ -332,8 +333,7 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
   });
 
   step('the link between the leader and one follower drops: no election (the cut follower cannot win one), writes go on; healed, one leader still', async () => {
-    const ns0 = await c.nodes('host1');
-    const leader = ns0.find((n) => n.ManagerStatus?.Leader)!.Description.Hostname;
+    const leader = await sc.agreedLeader();
     const cut = c.managers.find((h) => h !== leader)!;
     const candidacies = () => c.managers.reduce((n, h) => n + (readFileSync(c.lab.hostState(h).logFile, 'utf8').match(/became candidate at term/g) ?? []).length, 0);
     const before = candidacies();
@@ -370,7 +370,7 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
   });
 
   step('the link between a worker and the leader drops: another manager relays its calls, so it stays Ready, keeps its containers, takes a new task and reports it; the leader dies meanwhile: the worker follows the new one; healed, all as before', async () => {
-    const leader = (await c.nodes('host1')).find((n) => n.ManagerStatus?.Leader)!.Description.Hostname;
+    const leader = await sc.agreedLeader();
     const worker = 'host4';
     const workerId = (await c.nodes(leader)).find((n) => n.Description.Hostname === worker)!.ID;
     const running = async () => new Map((await c.containersOn(worker))

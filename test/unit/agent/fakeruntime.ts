@@ -9,6 +9,7 @@ import {
   type ContainerSpec,
   type ContainerState,
   type ImageInfo,
+  type ListedImage,
   type Runtime,
   type StopOptions,
 } from '../../../worker/runtime/runtime.js';
@@ -125,8 +126,8 @@ export class FakeRuntime implements Runtime {
     return [];
   }
 
-  async listImages(): Promise<ImageInfo[]> {
-    return [...this.images].sort().map((name) => ({ name, digest: 'sha256:0' }));
+  async listImages(): Promise<ListedImage[]> {
+    return [...this.images].sort().map((name) => ({ name, digest: 'sha256:0', size: 0 }));
   }
 
   async pullImage(ref: string): Promise<ImageInfo> {

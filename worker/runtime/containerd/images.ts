@@ -30,7 +30,7 @@ import {
 } from '../oci.js';
 import { indexTar, readTarEntry, type TarEntry } from '../tar.js';
 import { normalizeRef } from '../reference.js';
-import { ImageNotFoundError, type ImageInfo } from '../runtime.js';
+import { ImageNotFoundError, type ImageInfo, type ListedImage } from '../runtime.js';
 
 const WriteAction = containerd.services.content.v1.WriteAction;
 const CHUNK = 1024 * 1024;
@@ -173,9 +173,19 @@ export class ImageStore {
     }
   }
 
-  async listImages(): Promise<ImageInfo[]> {
+  async listImages(): Promise<ListedImage[]> {
     const r = await this.c.call(M.imageList, { filters: [] });
-    return (r.images ?? []).map((i) => ({ name: i.name ?? '', digest: i.target?.digest ?? '' }));
+    return Promise.all((r.images ?? []).map(async (i) => {
+      const name = i.name ?? '';
+      const target = toDescriptor(i.target ?? {});
+      // Resolving reads the image's documents (cached by digest); content missing (a pull cut
+      // short, say) makes the size unknown, not the listing fail.
+      const size = await this.resolve(name, target).then(
+        (img) => img.manifest.config.size + img.manifest.layers.reduce((sum, l) => sum + l.size, 0),
+        () => 0,
+      );
+      return { name, digest: target.digest, size };
+    }));
   }
 
   async deleteImage(name: string): Promise<void> {

@@ -26,6 +26,7 @@ import {
   type ContainerSpec,
   type ContainerState,
   type ImageInfo,
+  type ListedImage,
   type Runtime,
   type StopOptions,
 } from '../runtime.js';
@@ -260,7 +261,7 @@ export class ContainerdRuntime implements Runtime {
     return this.images.loadOciTar(tarPath, name).finally(() => this.freshImages.clear());
   }
 
-  async listImages(): Promise<ImageInfo[]> {
+  async listImages(): Promise<ListedImage[]> {
     return (await this.images.listImages()).sort((a, b) => a.name.localeCompare(b.name));
   }
 

@@ -27,6 +27,7 @@ import {
   type ContainerSpec,
   type ContainerState,
   type ImageInfo,
+  type ListedImage,
   type Runtime,
   type StopOptions,
 } from '../runtime.js';
@@ -385,14 +386,14 @@ export class DockerRuntime implements Runtime {
     return { name, digest: this.digestOf(name, img) };
   }
 
-  async listImages(): Promise<ImageInfo[]> {
-    const list = (await this.call('image list', () => this.docker.listImages())) as Array<ImageJSON & { RepoTags?: string[] | null }>;
-    const out: ImageInfo[] = [];
+  async listImages(): Promise<ListedImage[]> {
+    const list = (await this.call('image list', () => this.docker.listImages())) as Array<ImageJSON & { RepoTags?: string[] | null; Size?: number }>;
+    const out: ListedImage[] = [];
     for (const img of list) {
       for (const tag of img.RepoTags ?? []) {
         if (tag === '<none>:<none>') continue;
         const name = normalizeRef(tag);
-        out.push({ name, digest: this.digestOf(name, img) });
+        out.push({ name, digest: this.digestOf(name, img), size: Number(img.Size ?? 0) });
       }
     }
     return out.sort((a, b) => a.name.localeCompare(b.name));
