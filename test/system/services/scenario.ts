@@ -45,6 +45,24 @@ export class Scenario {
     }));
   }
 
+  /**
+   * The leader every manager names. Right after an election a deposed leader may still name
+   * itself for up to an election timeout (until it notices it lost its quorum): a step that picks
+   * "the leader" from one manager's answer then would pick the wrong one.
+   */
+  async agreedLeader(timeoutMs = 30_000): Promise<string> {
+    let seen: (string | undefined)[] = [];
+    try {
+      return await waitFor('every manager to name the same leader', async () => {
+        seen = await Promise.all(this.c.managers.map(async (h) => (await this.c.nodes(h).catch(() => []))
+          .find((n) => n.ManagerStatus?.Leader)?.Description.Hostname));
+        return seen[0] && seen.every((x) => x === seen[0]) ? seen[0] : undefined;
+      }, timeoutMs, 100);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; last seen per manager: ${JSON.stringify(Object.fromEntries(this.c.managers.map((h, i) => [h, seen[i] ?? null])))}`);
+    }
+  }
+
   /** Polls containersOf until ok; a timeout says what was seen last. */
   async waitContainers(what: string, name: string, ok: (per: PerHost) => boolean, timeoutMs = 60_000, hosts = this.c.hosts): Promise<PerHost> {
     let last: PerHost = {};
