@@ -73,9 +73,11 @@ mkdir -p "$BIN_DIR"
 # `node --` ends node's own options: Node 20 would take a `--env-file` meant for shoal as its own.
 # A 1 MiB young generation keeps an idle shoald ~8 MiB smaller.
 # The CLI finds this node's shoald through the state directory's socket unless told otherwise.
-write_launcher() { # name, what goes before `node`, node options, program
+# The node this install was checked with, by its path: a service's PATH may not lead to it.
+NODE_BIN="$(command -v node)"
+write_launcher() { # name, what goes before node, node options, program
   local tmp="$BIN_DIR/.$1.$$"
-  printf '#!/bin/sh\nexec %snode %s-- %s "$@"\n' "$2" "$3" "$4" > "$tmp"
+  printf '#!/bin/sh\nexec %s%s %s-- %s "$@"\n' "$2" "$NODE_BIN" "$3" "$4" > "$tmp"
   chmod 755 "$tmp"
   mv "$tmp" "$BIN_DIR/$1"
 }

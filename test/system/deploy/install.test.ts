@@ -62,7 +62,9 @@ describe.skipIf(problems.length > 0 && !inCI)('deploy/install: shoal on a host',
     for (const m of ['vitest', 'typescript', 'eslint', 'esbuild']) expect(modules).not.toContain(m);
     expect(existsSync(path.join(dirs.prefix, 'dist/test'))).toBe(false);
     expect(existsSync(path.join(dirs.prefix, 'dist/cli/shoal/shoal.cjs'))).toBe(true);
-    for (const b of ['shoal', 'shoald']) expect(readFileSync(path.join(dirs.bin, b), 'utf8')).toMatch(new RegExp(`node [^\\n]*-- ${dirs.prefix}/dist/cli/${b}/main\\.js "\\$@"`));
+    // The node that ran the install, by its path (a service's PATH may not lead to it).
+    const node = (await run('sh', ['-c', 'command -v node'])).stdout.trim();
+    for (const b of ['shoal', 'shoald']) expect(readFileSync(path.join(dirs.bin, b), 'utf8')).toMatch(new RegExp(`exec (env SHOAL_SOCKET=\\S+ )?${node} [^\\n]*-- ${dirs.prefix}/dist/cli/${b}/main\\.js "\\$@"`));
   }, 120_000);
 
   it('writes a unit that systemd accepts, naming the installed shoald and the state directory', async () => {
