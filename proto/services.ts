@@ -111,9 +111,9 @@ export const LocalService = {
   /** The images in this host's runtime. */
   listImages: unary('Local', 'ListImages', c<InstanceType<Api['Empty']>>(api.Empty), c<M<'ListImagesResponse'>>(api.ListImagesResponse)),
   /** Pulls an image into this host's runtime from its registry, with this host's registry credentials. */
-  pullImage: unary('Local', 'PullImage', c<M<'PullImageRequest'>>(api.PullImageRequest), c<M<'PullImageResponse'>>(api.PullImageResponse)),
+  pullImage: unary('Local', 'PullImage', c<M<'PullImageRequest'>>(api.PullImageRequest), c<M<'ImageRef'>>(api.ImageRef)),
   /** Removes an image's name from this host's runtime (refused while containers of this host use it, unless forced). */
-  removeImage: unary('Local', 'RemoveImage', c<M<'RemoveImageRequest'>>(api.RemoveImageRequest), c<M<'RemoveImageResponse'>>(api.RemoveImageResponse)),
+  removeImage: unary('Local', 'RemoveImage', c<M<'RemoveImageRequest'>>(api.RemoveImageRequest), c<M<'ImageRef'>>(api.ImageRef)),
 };
 /* eslint-enable @typescript-eslint/no-explicit-any */
 

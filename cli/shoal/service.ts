@@ -79,7 +79,7 @@ function psOptions(c: Command): Command {
 
 async function printTasks(tasks: Task[], o: PsFlags): Promise<void> {
   // Hostnames: for the table's NODE column and a node=<hostname> filter; -q and json need none.
-  const wantNames = (!o.quiet && o.format !== 'json') || (o.filter ?? []).some((f) => f.startsWith('node='));
+  const wantNames = (!o.quiet && o.format !== 'json') || parseFilters(o.filter ?? [], TASK_FILTER_KEYS).values.has('node');
   const names = wantNames ? await hostnames() : new Map<string, string>();
   const shown = tasks.filter(parseFilters(o.filter ?? [], taskFilters(names)).keep);
   const noTrunc = !o.trunc;

@@ -195,8 +195,7 @@ export class Daemon {
         const name = checkedImageRef(c.request.name);
         return this.withRuntime(
           async (rt) => (await rt.pullImage(name)) as never,
-          (rt, e) => e instanceof ImageNotFoundError ? new CallError(grpc.status.NOT_FOUND, e.message)
-            : new CallError(grpc.status.UNAVAILABLE, `cannot pull ${name} into ${rt.endpoint}: ${e.message}`),
+          (rt, e) => imageCallError(e, `cannot pull ${name} into ${rt.endpoint}`),
         );
       }),
       removeImage: unaryHandler(async (c) => {
@@ -204,9 +203,7 @@ export class Daemon {
         const name = checkedImageRef(c.request.name);
         return this.withRuntime(
           async (rt) => (await rt.removeImage(name, { force })) as never,
-          (rt, e) => e instanceof ImageNotFoundError ? new CallError(grpc.status.NOT_FOUND, e.message)
-            : e instanceof ImageInUseError ? new CallError(grpc.status.FAILED_PRECONDITION, e.message)
-              : new CallError(grpc.status.UNAVAILABLE, `cannot remove image ${name} from ${rt.endpoint}: ${e.message}`),
+          (rt, e) => imageCallError(e, `cannot remove image ${name} from ${rt.endpoint}`),
         );
       }),
     });
@@ -836,4 +833,11 @@ function checkedImageRef(name: string): string {
     throw new CallError(grpc.status.INVALID_ARGUMENT, `${(e as Error).message}: give the image's name as \`shoal image ls\` shows it, e.g. busybox or registry.example.com:5000/app:1`);
   }
   return name;
+}
+
+/** A runtime's image error as a local call's status: no such image, in use, or the runtime failed (with what was asked). */
+function imageCallError(e: Error, what: string): CallError {
+  if (e instanceof ImageNotFoundError) return new CallError(grpc.status.NOT_FOUND, e.message);
+  if (e instanceof ImageInUseError) return new CallError(grpc.status.FAILED_PRECONDITION, e.message);
+  return new CallError(grpc.status.UNAVAILABLE, `${what}: ${e.message}`);
 }
