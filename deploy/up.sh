@@ -33,7 +33,7 @@ echo "==> build"
 npm run -s build
 
 LABCMD=(node dist/deploy/lab/cli.js --lab "$LAB")
-SHOAL=(node dist/cli/shoal/main.js)
+SHOAL=(deploy/shoal)
 echo "==> lab: $HOSTS hosts, a containerd and a shoald on each"
 "${LABCMD[@]}" up --hosts "$HOSTS" --containerd
 
@@ -102,19 +102,19 @@ echo "The cluster is up: $HOSTS hosts in network namespaces $LAB-host1..$HOSTS, 
 echo "Each host runs its own containerd (containerd namespace $LAB-<host>) with $IMAGE preloaded."
 echo "Look around:"
 echo "    export SHOAL_SOCKET=$H1"
-echo "    node dist/cli/shoal/main.js node ls"
-echo "    node dist/cli/shoal/main.js node inspect --pretty host4"
+echo "    deploy/shoal node ls"
+echo "    deploy/shoal node inspect --pretty host4"
 if [ "$demo" = yes ]; then
-  echo "    node dist/cli/shoal/main.js service ls"
-  echo "    node dist/cli/shoal/main.js service ps demo"
-  echo "    node dist/cli/shoal/main.js service logs demo"
-  echo "    node dist/cli/shoal/main.js service scale demo=10"
+  echo "    deploy/shoal service ls"
+  echo "    deploy/shoal service ps demo"
+  echo "    deploy/shoal service logs demo"
+  echo "    deploy/shoal service scale demo=10"
 fi
 echo "    ctr --address $C4 --namespace $LAB-host4 tasks ls      # what really runs on host4"
 echo "    deploy/lab/shoal-lab --lab $LAB exec host4 ip -br addr  # a command inside host4"
 echo "    deploy/lab/shoal-lab --lab $LAB status"
 echo "    deploy/lab/shoal-lab --lab $LAB kill host1        # SIGKILL the first manager; ask another:"
-echo "    node dist/cli/shoal/main.js --socket $(sock host2) node ls"
+echo "    deploy/shoal --socket $(sock host2) node ls"
 echo "    deploy/lab/shoal-lab --lab $LAB start host1"
 echo "Logs: /var/lib/shoal-lab/$LAB/<host>/daemon.log and containerd.log.  Tear down (as root): bash deploy/down.sh"
 [ "$demo" = yes ] || echo "The service commands are not built yet (shoal service --help fails): no demo service runs."

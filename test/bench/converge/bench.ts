@@ -571,12 +571,13 @@ function cpuReport(reps: Rep[]): void {
   const rows = keys.map((k) => [
     STEP[k].split(' until')[0]!,
     cs(m(k, 'floor', (u) => u.wall)), cs(m(k, 'floor', (u) => u.machine)), cs(m(k, 'floor', (u) => u.containerd)), cs(m(k, 'floor', (u) => u.bench)),
-    cs(m(k, 'shoal', (u) => u.wall)), cs(m(k, 'shoal', (u) => u.machine)), cs(m(k, 'shoal', (u) => u.shoald)), cs(m(k, 'shoal', (u) => u.containerd)), cs(m(k, 'shoal', (u) => u.bench)),
+    cs(m(k, 'shoal', (u) => u.wall)), cs(m(k, 'shoal', (u) => u.machine)), cs(m(k, 'shoal', (u) => u.shoald)), cs(m(k, 'shoal', (u) => u.shoaldMain)), cs(m(k, 'shoal', (u) => u.containerd)), cs(m(k, 'shoal', (u) => u.bench)),
   ]);
   console.log(`\nCPU seconds during each step (medians; the machine has 2 cores, so busy CPU-s <= 2 x wall s): machine = all processes and the kernel`);
-  console.log('(runc, shims, loggers, mounts and cgroups included); bench = this process (the containerd poller; the floor\'s containerd client too).');
+  console.log('(runc, shims, loggers, mounts and cgroups included); bench = this process (the containerd poller; the floor\'s containerd client too);');
+  console.log('main thread = the shoalds\' JavaScript threads (the rest of shoalds is V8\'s helper threads, garbage collection and compiling, and the libuv pool).');
   printTable(['step', { header: 'floor wall', align: 'right' }, { header: 'machine', align: 'right' }, { header: 'containerds', align: 'right' }, { header: 'bench', align: 'right' },
-    { header: 'shoal wall', align: 'right' }, { header: 'machine', align: 'right' }, { header: 'shoalds', align: 'right' }, { header: 'containerds', align: 'right' }, { header: 'bench', align: 'right' }], rows);
+    { header: 'shoal wall', align: 'right' }, { header: 'machine', align: 'right' }, { header: 'shoalds', align: 'right' }, { header: 'main thread', align: 'right' }, { header: 'containerds', align: 'right' }, { header: 'bench', align: 'right' }], rows);
   // Who in shoald: the workers' shoalds run only the agent; host1 leads (swarm init there; no election during these steps unless counted above); host2/3 follow.
   const per = (k: StepKey, hosts: string[]) => median(reps.map((r) => hosts.reduce((n, h) => n + (r.cpu[k]?.shoal?.shoaldByHost[h] ?? NaN), 0)));
   const tasks: Partial<Record<StepKey, number>> = { createSmall: N.small, createBig: N.big, scaleUp: N.up - N.big, scaleDown: N.up - N.down };

@@ -108,10 +108,11 @@ export async function machineBusy(ms: number): Promise<number> {
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
-export function cpuSeconds(pid: number | null | undefined): number {
+/** CPU seconds of a process (all its threads), or of one thread of it (`tid`; the main thread's is the pid). */
+export function cpuSeconds(pid: number | null | undefined, tid?: number): number {
   if (!pid) return NaN;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // fields 14 and 15 (utime, stime) are at 11 and 12 after the state field
     return (Number(f[11]) + Number(f[12])) / 100;
@@ -123,6 +124,8 @@ export function cpuSeconds(pid: number | null | undefined): number {
 /** CPU seconds used: every host's shoald, every host's containerd, this process, the whole machine (busy time of all cores). */
 export interface CpuUse {
   shoald: number;
+  /** The shoalds' main threads (JavaScript); the rest is V8's helpers (GC, compiling) and the libuv pool. */
+  shoaldMain: number;
   /** Each host's shoald. */
   shoaldByHost: Record<string, number>;
   containerd: number;
@@ -141,6 +144,10 @@ export function cpuSnap(c: ServicesCluster): CpuUse {
   const byHost = Object.fromEntries(c.hosts.map((h) => [h, cpuSeconds(c.lab.procPid(h))]));
   return {
     shoald: Object.values(byHost).reduce((n, x) => n + x, 0),
+    shoaldMain: c.hosts.reduce((n, h) => {
+      const pid = c.lab.procPid(h);
+      return n + cpuSeconds(pid, pid ?? undefined);
+    }, 0),
     shoaldByHost: byHost,
     containerd: c.hosts.reduce((n, h) => n + cpuSeconds(c.lab.procPid(h, CONTAINERD_PROC)), 0),
     bench: (u.user + u.system) / 1e6,
@@ -152,5 +159,5 @@ export function cpuSnap(c: ServicesCluster): CpuUse {
 export function cpuSince(c: ServicesCluster, a: CpuUse): CpuUse {
   const b = cpuSnap(c);
   const byHost = Object.fromEntries(Object.entries(b.shoaldByHost).map(([h, x]) => [h, x - (a.shoaldByHost[h] ?? NaN)]));
-  return { shoald: b.shoald - a.shoald, shoaldByHost: byHost, containerd: b.containerd - a.containerd, bench: b.bench - a.bench, machine: b.machine - a.machine, wall: b.wall - a.wall };
+  return { shoald: b.shoald - a.shoald, shoaldMain: b.shoaldMain - a.shoaldMain, shoaldByHost: byHost, containerd: b.containerd - a.containerd, bench: b.bench - a.bench, machine: b.machine - a.machine, wall: b.wall - a.wall };
 }

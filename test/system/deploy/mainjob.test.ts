@@ -6,7 +6,7 @@
 // and the lab's packages (up.sh installs them): skipped without root, except
 // under CI=true, where that fails.
 import { spawn } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,6 +61,7 @@ describe.skipIf(!root && !inCI)('the main job: deploy/up.sh and deploy/down.sh',
   }, 150_000);
 
   let first: Record<string, string[]> = {};
+  const socket1 = path.join(BASE, LAB, 'host1', 'shoald.sock');
 
   it('up.sh: 5 hosts in the swarm (3 managers), the demo service\'s 6 containers running, spread over the hosts', async () => {
     if (!root) throw new Error('deploy/up.sh needs root');
@@ -68,7 +69,9 @@ describe.skipIf(!root && !inCI)('the main job: deploy/up.sh and deploy/down.sh',
     expect(r.code, r.out.slice(-3000)).toBe(0);
     expect(r.out).toContain('The cluster is up: 5 hosts');
     expect(r.out.match(/ demo\.\d+ .* Running /g) ?? []).toHaveLength(6);
-    const nodes = JSON.parse(execFileSync(process.execPath, ['dist/cli/shoal/main.js', '--socket', path.join(BASE, LAB, 'host1', 'shoald.sock'), 'node', 'ls', '--format', 'json'], { cwd: repo, encoding: 'utf8' })) as Array<{ Status: { State: string }; ManagerStatus?: unknown }>;
+    // Through the command the script tells the user to run.
+    expect(r.out).toContain('deploy/shoal node ls');
+    const nodes = JSON.parse(execFileSync(path.join(repo, 'deploy/shoal'), ['--socket', socket1, 'node', 'ls', '--format', 'json'], { cwd: repo, encoding: 'utf8' })) as Array<{ Status: { State: string }; ManagerStatus?: unknown }>;
     expect(nodes.map((n) => n.Status.State)).toEqual(HOSTS.map(() => 'ready'));
     expect(nodes.filter((n) => n.ManagerStatus).length).toBe(3);
     first = await demoContainers();
@@ -84,6 +87,14 @@ describe.skipIf(!root && !inCI)('the main job: deploy/up.sh and deploy/down.sh',
     expect(r.out).toContain('service demo exists already');
     expect(await demoContainers()).toEqual(first);
   }, 320_000);
+
+  it('deploy/shoal hands --env-file to shoal, not to Node.js: a missing file gets shoal\'s message and nothing is created', () => {
+    const r = spawnSync(path.join(repo, 'deploy/shoal'), ['--socket', socket1, 'service', 'create', '--detach', '--name', 'envless', '--env-file', '/nonexistent/shoal.env', 'shoal.local/busybox:1', 'true'], { cwd: repo, encoding: 'utf8' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('cannot read --env-file /nonexistent/shoal.env: no such file');
+    const services = JSON.parse(execFileSync(path.join(repo, 'deploy/shoal'), ['--socket', socket1, 'service', 'ls', '--format', 'json'], { encoding: 'utf8' })) as Array<{ Spec: { Name: string } }>;
+    expect(services.map((x) => x.Spec.Name)).toEqual(['demo']);
+  });
 
   it('down.sh: no namespace, no state, no daemon of the lab is left', async () => {
     const r = await script('down.sh', 120_000);
