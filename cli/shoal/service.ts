@@ -11,6 +11,7 @@ import { waitForConvergence } from './progress.js';
 import { RpcError, UsageError, rpc, stream } from './rpc.js';
 import { failOne, out } from './output.js';
 import { SERVICE_FILTERS, TASK_FILTER_KEYS, filterUsage, parseFilters, taskFilters } from './filters.js';
+import { registryAuthFor } from './registryauth.js';
 import { FlagError, buildServiceSpec, parseScaleArgs, randomName, scaleSpec, type CreateFlags } from './serviceflags.js';
 import {
   LS_HEADERS, PS_HEADERS, prettyService, serviceRows, serviceView, taskRows, taskView, truncId,
@@ -115,7 +116,7 @@ export function parseTail(v: string): number {
   return Number(v);
 }
 
-interface CreateOpts extends CreateFlags { detach?: boolean; quiet?: boolean; envFile?: string[] }
+interface CreateOpts extends CreateFlags { detach?: boolean; quiet?: boolean; envFile?: string[]; withRegistryAuth?: boolean }
 
 export function registerServiceCommands(program: Command, node: Command): void {
   const service = program.command('service').description('Manage services');
@@ -163,6 +164,7 @@ export function registerServiceCommands(program: Command, node: Command): void {
     .option('--update-monitor <duration>', 'Duration after each task update to monitor for failure (ms|s|m|h) (default 5s)')
     .option('--update-max-failure-ratio <float>', 'Failure rate to tolerate during an update (default 0)')
     .option('--update-order <string>', 'Update order: start-first or stop-first (default "stop-first")')
+    .option('--with-registry-auth', 'Send this client\'s registry login for the image (Docker\'s config.json) to the nodes with the tasks')
     .option('-d, --detach', 'Exit immediately instead of waiting for the service to converge')
     .option('-q, --quiet', 'Suppress progress output')
     .action(async (image: string, command: string[], o: CreateOpts) => {
@@ -177,6 +179,7 @@ export function registerServiceCommands(program: Command, node: Command): void {
         }
       });
       const spec = buildServiceSpec(image, command, { ...o, envFiles });
+      if (o.withRegistryAuth) spec.taskTemplate!.container!.pullOptions = { registryAuth: registryAuthFor(image) };
       if (!spec.name) spec.name = randomName();
       const s = await rpc(ControlService.createService, { spec } as never);
       out(s.id);

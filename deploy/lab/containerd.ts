@@ -16,7 +16,7 @@ import { readFileSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Lab } from './lab.js';
 import { DEFAULT_DAEMON_CMD, DEFAULT_SUBNET, hostAddress, type ProcSpec } from './plan.js';
-import { REGISTRY_PORT, registrySidecar } from './registry.js';
+import { AUTH_REGISTRY_PORT, REGISTRY_PORT, authRegistrySidecar, registrySidecar } from './registry.js';
 import { procInfo, run, waitUntil } from './sys.js';
 
 export const CONTAINERD_PROC = 'containerd';
@@ -120,6 +120,8 @@ export interface ContainerdLabOptions {
   subnet?: string;
   /** The registry host's index in the lab (its address is .10+index); default N of a host named hostN, else 1. */
   registryHostIndex?: number;
+  /** With registryHost: also serve its storage behind the lab's login, on port 5001 (registry.ts). */
+  authRegistry?: boolean;
 }
 
 /**
@@ -135,6 +137,10 @@ export function containerdLabOptions(opts: ContainerdLabOptions = {}): { daemonC
     sidecars.push(registrySidecar(opts.registryHost));
     const index = opts.registryHostIndex ?? Number(/^host(\d+)$/.exec(opts.registryHost)?.[1] ?? 1);
     insecure.push(`${hostAddress(opts.subnet ?? DEFAULT_SUBNET, index)}:${REGISTRY_PORT}`);
+    if (opts.authRegistry) {
+      sidecars.push(authRegistrySidecar(opts.registryHost));
+      insecure.push(`${hostAddress(opts.subnet ?? DEFAULT_SUBNET, index)}:${AUTH_REGISTRY_PORT}`);
+    }
   }
   const daemonCmd = [opts.daemonCmd ?? DEFAULT_DAEMON_CMD, CONTAINERD_DAEMON_FLAGS, ...insecure.map((r) => `--insecure-registry ${r}`)].join(' ');
   return { daemonCmd, sidecars };

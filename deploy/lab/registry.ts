@@ -14,8 +14,19 @@ import type { ProcSpec } from './plan.js';
 export const REGISTRY_PORT = 5000;
 export const REGISTRY_PROC = 'registry';
 
+/**
+ * The same registry storage behind a login (the lab's user and password, htpasswd), on
+ * another port: what is pushed to the open registry can only be pulled from here with them.
+ */
+export const AUTH_REGISTRY_PORT = 5001;
+export const AUTH_REGISTRY_PROC = 'registry-auth';
+export const LAB_REGISTRY_USER = 'shoal-lab';
+export const LAB_REGISTRY_PASSWORD = 'lab-registry-pass';
+/** htpasswd -nbB of the pair above (docker-registry takes bcrypt only). */
+const LAB_HTPASSWD = 'shoal-lab:$2y$05$vnosmfUfuaOqr3IXd7xvKO8lgHHs9gsXNZE/C0G3numfGUF2suYqO\n';
+
 /** docker-registry's config.yml (hostDir and ip may be the {hostDir} {ip} placeholders of a sidecar template). */
-export function registryConfig(hostDir: string, ip: string): string {
+export function registryConfig(hostDir: string, ip: string, opts: { port?: number; htpasswd?: string } = {}): string {
   return [
     '# Written by shoal-lab (deploy/lab/registry.ts) before each start of this registry.',
     'version: 0.1',
@@ -27,7 +38,8 @@ export function registryConfig(hostDir: string, ip: string): string {
     '  delete:',
     '    enabled: true',
     'http:',
-    `  addr: ${ip}:${REGISTRY_PORT}`,
+    `  addr: ${ip}:${opts.port ?? REGISTRY_PORT}`,
+    ...(opts.htpasswd ? ['auth:', '  htpasswd:', '    realm: shoal-lab', `    path: ${opts.htpasswd}`] : []),
     '',
   ].join('\n');
 }
@@ -36,6 +48,19 @@ export function registryConfig(hostDir: string, ip: string): string {
 export function registrySidecar(host: string): ProcSpec {
   const config = path.join('{hostDir}', 'registry', 'config.yml');
   return { name: REGISTRY_PROC, cmd: `docker-registry serve ${config}`, hosts: [host], files: { [config]: registryConfig('{hostDir}', '{ip}') } };
+}
+
+/** The registry's storage served at <ip>:5001 to the lab's user only (LAB_REGISTRY_USER / LAB_REGISTRY_PASSWORD). */
+export function authRegistrySidecar(host: string): ProcSpec {
+  const dir = path.join('{hostDir}', 'registry');
+  const config = path.join(dir, 'config-auth.yml');
+  const htpasswd = path.join(dir, 'htpasswd');
+  return {
+    name: AUTH_REGISTRY_PROC,
+    cmd: `docker-registry serve ${config}`,
+    hosts: [host],
+    files: { [config]: registryConfig('{hostDir}', '{ip}', { port: AUTH_REGISTRY_PORT, htpasswd }), [htpasswd]: LAB_HTPASSWD },
+  };
 }
 
 /** host:port of the registry on `host` (default: the host its sidecar runs on, else host1). */

@@ -69,6 +69,26 @@ function nameTaken(name: string): CallError {
   );
 }
 
+type Container = { pullOptions?: { registryAuth?: string | null } | null } | null | undefined;
+
+/** A task spec's container, where the registry credentials are. */
+const containerOf = (spec: { taskTemplate?: { container?: unknown } | null } | null | undefined): Container => spec?.taskTemplate?.container as Container;
+
+/** Registry credentials go to the agents with their tasks, never back to a caller (as in Docker). */
+function redactService(s: Service): Service {
+  for (const spec of [s.spec, s.previousSpec]) {
+    const c = containerOf(spec);
+    if (c) c.pullOptions = null;
+  }
+  return s;
+}
+
+function redactTask(t: Task): Task {
+  const c = t.spec?.container as Container;
+  if (c) c.pullOptions = null;
+  return t;
+}
+
 export class ServiceApi {
   constructor(private readonly m: Manager) {}
 
@@ -88,12 +108,12 @@ export class ServiceApi {
       }
       throw this.m.wrap(e);
     }
-    return plain(this.m.store.view((r) => r.get(servicesTable, id))!);
+    return redactService(plain(this.m.store.view((r) => r.get(servicesTable, id))!));
   }
 
   async getService(ref: string): Promise<Service> {
     await this.m.store.readCurrent(() => undefined);
-    return plain(resolveService(this.m, ref));
+    return redactService(plain(resolveService(this.m, ref)));
   }
 
   async listServices(req: { names?: string[] | null }): Promise<{ services: Service[]; counts: ServiceCounts[] }> {
@@ -106,7 +126,7 @@ export class ServiceApi {
       if (!l) bySvc.set(t.serviceId, (l = []));
       l.push(t);
     }
-    return { services: chosen.map((s) => plain(s)), counts: chosen.map((s) => countTasks(s, bySvc.get(s.id) ?? [])) };
+    return { services: chosen.map((s) => redactService(plain(s))), counts: chosen.map((s) => countTasks(s, bySvc.get(s.id) ?? [])) };
   }
 
   async updateService(req: { serviceId?: string | null; version?: number | null; spec?: shoal.api.IServiceSpec | null }): Promise<Service> {
@@ -126,6 +146,10 @@ export class ServiceApi {
           throw new CallError(grpc.status.ALREADY_EXISTS, `a service named "${spec.name}" already exists`);
         }
         const next = plain(cur) as ServiceObject;
+        // Callers never see the stored credentials, so an update without any (scale) keeps them;
+        // `--with-registry-auth` on an update would send new ones.
+        const kept = containerOf(cur.spec as never)?.pullOptions?.registryAuth;
+        if (kept && !spec.taskTemplate.container.pullOptions) spec.taskTemplate.container.pullOptions = { registryAuth: kept };
         next.previousSpec = plain(cur.spec) as never;
         next.spec = spec as never;
         tx.update(servicesTable, next);
@@ -133,7 +157,7 @@ export class ServiceApi {
     } catch (e) {
       throw this.m.wrap(e);
     }
-    return plain(this.m.store.view((r) => r.get(servicesTable, svc.id))!);
+    return redactService(plain(this.m.store.view((r) => r.get(servicesTable, svc.id))!));
   }
 
   async removeService(req: { serviceId?: string | null }): Promise<Record<string, never>> {
@@ -156,6 +180,6 @@ export class ServiceApi {
     const out = tasks.filter((t) => (svcs.size === 0 || svcs.has(t.serviceId))
       && (nodes.size === 0 || nodes.has(t.nodeId))
       && (!req.desiredRunning || isLive(t)));
-    return { tasks: out.map((t) => plain(t)) };
+    return { tasks: out.map((t) => redactTask(plain(t))) };
   }
 }

@@ -5,6 +5,7 @@
 // Nothing is written before a spec has passed through here.
 import type { shoal } from '../../proto/gen/api.js';
 import { api } from '../../proto/services.js';
+import { decodeRegistryAuth } from '../../proto/registryauth.js';
 import { ConstraintError, PreferenceError, parseConstraint, parsePreference } from '../scheduler/index.js';
 import { CAPABILITIES, SIGNALS, checkImageReference } from './servicespec_rules.js';
 
@@ -54,6 +55,8 @@ export interface ContainerSpec {
   /** Canonical form: `CAP_XXX` or `ALL`, without duplicates. */
   capAdd: string[];
   capDrop: string[];
+  /** Credentials for the image's registry (encoded as Docker's X-Registry-Auth); never answered with. */
+  pullOptions?: { registryAuth: string };
 }
 
 export interface TaskSpec {
@@ -327,6 +330,14 @@ function container(field: string, c: shoal.api.IContainerSpec | null | undefined
   const capDrop = caps(`${field}.cap_drop`, c.capDrop);
   const both = capAdd.find((cap) => capDrop.includes(cap));
   if (both) fail(`${field}.cap_drop`, `${both} is both in cap_add and cap_drop: keep it in one of them`);
+  const registryAuth = isSet(c.pullOptions) ? str(`${field}.pull_options.registry_auth`, c.pullOptions.registryAuth) : '';
+  if (registryAuth !== '') {
+    try {
+      decodeRegistryAuth(registryAuth);
+    } catch (e) {
+      fail(`${field}.pull_options.registry_auth`, `${(e as Error).message}`);
+    }
+  }
 
   return {
     image,
@@ -345,6 +356,7 @@ function container(field: string, c: shoal.api.IContainerSpec | null | undefined
     init: bool(`${field}.init`, c.init),
     capAdd,
     capDrop,
+    ...(registryAuth ? { pullOptions: { registryAuth } } : {}),
   };
 }
 

@@ -3,7 +3,8 @@
 // made by the task runner.
 import { join } from 'node:path';
 import { api, type Task } from '../../proto/services.js';
-import type { ContainerSpec, Mount } from '../runtime/runtime.js';
+import { decodeRegistryAuth } from '../../proto/registryauth.js';
+import type { ContainerSpec, Mount, PullAuth } from '../runtime/runtime.js';
 
 /** Labels shoal puts on every task container; shoal.task.id is how a restarted agent finds its containers. */
 export const LABEL_TASK_ID = 'shoal.task.id';
@@ -32,6 +33,18 @@ export interface TaskContainer {
   spec: ContainerSpec;
   /** Host directories of the task's volumes, to be created before the container. */
   volumeDirs: string[];
+}
+
+/** The registry credentials the task carries (`service create --with-registry-auth`), if any. */
+export function pullAuthOf(task: Task): PullAuth | undefined {
+  const encoded = task.spec?.container?.pullOptions?.registryAuth;
+  if (!encoded) return undefined;
+  try {
+    const { username, password } = decodeRegistryAuth(encoded);
+    return { credentials: { username, password } };
+  } catch (e) {
+    throw new TaskSpecError(`the service's registry credentials are unusable: ${(e as Error).message}`);
+  }
 }
 
 export const logPathOf = (logDir: string, taskId: string): string => join(logDir, `${taskId}.log`);

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { api, type Task, type TaskStatus } from '../../proto/services.js';
 import { ContainerExistsError, ContainerNotFoundError, type ContainerInfo, type Runtime } from '../runtime/runtime.js';
-import { LABEL_TASK_ID, TaskSpecError, logPathOf, toContainerSpec, type TaskContainer } from './containerspec.js';
+import { LABEL_TASK_ID, TaskSpecError, logPathOf, pullAuthOf, toContainerSpec, type TaskContainer } from './containerspec.js';
 import { hasCode } from './errorcodes.js';
 
 const S = api.TaskState;
@@ -357,14 +357,16 @@ export class TaskRunner {
   private async prepare(t: Ctl): Promise<void> {
     this.report(t, { state: S.TASK_ACCEPTED, message: 'accepted' });
     this.report(t, { state: S.TASK_PREPARING, message: 'preparing' });
+    let auth;
     try {
       t.spec = toContainerSpec(t.task, { nodeId: this.opts.nodeId, logDir: this.logDir, volumeDir: this.volumeDir });
+      auth = pullAuthOf(t.task);
     } catch (e) {
       if (e instanceof TaskSpecError) return this.reject(t, e.message);
       throw e;
     }
     try {
-      await this.rt.ensureImage(t.spec.spec.image);
+      await this.rt.ensureImage(t.spec.spec.image, auth);
     } catch (e) {
       if (isTransient(e)) throw e;
       return this.reject(t, messageOf(e));

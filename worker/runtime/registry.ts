@@ -25,6 +25,8 @@ export interface RegistryOptions {
   credentials?: (domain: string) => RegistryCredentials | undefined;
   /** Where credentials come from, for a refusal when there were none: "add the registry to FILE (`docker login` writes it)". */
   credentialsHint?: string;
+  /** Whose credentials a refusal despite credentials names (default: "the username and password this node has for it"). */
+  credentialsFrom?: string;
   /** Per request, until the response headers (default 30 s); bodies stream without a limit. */
   timeoutMs?: number;
 }
@@ -125,7 +127,7 @@ export class RegistryClient {
     if (res.status === 404) throw new ImageNotFoundError(ref.name, `${what} not found in registry ${ref.domain}`);
     if (res.status === 401 || res.status === 403) {
       const had = this.opts.credentials?.(ref.domain) !== undefined;
-      throw new ImageNotFoundError(ref.name, `registry ${ref.domain} refused ${what} (${res.status}): ${text}${had ? ' (with the username and password this node has for it)' : this.hint()}`);
+      throw new ImageNotFoundError(ref.name, `registry ${ref.domain} refused ${what} (${res.status}): ${text}${had ? ` (with ${this.opts.credentialsFrom ?? 'the username and password this node has for it'})` : this.hint()}`);
     }
     throw new RegistryError(`registry ${ref.domain}: ${what}: HTTP ${res.status} ${text}`, res.status);
   }
@@ -197,17 +199,24 @@ export interface PullTarget {
   putImage(name: string, target: Descriptor, lease?: string): Promise<void>;
 }
 
+/** Whose credentials a refusal names when the pull came with its own. */
+export const SERVICE_CREDENTIALS = 'the username and password the service carries (service create --with-registry-auth)';
+
 export class RegistryPuller {
   readonly client: RegistryClient;
 
-  constructor(opts: RegistryOptions = {}) {
+  constructor(private readonly opts: RegistryOptions = {}) {
     this.client = new RegistryClient(opts);
   }
 
-  /** Fetch `name` (normalized reference) with everything this platform needs, and register it. */
-  async pull(name: string, store: PullTarget): Promise<void> {
+  /**
+   * Fetch `name` (normalized reference) with everything this platform needs, and register it.
+   * `credentials`: this pull's own, instead of the node's (its tokens are not kept for others).
+   */
+  async pull(name: string, store: PullTarget, credentials?: RegistryCredentials): Promise<void> {
     const ref = parseRef(name);
-    const top = await this.client.manifest(ref, ref.digest ?? ref.tag ?? 'latest');
+    const client = credentials ? new RegistryClient({ ...this.opts, credentials: () => credentials, credentialsFrom: SERVICE_CREDENTIALS }) : this.client;
+    const top = await client.manifest(ref, ref.digest ?? ref.tag ?? 'latest');
     const docs = new Map<string, Buffer>([[top.desc.digest, top.data]]);
     const source = {
       what: `${ref.domain}/${ref.path}`,
@@ -216,11 +225,11 @@ export class RegistryPuller {
       read: async (d: Descriptor): Promise<Buffer> => {
         const known = docs.get(d.digest);
         if (known) return known;
-        const data = isIndex(d.mediaType) || isManifest(d.mediaType) ? (await this.client.manifest(ref, d.digest)).data : await this.client.blobBytes(ref, d);
+        const data = isIndex(d.mediaType) || isManifest(d.mediaType) ? (await client.manifest(ref, d.digest)).data : await client.blobBytes(ref, d);
         docs.set(d.digest, data);
         return data;
       },
-      stream: (d: Descriptor) => this.client.blob(ref, d),
+      stream: (d: Descriptor) => client.blob(ref, d),
     };
     await store.withLease('pull', async (lease) => {
       await store.ingest(top.desc, source, lease);

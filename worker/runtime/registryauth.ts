@@ -1,8 +1,10 @@
 // Registry credentials for pulls, from a Docker client config file: the one
 // `docker login` writes (~/.docker/config.json), so an operator logs a node in
 // the way they know. Read at each pull that needs it (re-read when the file
-// changes), never stored in the swarm. Credential helpers (credsStore,
-// credHelpers) are programs of Docker's: entries they hold are not seen here.
+// changes); the node's login is never stored in the swarm (a service's own, from
+// `service create --with-registry-auth`, is: the CLI reads it with this module).
+// Credential helpers (credsStore, credHelpers) are programs of Docker's: entries
+// they hold are not seen here.
 import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';

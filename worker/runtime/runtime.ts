@@ -7,6 +7,7 @@
 // on the node and adopt it again instead of starting duplicates.
 
 import { normalizeRef } from './reference.js';
+import type { RegistryCredentials } from './registry.js';
 
 export interface BindMount {
   type: 'bind';
@@ -99,6 +100,16 @@ export interface ContainerInfo {
   stopGraceMs: number;
 }
 
+/** Credentials for one pull (a service's `--with-registry-auth`); they take the place of the node's own. */
+export interface PullAuth {
+  credentials?: RegistryCredentials;
+}
+
+/** Concurrent pulls of one image share one pull, unless their credentials differ. */
+export function pullKey(name: string, credentials?: RegistryCredentials): string {
+  return credentials ? `${name}\0${credentials.username}\0${credentials.password}` : name;
+}
+
 export interface StopOptions {
   /** Default: the container's stopSignal. */
   signal?: string;
@@ -133,7 +144,7 @@ export interface Runtime {
    * pulled from its registry when the adapter can pull. Throws ImageNotFoundError
    * naming the image when neither works.
    */
-  ensureImage(ref: string): Promise<ImageInfo>;
+  ensureImage(ref: string, auth?: PullAuth): Promise<ImageInfo>;
   /**
    * Load an OCI image layout tarball (index.json + blobs/sha256/...). Every
    * manifest named in index.json (io.containerd.image.name or
@@ -145,7 +156,7 @@ export interface Runtime {
    * Fetch the image from its registry even when present (a tag may have moved), and make it
    * available for create(). Throws ImageNotFoundError when the registry has no such image.
    */
-  pullImage(ref: string): Promise<ImageInfo>;
+  pullImage(ref: string, auth?: PullAuth): Promise<ImageInfo>;
   /** The images present (named ones: a name each), sorted by name. */
   listImages(): Promise<ListedImage[]>;
   /**

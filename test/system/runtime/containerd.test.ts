@@ -362,6 +362,14 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
       await rtp.start('private-1');
       expect(await rtp.wait('private-1')).toBe(0);
       expect(await waitFor('the log', () => logText(s.logPath) || undefined)).toBe('private\n');
+      // A pull with credentials of its own (a service's --with-registry-auth) uses them instead of the node's.
+      const ref2 = `${registry.host}/shoal/private:2`;
+      await registry.push('shoal/private', '2', buildBusyboxImage({ name: 'x', applets: ['sh', 'echo', 'true'] }));
+      const theirs = await rtp.ensureImage(ref2, { credentials: { ...auth, password: 'wrong' } }).catch((e: unknown) => e);
+      expect(theirs).toBeInstanceOf(ImageNotFoundError);
+      expect((theirs as Error).message).toMatch(/refused manifest 2 \(401\).*with the username and password the service carries/);
+      writeFileSync(configFile, JSON.stringify({ auths: { [registry.host]: { username: 'shoal', password: 'wrong' } } }));
+      expect((await rtp.ensureImage(ref2, { credentials: auth })).name).toBe(ref2);
     } finally {
       rtp.close();
       await registry.stop();

@@ -306,6 +306,14 @@ describe.skipIf(problems.length > 0 && !inCI)('Docker runtime (private dockerd)'
       await registry.push('shoal/private', '1', v2);
       expect(await r.ensureImage(ref)).toEqual({ name: ref, digest: img.manifest.digest });
       expect(await r.pullImage(ref)).toEqual({ name: ref, digest: v2.manifest.digest });
+      // A pull with credentials of its own (a service's --with-registry-auth) uses them instead of the node's.
+      const ref2 = `${registry.host}/shoal/private:2`;
+      await registry.push('shoal/private', '2', v2);
+      const theirs = await r.ensureImage(ref2, { credentials: { ...auth, password: 'wrong' } }).catch((e: unknown) => e);
+      expect(theirs).toBeInstanceOf(ImageNotFoundError);
+      expect((theirs as Error).message).toMatch(/with the username and password the service carries/);
+      creds = { ...auth, password: 'wrong' };
+      expect((await r.ensureImage(ref2, { credentials: auth })).name).toBe(ref2);
     } finally {
       await registry.stop();
     }

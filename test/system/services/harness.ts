@@ -16,7 +16,7 @@ import { Lab, checkPrerequisites } from '../../../deploy/lab/lab.js';
 import { CONTAINERD_PROC, cleanupContainerd, containerdLabOptions, hostContainerd } from '../../../deploy/lab/containerd.js';
 import { DOCKERD_PROC, cleanupDocker, dockerLabOptions, hostDocker, hostDockerRuntime, preloadDockerImageAll, waitDocker } from '../../../deploy/lab/docker.js';
 import { BUSYBOX_IMAGE, busyboxTarball, preloadImageAll, waitContainerd } from '../../../deploy/lab/images.js';
-import { pushImage, registryAddress } from '../../../deploy/lab/registry.js';
+import { AUTH_REGISTRY_PORT, pushImage, registryAddress } from '../../../deploy/lab/registry.js';
 import { ContainerdRuntime } from '../../../worker/runtime/containerd/runtime.js';
 import type { DockerRuntime } from '../../../worker/runtime/docker/runtime.js';
 import type { ContainerState } from '../../../worker/runtime/runtime.js';
@@ -63,6 +63,8 @@ export interface ServicesClusterOptions {
   subnet: string;
   /** Also run docker-registry on host1 (<ip>:5000) with busybox pushed as busybox:1; shoald gets --insecure-registry for it. */
   registry?: boolean;
+  /** With registry (containerd only): its storage also behind the lab's login at <ip>:5001 (deploy/lab/registry.ts). */
+  authRegistry?: boolean;
   /**
    * What runs the tasks on every host: its own containerd (default) or its
    * own dockerd (shoald --runtime docker; deploy/lab/docker.ts).
@@ -106,6 +108,8 @@ export class ServicesCluster {
   /** With registry: the registry's host:port and busybox there (<ip>:5000/busybox:1). */
   registry?: string;
   registryImage?: string;
+  /** With authRegistry: busybox:1 from the registry that wants the lab's login (<ip>:5001/busybox:1). */
+  authRegistryImage?: string;
   readonly timings: StartTimings = { labUpMs: 0, preloadMs: 0, swarmMs: 0 };
   private readonly runtimes = new Map<string, ContainerdRuntime>();
   private readonly dockerRuntimes = new Map<string, DockerRuntime>();
@@ -118,7 +122,8 @@ export class ServicesCluster {
     if (m < 1 || m > n) throw new Error(`managers must be 1..${n}, got ${m}`);
     this.baseDir = mkdtempSync(`/tmp/shoal-services-${opts.name}-`);
     this.runtimeKind = opts.runtime ?? 'containerd';
-    const labOpts = { subnet: opts.subnet, registryHost: opts.registry ? 'host1' : undefined };
+    if (opts.authRegistry && (!opts.registry || opts.runtime === 'docker')) throw new Error('authRegistry needs registry, and hosts with containerd');
+    const labOpts = { subnet: opts.subnet, registryHost: opts.registry ? 'host1' : undefined, authRegistry: opts.authRegistry };
     const c = this.runtimeKind === 'docker' ? dockerLabOptions(labOpts) : containerdLabOptions(labOpts);
     const daemonCmd = [c.daemonCmd, ...(opts.daemonArgs ?? []).map(quote)].join(' ');
     this.lab = new Lab({ name: opts.name, hosts: n, subnet: opts.subnet, baseDir: this.baseDir, daemonCmd, sidecars: c.sidecars, log: opts.log });
@@ -148,11 +153,11 @@ export class ServicesCluster {
   }
 
   /** Like shoal() with a timeout of your choice. */
-  run(host: string, args: string[], timeoutMs = 60_000): Promise<RunResult> {
+  run(host: string, args: string[], timeoutMs = 60_000, env?: NodeJS.ProcessEnv): Promise<RunResult> {
     const t0 = Date.now();
     return new Promise((resolve) => {
       execFile(process.execPath, [SHOAL, '--socket', this.lab.hostState(host).socket, ...args],
-        { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 16 << 20 },
+        { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 16 << 20, env: env ? { ...process.env, ...env } : process.env },
         (err, stdout, stderr) => {
           const e = err as (NodeJS.ErrnoException & { code?: number | string; signal?: string }) | null;
           const code = !e ? 0 : typeof e.code === 'number' ? e.code : e.signal ? 137 : 1;
@@ -352,6 +357,13 @@ export class ServicesCluster {
     if (this.opts.registry) {
       this.registry = registryAddress(this.lab, 'host1');
       this.registryImage = await pushImage(this.lab, this.imageTar, 'busybox:1', { host: 'host1' });
+      if (this.opts.authRegistry) {
+        const addr = `${this.lab.hostIp('host1')}:${AUTH_REGISTRY_PORT}`;
+        // Up once it asks for the login (from inside host1: only the lab network reaches it).
+        const probe = `fetch('http://${addr}/v2/').then((r) => process.exit(r.status === 401 ? 0 : 1), () => process.exit(1))`;
+        await waitFor(`the registry at ${addr} asking for a login`, async () => (await this.lab.exec('host1', [process.execPath, '-e', probe])).code === 0 || undefined, 30_000, 200);
+        this.authRegistryImage = `${addr}/busybox:1`;
+      }
     }
     this.timings.preloadMs = Date.now() - t0;
 

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LAB_REGISTRY_PASSWORD, LAB_REGISTRY_USER } from '../../../deploy/lab/registry.js';
 import { labRuntimePrerequisites, startServicesCluster, waitFor, type ServicesCluster } from './harness.js';
 import { Scenario, allTotal, runningTotal } from './scenario.js';
 
@@ -20,7 +21,7 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
 
   beforeAll(async () => {
     if (!pre.ok) throw new Error(`services system tests cannot run: ${pre.problems.join('; ')}`);
-    c = await startServicesCluster({ name: `sv${process.pid % 100000}`, subnet: '10.241.0.0/24', registry: true });
+    c = await startServicesCluster({ name: `sv${process.pid % 100000}`, subnet: '10.241.0.0/24', registry: true, authRegistry: true });
     sc = new Scenario(c);
     // GREETING and MARK come from an --env-file, MARK overridden by --env (the output says which won).
     sleepCmd = ['sh', '-c', 'echo "$GREETING from $(hostname) by $MARK"; exec sleep 3600'];
@@ -149,6 +150,49 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     expect(gone.code).toBe(1);
     expect(gone.stderr).toContain(`image ${c.registryImage!} not found`);
     expect(gone.stderr).toMatch(/invalid image reference "Bad\/\/Ref"/);
+  });
+
+  step('a registry that wants a login: refused saying how to log in; --with-registry-auth carries the login to the nodes and is never shown', async () => {
+    const image = c.authRegistryImage!;
+    const registry = image.slice(0, image.indexOf('/'));
+    const rejection = async (name: string) =>
+      (await waitFor(`a rejected task of ${name}`, async () => (await sc.tasks(name)).find((x) => x.Status.State === 'rejected'), 30_000, 300)).Status.Err;
+    /** A Docker client config (what `docker login` writes) with this password for the registry; its directory. */
+    const login = (password: string) => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'shoal-login-'));
+      writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ auths: { [registry]: { auth: Buffer.from(`${LAB_REGISTRY_USER}:${password}`).toString('base64') } } }));
+      return { DOCKER_CONFIG: dir };
+    };
+    const create = (name: string, replicas: number, env?: NodeJS.ProcessEnv, ...flags: string[]) =>
+      c.run('host1', ['service', 'create', '--name', name, '--replicas', String(replicas), '--init', ...flags, image, 'sleep', '3600'], 60_000, env);
+
+    // No node has a login for it.
+    expect((await create('private', 1, undefined, '--detach')).code).toBe(0);
+    expect(await rejection('private')).toMatch(new RegExp(`${registry.replace(/\./g, '\\.')} wants a username and password: log this node in`));
+    await c.ok('host1', 'service', 'rm', 'private');
+    // Without a login of its own, the flag says so before anything is made.
+    const none = await create('private', 1, { DOCKER_CONFIG: mkdtempSync(path.join(tmpdir(), 'shoal-nologin-')) }, '--with-registry-auth');
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toMatch(/--with-registry-auth: no credentials for .* does not exist; log in first/);
+    expect((await c.ok('host1', 'service', 'ls', '-q', '--filter', 'name=private')).trim()).toBe('');
+    // A wrong password: the refusal says whose credentials were refused.
+    expect((await create('private', 1, login('wrong'), '--detach', '--with-registry-auth')).code).toBe(0);
+    expect(await rejection('private')).toMatch(/refused .*\(with the username and password the service carries/);
+    await c.ok('host1', 'service', 'rm', 'private');
+
+    const right = login(LAB_REGISTRY_PASSWORD);
+    expect((await create('private', 2, right, '--with-registry-auth')).code).toBe(0);
+    await sc.waitContainers('2 private containers running', 'private', (p) => runningTotal(p) === 2);
+    // Never answered with: not by inspect, not with the tasks.
+    for (const text of [await c.ok('host1', 'service', 'inspect', 'private'), await c.ok('host2', 'service', 'ps', 'private', '--format', 'json'), await c.ok('host1', 'service', 'ls', '--format', 'json')]) {
+      expect(text).not.toContain(LAB_REGISTRY_PASSWORD);
+      expect(text).not.toMatch(/registryAuth|PullOptions/i);
+    }
+    // A scale sends the spec as read (without the login) and keeps it: the new tasks' nodes pull with it too.
+    await c.ok('host1', 'service', 'scale', 'private=5');
+    await sc.waitContainers('5 private containers running, one per host', 'private', (p) => Object.values(p).every((x) => x.running === 1));
+    await c.ok('host1', 'service', 'rm', 'private');
+    await sc.waitContainers('private gone', 'private', (p) => allTotal(p) === 0, 60_000);
   });
 
   step('a global service follows a node draining and a node joining', async () => {

@@ -10,6 +10,7 @@ import {
   type ContainerState,
   type ImageInfo,
   type ListedImage,
+  type PullAuth,
   type Runtime,
   type StopOptions,
 } from '../../../worker/runtime/runtime.js';
@@ -115,7 +116,11 @@ export class FakeRuntime implements Runtime {
     return 'fake';
   }
 
-  async ensureImage(ref: string): Promise<ImageInfo> {
+  /** The credentials each ensureImage came with (undefined: the node's own). */
+  readonly pullAuths: Array<{ ref: string; auth?: PullAuth }> = [];
+
+  async ensureImage(ref: string, auth?: PullAuth): Promise<ImageInfo> {
+    this.pullAuths.push({ ref, auth });
     const leave = await this.enter('ensureImage', '');
     leave();
     if (!this.images.has(ref)) throw new ImageNotFoundError(ref, 'not in the fake runtime');

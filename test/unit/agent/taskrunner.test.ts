@@ -9,6 +9,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { TaskRunner } from '../../../worker/agent/tasks.js';
 import { ContainerExistsError } from '../../../worker/runtime/runtime.js';
 import type { Task, TaskStatus } from '../../../proto/services.js';
+import { encodeRegistryAuth } from '../../../proto/registryauth.js';
 import { waitFor, waitUntil } from '../../support/wait.js';
 import { FakeRuntime, unavailable } from './fakeruntime.js';
 
@@ -49,7 +50,7 @@ function harness(rt = new FakeRuntime(), dirsOf?: { logDir: string; volumeDir: s
   return { rt, runner, reports, logDir, volumeDir, states: (id) => of(id).map((s) => s.state), last: (id) => of(id).at(-1) };
 }
 
-function task(id: string, extra: { desired?: number; status?: Partial<TaskStatus>; cmd?: string[]; image?: string; grace?: number; mounts?: object[] } = {}): Task {
+function task(id: string, extra: { desired?: number; status?: Partial<TaskStatus>; cmd?: string[]; image?: string; grace?: number; mounts?: object[]; registryAuth?: string } = {}): Task {
   return {
     id,
     serviceId: 'svc-1',
@@ -64,6 +65,7 @@ function task(id: string, extra: { desired?: number; status?: Partial<TaskStatus
         command: extra.cmd ?? ['sleep', '1000'],
         ...(extra.grace !== undefined ? { stopGracePeriodMs: extra.grace } : {}),
         ...(extra.mounts ? { mounts: extra.mounts } : {}),
+        ...(extra.registryAuth !== undefined ? { pullOptions: { registryAuth: extra.registryAuth } } : {}),
       },
     },
   } as unknown as Task;
@@ -127,6 +129,23 @@ describe('TaskRunner lifecycle', () => {
     expect(h.states('t1')).toEqual([ACCEPTED, PREPARING, REJECTED]);
     expect(h.last('t1')!.err).toContain('shoal.local/nope:7');
     expect(h.rt.count('create')).toBe(0);
+  });
+
+  it('the registry credentials a task carries go with its image\'s pull; without any, the node\'s own are used', async () => {
+    const h = harness();
+    h.runner.assign(full(task('t1', { registryAuth: encodeRegistryAuth({ username: 'alice', password: 'pw', serveraddress: 'r.example' }) }), task('t2')));
+    await reach(h, 't1', RUNNING);
+    await reach(h, 't2', RUNNING);
+    expect(h.rt.pullAuths.find((p) => p.ref === 'shoal.local/busybox:1' && p.auth)?.auth).toEqual({ credentials: { username: 'alice', password: 'pw' } });
+    expect(h.rt.pullAuths.filter((p) => !p.auth)).toHaveLength(1);
+  });
+
+  it('unusable registry credentials reject the task, saying why; no pull is tried', async () => {
+    const h = harness();
+    h.runner.assign(full(task('t1', { registryAuth: 'not base64!' })));
+    await reach(h, 't1', REJECTED);
+    expect(h.last('t1')!.err).toMatch(/registry credentials are unusable: not base64/);
+    expect(h.rt.count('ensureImage')).toBe(0);
   });
 
   it('a spec that cannot become a container is rejected', async () => {

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { shoal } from '../../../proto/gen/api.js';
 import { api, plain } from '../../../proto/services.js';
+import { encodeRegistryAuth } from '../../../proto/registryauth.js';
 import { SpecError, serviceMode, validateServiceSpec, type ServiceMode, type ServiceSpec } from '../../../manager/controlapi/servicespec.js';
 
 type In = shoal.api.IServiceSpec;
@@ -149,6 +150,8 @@ const valid: [string, In, ServiceMode, object][] = [
   ],
   ['63-character name', spec((s) => (s.name = 'a'.repeat(63))), 'replicated', { name: 'a'.repeat(63) }],
   ['labels and container labels', spec((s, _t, c) => ((s.labels = { 'com.example/team': 'a' }), (c.labels = { tier: 'front' }))), 'replicated', { labels: { 'com.example/team': 'a' }, taskTemplate: { container: { labels: { tier: 'front' } } } }],
+  ['registry credentials kept', spec((_s, _t, c) => (c.pullOptions = { registryAuth: encodeRegistryAuth({ username: 'u', password: 'p' }) })), 'replicated', { taskTemplate: { container: { pullOptions: { registryAuth: encodeRegistryAuth({ username: 'u', password: 'p' }) } } } }],
+  ['empty registry credentials: none', spec((_s, _t, c) => (c.pullOptions = { registryAuth: '' })), 'replicated', { taskTemplate: { container: { capDrop: [] } } }],
   ['user, dir, hostname', spec((_s, _t, c) => ((c.user = 'www-data:www-data'), (c.dir = '/srv'), (c.hostname = 'web-1.local'))), 'replicated', { taskTemplate: { container: { user: 'www-data:www-data', dir: '/srv', hostname: 'web-1.local' } } }],
 ];
 
@@ -208,6 +211,8 @@ const invalid: [string, In | null, string, string][] = [
   ['negative stop grace', spec((_s, _t, c) => (c.stopGracePeriodMs = -5)), 'task_template.container.stop_grace_period_ms', 'must not be negative'],
   ['unknown capability', spec((_s, _t, c) => (c.capAdd = ['NET_ADMIN', 'CAP_FLY'])), 'task_template.container.cap_add[1]', 'not a known Linux capability'],
   ['capability added and dropped', spec((_s, _t, c) => ((c.capAdd = ['net_raw']), (c.capDrop = ['CAP_NET_RAW']))), 'task_template.container.cap_drop', 'CAP_NET_RAW is both in cap_add and cap_drop'],
+  ['registry credentials not base64', spec((_s, _t, c) => (c.pullOptions = { registryAuth: 'user:pass' })), 'task_template.container.pull_options.registry_auth', 'not base64'],
+  ['registry credentials without a password', spec((_s, _t, c) => (c.pullOptions = { registryAuth: Buffer.from('{"username":"u"}').toString('base64url') })), 'task_template.container.pull_options.registry_auth', 'it has no password'],
   ['negative memory limit', spec((_s, t) => (t.resources = { limits: { memoryBytes: -1 } })), 'task_template.resources.limits.memory_bytes', 'must not be negative'],
   ['tiny memory limit', spec((_s, t) => (t.resources = { limits: { memoryBytes: 1024 } })), 'task_template.resources.limits.memory_bytes', 'at least 6 MiB'],
   ['negative cpu reservation', spec((_s, t) => (t.resources = { reservations: { nanoCpus: -1 } })), 'task_template.resources.reservations.nano_cpus', 'must not be negative'],

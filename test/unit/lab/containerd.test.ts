@@ -9,7 +9,7 @@ import { CONTAINERD_PROC, containerdConfig, containerdLabOptions, containerdPath
 import { Lab } from '../../../deploy/lab/lab.js';
 import { DEFAULT_DAEMON_CMD, buildCommand, runsOn, substitute, validateSidecar } from '../../../deploy/lab/plan.js';
 import { splitRepoTag } from '../../../deploy/lab/registry-push.js';
-import { REGISTRY_PROC, registryConfig, registrySidecar } from '../../../deploy/lab/registry.js';
+import { AUTH_REGISTRY_PROC, LAB_REGISTRY_USER, REGISTRY_PROC, authRegistrySidecar, registryConfig, registrySidecar } from '../../../deploy/lab/registry.js';
 
 const base = mkdtempSync(path.join(os.tmpdir(), 'shoal-lab-ctd-unit-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -87,6 +87,20 @@ describe('registry sidecar', () => {
     expect(substitute(file, vars)).toBe('/b/l/host2/registry/config.yml');
     expect(substitute(content, vars)).toBe(registryConfig('/b/l/host2', '10.231.0.12'));
     expect(registryConfig('/h', '10.0.0.1')).toMatch(/rootdirectory: \/h\/registry\/data\n[\s\S]*addr: 10\.0\.0\.1:5000\n/);
+  });
+
+  it('behind the lab\'s login: the same storage on port 5001, an htpasswd of the lab user, and shoald lets it be reached over HTTP', () => {
+    const s = authRegistrySidecar('host1');
+    expect([s.name, s.hosts]).toEqual([AUTH_REGISTRY_PROC, ['host1']]);
+    expect(buildCommand(s.cmd, vars)).toEqual(['docker-registry', 'serve', '/b/l/host2/registry/config-auth.yml']);
+    const files = Object.fromEntries(Object.entries(s.files!).map(([f, c]) => [substitute(f, vars), substitute(c, vars)]));
+    expect(files['/b/l/host2/registry/config-auth.yml']).toMatch(
+      /rootdirectory: \/b\/l\/host2\/registry\/data\n[\s\S]*addr: 10\.231\.0\.12:5001\nauth:\n {2}htpasswd:\n {4}realm: shoal-lab\n {4}path: \/b\/l\/host2\/registry\/htpasswd\n/,
+    );
+    expect(files['/b/l/host2/registry/htpasswd']).toMatch(new RegExp(`^${LAB_REGISTRY_USER}:\\$2y\\$`));
+    const o = containerdLabOptions({ registryHost: 'host1', authRegistry: true });
+    expect(o.sidecars.map((x) => x.name)).toEqual([CONTAINERD_PROC, REGISTRY_PROC, AUTH_REGISTRY_PROC]);
+    expect(o.daemonCmd.endsWith('--insecure-registry 10.231.0.11:5000 --insecure-registry 10.231.0.11:5001')).toBe(true);
   });
 
   it.each([

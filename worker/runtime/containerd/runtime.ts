@@ -13,6 +13,7 @@ import { ExitEvents } from './exits.js';
 import { ImageStore, type ResolvedImage } from './images.js';
 import { installLogger, loggerUri } from './logger.js';
 import { normalizeRef } from '../reference.js';
+import type { RegistryCredentials } from '../registry.js';
 import { buildOciSpec, resolveUser, signalNumber, type OciSpec } from '../spec.js';
 import {
   CONTAINER_ID_RE,
@@ -22,11 +23,13 @@ import {
   ImageInUseError,
   ImageNotFoundError,
   containersOfImage,
+  pullKey,
   type ContainerInfo,
   type ContainerSpec,
   type ContainerState,
   type ImageInfo,
   type ListedImage,
+  type PullAuth,
   type Runtime,
   type StopOptions,
 } from '../runtime.js';
@@ -69,8 +72,8 @@ const STOP_WAIT_DONE = new Error('stop: wait no longer needed');
 
 /** Fetches missing images (worker/runtime/registry.ts: RegistryPuller). */
 export interface Puller {
-  /** Fetch the image into containerd's content store and register it under `name` (normalized). */
-  pull(name: string, images: ImageStore): Promise<void>;
+  /** Fetch the image into containerd's content store and register it under `name` (normalized); `credentials`: this pull's own. */
+  pull(name: string, images: ImageStore, credentials?: RegistryCredentials): Promise<void>;
 }
 
 export interface ContainerdRuntimeOptions {
@@ -210,12 +213,12 @@ export class ContainerdRuntime implements Runtime {
   // --- images ---------------------------------------------------------------------------------
 
   /** `fresh`: look again rather than trust the last look; `pull`: fetch from the registry even when present. */
-  private image(ref: string, fresh: boolean | 'pull' = false): Promise<ResolvedImage> {
+  private image(ref: string, fresh: boolean | 'pull' = false, auth?: PullAuth): Promise<ResolvedImage> {
     const name = normalizeRef(ref);
     const known = this.freshImages.get(name);
     if (!fresh && known && known.until > Date.now()) return known.img;
     // Tasks of one service start together: they share one lookup (its failure is not kept).
-    const img = this.lookUpImage(ref, name, fresh === 'pull');
+    const img = this.lookUpImage(ref, name, fresh === 'pull', auth?.credentials);
     const entry = { img, until: Number.POSITIVE_INFINITY };
     this.freshImages.set(name, entry);
     img.then(
@@ -225,15 +228,16 @@ export class ContainerdRuntime implements Runtime {
     return img;
   }
 
-  private async lookUpImage(ref: string, name: string, pull: boolean): Promise<ResolvedImage> {
+  private async lookUpImage(ref: string, name: string, pull: boolean, credentials?: RegistryCredentials): Promise<ResolvedImage> {
     if (pull && !this.opts.puller) throw new Error(`cannot pull ${name}: pulling is not configured for ${this.endpoint}`);
     let img = pull ? undefined : await this.images.getImage(name);
     if (!img && this.opts.puller) {
-      // Concurrent creates of one image share one pull.
-      let pull = this.pulls.get(name);
+      // Concurrent creates of one image share one pull (one per set of credentials).
+      const key = pullKey(name, credentials);
+      let pull = this.pulls.get(key);
       if (!pull) {
-        pull = this.opts.puller.pull(name, this.images).finally(() => this.pulls.delete(name));
-        this.pulls.set(name, pull);
+        pull = this.opts.puller.pull(name, this.images, credentials).finally(() => this.pulls.delete(key));
+        this.pulls.set(key, pull);
       }
       await pull;
       img = await this.images.getImage(name);
@@ -246,13 +250,13 @@ export class ContainerdRuntime implements Runtime {
     return r;
   }
 
-  async ensureImage(ref: string): Promise<ImageInfo> {
-    const r = await this.image(ref);
+  async ensureImage(ref: string, auth?: PullAuth): Promise<ImageInfo> {
+    const r = await this.image(ref, false, auth);
     return { name: r.name, digest: r.target.digest };
   }
 
-  async pullImage(ref: string): Promise<ImageInfo> {
-    const r = await this.image(ref, 'pull');
+  async pullImage(ref: string, auth?: PullAuth): Promise<ImageInfo> {
+    const r = await this.image(ref, 'pull', auth);
     return { name: r.name, digest: r.target.digest };
   }
 

@@ -14,7 +14,7 @@ import { open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import Docker from 'dockerode';
 import { normalizeRef, parseRef } from '../reference.js';
-import type { RegistryCredentials } from '../registry.js';
+import { SERVICE_CREDENTIALS, type RegistryCredentials } from '../registry.js';
 import {
   CONTAINER_ID_RE,
   ContainerExistsError,
@@ -23,11 +23,13 @@ import {
   ImageInUseError,
   ImageNotFoundError,
   containersOfImage,
+  pullKey,
   type ContainerInfo,
   type ContainerSpec,
   type ContainerState,
   type ImageInfo,
   type ListedImage,
+  type PullAuth,
   type Runtime,
   type StopOptions,
 } from '../runtime.js';
@@ -324,7 +326,8 @@ export class DockerRuntime implements Runtime {
     return out;
   }
 
-  private async pull(name: string, ref: string): Promise<void> {
+  /** `own`: credentials for this pull (a service's), instead of the node's. */
+  private async pull(name: string, ref: string, own?: RegistryCredentials): Promise<void> {
     const domain = parseRef(name).domain;
     if (this.insecure.has(domain)) {
       const problems = (await this.checkRegistries()).filter((p) => p.startsWith(`registry ${domain} `));
@@ -332,7 +335,7 @@ export class DockerRuntime implements Runtime {
     }
     let error: string | undefined;
     try {
-      const creds = this.opts.credentials?.(domain);
+      const creds = own ?? this.opts.credentials?.(domain);
       // As the X-Registry-Auth header (the two-argument form): in the options it would also go into the URL.
       const stream = creds
         ? await this.docker.createImage({ username: creds.username, password: creds.password, serveraddress: domain }, { fromImage: name })
@@ -346,24 +349,29 @@ export class DockerRuntime implements Runtime {
     if (error) {
       const hint = /HTTP response to HTTPS client/.test(error)
         ? ` (the registry speaks plain HTTP: start dockerd with --insecure-registry ${domain} and list it in insecureRegistries)`
-        : /unauthorized|authentication required|no basic auth credentials/i.test(error) && this.opts.credentialsHint && !this.opts.credentials?.(domain)
-          ? ` (${this.opts.credentialsHint})`
-          : '';
+        : !/unauthorized|authentication required|no basic auth credentials/i.test(error)
+          ? ''
+          : own
+            ? ` (with ${SERVICE_CREDENTIALS})`
+            : this.opts.credentialsHint && !this.opts.credentials?.(domain)
+              ? ` (${this.opts.credentialsHint})`
+              : '';
       throw new ImageNotFoundError(ref, `not in the Docker Engine and its pull failed: ${error}${hint}`);
     }
   }
 
   /** The image present in the engine (pulled when missing and pulling is on). */
-  private async image(ref: string): Promise<{ name: string; img: ImageJSON }> {
+  private async image(ref: string, auth?: PullAuth): Promise<{ name: string; img: ImageJSON }> {
     const name = normalizeRef(ref);
     let img = await this.imageJSON(name);
     if (!img) {
       if (this.opts.pull === false) throw new ImageNotFoundError(ref, `no image named ${name} in the Docker Engine, and pulling is turned off`);
-      // Concurrent creates of one image share one pull.
-      let p = this.pulls.get(name);
+      // Concurrent creates of one image share one pull (one per set of credentials).
+      const key = pullKey(name, auth?.credentials);
+      let p = this.pulls.get(key);
       if (!p) {
-        p = this.pull(name, ref).finally(() => this.pulls.delete(name));
-        this.pulls.set(name, p);
+        p = this.pull(name, ref, auth?.credentials).finally(() => this.pulls.delete(key));
+        this.pulls.set(key, p);
       }
       await p;
       img = await this.imageJSON(name);
@@ -372,15 +380,15 @@ export class DockerRuntime implements Runtime {
     return { name, img };
   }
 
-  async ensureImage(ref: string): Promise<ImageInfo> {
-    const { name, img } = await this.image(ref);
+  async ensureImage(ref: string, auth?: PullAuth): Promise<ImageInfo> {
+    const { name, img } = await this.image(ref, auth);
     return { name, digest: this.digestOf(name, img) };
   }
 
-  async pullImage(ref: string): Promise<ImageInfo> {
+  async pullImage(ref: string, auth?: PullAuth): Promise<ImageInfo> {
     const name = normalizeRef(ref);
     if (this.opts.pull === false) throw new ImageNotFoundError(ref, 'pulling is turned off for this runtime');
-    await this.pull(name, ref);
+    await this.pull(name, ref, auth?.credentials);
     const img = await this.imageJSON(name);
     if (!img) throw new ImageNotFoundError(ref, `the Docker Engine pulled ${name} but does not show it`);
     return { name, digest: this.digestOf(name, img) };
