@@ -110,8 +110,11 @@ export const LocalService = {
   loadImage: unary('Local', 'LoadImage', c<M<'LoadImageRequest'>>(api.LoadImageRequest), c<M<'LoadImageResponse'>>(api.LoadImageResponse)),
   /** The images in this host's runtime. */
   listImages: unary('Local', 'ListImages', c<InstanceType<Api['Empty']>>(api.Empty), c<M<'ListImagesResponse'>>(api.ListImagesResponse)),
-  /** Pulls an image into this host's runtime from its registry, with this host's registry credentials. */
-  pullImage: unary('Local', 'PullImage', c<M<'PullImageRequest'>>(api.PullImageRequest), c<M<'ImageRef'>>(api.ImageRef)),
+  /**
+   * Pulls an image into this host's runtime from its registry, with this host's registry
+   * credentials; streams its progress, a message per layer step, then one with `pulled`.
+   */
+  pullImage: serverStream('Local', 'PullImage', c<M<'PullImageRequest'>>(api.PullImageRequest), c<M<'PullProgress'>>(api.PullProgress)),
   /** Removes an image's name from this host's runtime (refused while containers of this host use it, unless forced). */
   removeImage: unary('Local', 'RemoveImage', c<M<'RemoveImageRequest'>>(api.RemoveImageRequest), c<M<'ImageRef'>>(api.ImageRef)),
 };

@@ -5,11 +5,13 @@ import { Command, Option } from 'commander';
 import { SHOAL_VERSION } from '../../proto/client.js';
 import { ControlService, LocalService, api, type Node } from '../../proto/services.js';
 import { ago, parseDuration, shortDigest, table, titleCase } from './format.js';
-import { UsageError, closeClients, rpc, useGlobalOpts, type GlobalOpts } from './rpc.js';
+import { UsageError, closeClients, rpc, stream, useGlobalOpts, type GlobalOpts } from './rpc.js';
 import { NODE_FILTERS, filterUsage, parseFilters } from './filters.js';
 import { failOne, out } from './output.js';
 import { bytesHuman } from './views.js';
 import { registerServiceCommands } from './service.js';
+import { ProgressWriter } from './progress.js';
+import { PullDisplay } from './pullprogress.js';
 
 const DEFAULT_SOCKET = process.env.SHOAL_SOCKET ?? '/var/lib/shoal/shoald.sock';
 
@@ -212,10 +214,21 @@ image.command('ls')
 image.command('pull')
   .description("Pull an image from its registry into this node's container runtime, with this node's registry credentials (shoald --registry-config)")
   .argument('<image>', 'the image, e.g. busybox or registry.example.com:5000/app:1')
-  .action(async (name: string) => {
-    process.stderr.write(`Pulling ${name} ...\n`);
-    const res = await rpc(LocalService.pullImage, { name } as never, 600_000);
-    out(`Pulled: ${res.name}\nDigest: ${res.digest}`);
+  .option('-q, --quiet', 'no progress, only the result')
+  .action(async (name: string, o: { quiet?: boolean }) => {
+    if (!o.quiet) process.stderr.write(`Pulling ${name} ...\n`);
+    const display = new PullDisplay();
+    const writer = new ProgressWriter((s) => process.stderr.write(s), !!process.stderr.isTTY, process.stderr.columns ?? 0);
+    let pulled: { name?: string | null; digest?: string | null } | null | undefined;
+    await stream(LocalService.pullImage, { name } as never, (m) => {
+      if (m.pulled) pulled = m.pulled;
+      else if (!o.quiet) {
+        display.add({ id: m.id ?? '', status: m.status ?? '', current: Number(m.current ?? 0), total: Number(m.total ?? 0) });
+        writer.draw(display.frame());
+      }
+    }).done;
+    if (!pulled) throw new Error(`the pull of ${name} ended without saying what it pulled: see shoald's log`);
+    out(`Pulled: ${pulled.name}\nDigest: ${pulled.digest}`);
   });
 
 image.command('rm')

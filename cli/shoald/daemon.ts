@@ -31,7 +31,7 @@ import { TaskRunner } from '../../worker/agent/tasks.js';
 import { ContainerdRuntime } from '../../worker/runtime/containerd/runtime.js';
 import { RegistryPuller, type RegistryCredentials } from '../../worker/runtime/registry.js';
 import { RegistryAuthFile } from '../../worker/runtime/registryauth.js';
-import { ImageInUseError, ImageNotFoundError, type Runtime } from '../../worker/runtime/runtime.js';
+import { ImageInUseError, ImageNotFoundError, type PullProgress, type Runtime } from '../../worker/runtime/runtime.js';
 import { parseRef } from '../../worker/runtime/reference.js';
 import { RELAY_META, callLeader, elsewhereMetadata, managerClient, triesElsewhere } from '../../proto/client.js';
 import { streamServiceLogs } from '../../manager/controlapi/logs.js';
@@ -191,13 +191,7 @@ export class Daemon {
         async (rt) => ({ images: await rt.listImages() }) as never,
         (rt, e) => new CallError(grpc.status.UNAVAILABLE, `cannot list the images of ${rt.endpoint}: ${e.message}`),
       )),
-      pullImage: unaryHandler(async (c) => {
-        const name = checkedImageRef(c.request.name);
-        return this.withRuntime(
-          async (rt) => (await rt.pullImage(name)) as never,
-          (rt, e) => imageCallError(e, `cannot pull ${name} into ${rt.endpoint}`),
-        );
-      }),
+      pullImage: (call: grpc.ServerWritableStream<InstanceType<typeof api.PullImageRequest>, unknown>) => this.pullImage(call),
       removeImage: unaryHandler(async (c) => {
         const { force } = c.request;
         const name = checkedImageRef(c.request.name);
@@ -280,6 +274,24 @@ export class Daemon {
   }
 
   /** Runs f on the task runner's runtime, or on one opened for the call (before the node has tasks); its errors go through refuse. */
+  /** PullImage: the pull's steps as they happen, then the image. */
+  private pullImage(call: grpc.ServerWritableStream<InstanceType<typeof api.PullImageRequest>, unknown>): void {
+    let open = true;
+    call.on('cancelled', () => (open = false));
+    const pull = async () => {
+      const name = checkedImageRef(call.request.name);
+      const onProgress = (p: PullProgress) => {
+        if (open) call.write({ id: p.id, status: p.status, current: p.current ?? 0, total: p.total ?? 0 });
+      };
+      const img = await this.withRuntime((rt) => rt.pullImage(name, { onProgress }), (rt, e) => imageCallError(e, `cannot pull ${name} into ${rt.endpoint}`));
+      if (open) {
+        call.write({ pulled: img });
+        call.end();
+      }
+    };
+    pull().catch((e: unknown) => call.emit('error', statusOf(e)));
+  }
+
   private async withRuntime<T>(f: (rt: Runtime) => Promise<T>, refuse: (rt: Runtime, e: Error) => Error): Promise<T> {
     const rt = this.tasks?.runtime ?? await this.openRuntime();
     try {

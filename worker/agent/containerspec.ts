@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { api, type Task } from '../../proto/services.js';
 import { decodeRegistryAuth } from '../../proto/registryauth.js';
-import type { ContainerSpec, Mount, PullAuth } from '../runtime/runtime.js';
+import type { ContainerSpec, Mount, ImagePullOptions } from '../runtime/runtime.js';
 
 /** Labels shoal puts on every task container; shoal.task.id is how a restarted agent finds its containers. */
 export const LABEL_TASK_ID = 'shoal.task.id';
@@ -36,7 +36,7 @@ export interface TaskContainer {
 }
 
 /** The registry credentials the task carries (`service create --with-registry-auth`), if any. */
-export function pullAuthOf(task: Task): PullAuth | undefined {
+export function pullAuthOf(task: Task): ImagePullOptions | undefined {
   const encoded = task.spec?.container?.pullOptions?.registryAuth;
   if (!encoded) return undefined;
   try {

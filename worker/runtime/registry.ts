@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { isIndex, isManifest, parseJson, type Descriptor, type Index, type Manifest } from './oci.js';
 import { parseRef, type ImageRef } from './reference.js';
-import { ImageNotFoundError } from './runtime.js';
+import { ImageNotFoundError, shortLayerId, type ImagePullOptions, type PullProgress } from './runtime.js';
 
 export const MANIFEST_ACCEPT = [
   'application/vnd.oci.image.index.v1+json',
@@ -183,6 +183,25 @@ export class RegistryClient {
   }
 }
 
+const isLayer = (d: Descriptor): boolean => /layer|rootfs\.diff/.test(d.mediaType);
+
+/** A layer's bytes passed on, with Downloading as they arrive (at most every 100 ms) and Download complete at the end. */
+async function* reporting(body: AsyncIterable<Uint8Array>, d: Descriptor, onProgress: (p: PullProgress) => void): AsyncIterable<Uint8Array> {
+  const id = shortLayerId(d.digest);
+  let current = 0;
+  let last = 0;
+  onProgress({ id, status: 'Downloading', current, total: d.size });
+  for await (const chunk of body) {
+    current += chunk.byteLength;
+    if (Date.now() - last >= 100) {
+      last = Date.now();
+      onProgress({ id, status: 'Downloading', current, total: d.size });
+    }
+    yield chunk;
+  }
+  onProgress({ id, status: 'Download complete', current, total: d.size });
+}
+
 /** The part of the image store a pull writes to (containerd's ImageStore fits). */
 export interface PullTarget {
   withLease<T>(purpose: string, fn: (lease: string) => Promise<T>): Promise<T>;
@@ -193,6 +212,7 @@ export interface PullTarget {
       has(d: Descriptor, required: boolean): boolean;
       read(d: Descriptor): Promise<Buffer>;
       stream(d: Descriptor): Promise<AsyncIterable<Buffer | Uint8Array>>;
+      present?(d: Descriptor): void;
     },
     lease: string,
   ): Promise<boolean>;
@@ -213,7 +233,8 @@ export class RegistryPuller {
    * Fetch `name` (normalized reference) with everything this platform needs, and register it.
    * `credentials`: this pull's own, instead of the node's (its tokens are not kept for others).
    */
-  async pull(name: string, store: PullTarget, credentials?: RegistryCredentials): Promise<void> {
+  async pull(name: string, store: PullTarget, opts: ImagePullOptions = {}): Promise<void> {
+    const { credentials, onProgress } = opts;
     const ref = parseRef(name);
     const client = credentials ? new RegistryClient({ ...this.opts, credentials: () => credentials, credentialsFrom: SERVICE_CREDENTIALS }) : this.client;
     const top = await client.manifest(ref, ref.digest ?? ref.tag ?? 'latest');
@@ -229,7 +250,10 @@ export class RegistryPuller {
         docs.set(d.digest, data);
         return data;
       },
-      stream: (d: Descriptor) => client.blob(ref, d),
+      stream: async (d: Descriptor) => (onProgress && isLayer(d) ? reporting(await client.blob(ref, d), d, onProgress) : client.blob(ref, d)),
+      present: (d: Descriptor) => {
+        if (isLayer(d)) onProgress?.({ id: shortLayerId(d.digest), status: 'Already exists' });
+      },
     };
     await store.withLease('pull', async (lease) => {
       await store.ingest(top.desc, source, lease);

@@ -100,10 +100,26 @@ export interface ContainerInfo {
   stopGraceMs: number;
 }
 
-/** Credentials for one pull (a service's `--with-registry-auth`); they take the place of the node's own. */
-export interface PullAuth {
-  credentials?: RegistryCredentials;
+/** A step of a pull, per layer as Docker shows it. */
+export interface PullProgress {
+  /** The layer's short digest (12 hex digits); empty for a step of the whole image. */
+  id: string;
+  /** Docker's words: Downloading, Download complete, Already exists, Unpacking, ... */
+  status: string;
+  /** Bytes so far and in all, while downloading. */
+  current?: number;
+  total?: number;
 }
+
+export interface ImagePullOptions {
+  /** Credentials for this pull (a service's `--with-registry-auth`): they take the place of the node's own. */
+  credentials?: RegistryCredentials;
+  /** Told of each step while a pull runs (`shoal image pull`'s display); not called when nothing is pulled. */
+  onProgress?: (p: PullProgress) => void;
+}
+
+/** The short form of a digest Docker shows for layers. */
+export const shortLayerId = (digest: string): string => digest.replace(/^sha256:/, '').slice(0, 12);
 
 /** Concurrent pulls of one image share one pull, unless their credentials differ. */
 export function pullKey(name: string, credentials?: RegistryCredentials): string {
@@ -144,7 +160,7 @@ export interface Runtime {
    * pulled from its registry when the adapter can pull. Throws ImageNotFoundError
    * naming the image when neither works.
    */
-  ensureImage(ref: string, auth?: PullAuth): Promise<ImageInfo>;
+  ensureImage(ref: string, auth?: ImagePullOptions): Promise<ImageInfo>;
   /**
    * Load an OCI image layout tarball (index.json + blobs/sha256/...). Every
    * manifest named in index.json (io.containerd.image.name or
@@ -156,7 +172,7 @@ export interface Runtime {
    * Fetch the image from its registry even when present (a tag may have moved), and make it
    * available for create(). Throws ImageNotFoundError when the registry has no such image.
    */
-  pullImage(ref: string, auth?: PullAuth): Promise<ImageInfo>;
+  pullImage(ref: string, auth?: ImagePullOptions): Promise<ImageInfo>;
   /** The images present (named ones: a name each), sorted by name. */
   listImages(): Promise<ListedImage[]>;
   /**

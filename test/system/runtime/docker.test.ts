@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../../worker/runtime/docker/runtime.js';
-import { ContainerExistsError, ImageNotFoundError, type ContainerSpec } from '../../../worker/runtime/runtime.js';
+import { ContainerExistsError, ImageNotFoundError, type ContainerSpec, type PullProgress } from '../../../worker/runtime/runtime.js';
 import { buildBusyboxImage, writeImage } from '../../../deploy/images/busybox.js';
 import { waitFor } from './containerd-harness.js';
 import { PrivateDockerd, engineGet, prepareDockerPrerequisites } from './docker-harness.js';
@@ -305,7 +305,12 @@ describe.skipIf(problems.length > 0 && !inCI)('Docker runtime (private dockerd)'
       const v2 = buildBusyboxImage({ name: 'x', applets: ['sh', 'echo', 'cat'] });
       await registry.push('shoal/private', '1', v2);
       expect(await r.ensureImage(ref)).toEqual({ name: ref, digest: img.manifest.digest });
-      expect(await r.pullImage(ref)).toEqual({ name: ref, digest: v2.manifest.digest });
+      const steps: PullProgress[] = [];
+      expect(await r.pullImage(ref, { onProgress: (p) => steps.push(p) })).toEqual({ name: ref, digest: v2.manifest.digest });
+      // The engine's progress, per layer by its short digest, as `docker pull` shows it.
+      const layer = v2.layers[0]!.digest.replace('sha256:', '').slice(0, 12);
+      expect(steps.filter((p) => p.id === layer).map((p) => p.status)).toContain('Pull complete');
+      expect(steps.some((p) => p.id === '' && p.status.startsWith('Digest: '))).toBe(true);
       // A pull with credentials of its own (a service's --with-registry-auth) uses them instead of the node's.
       const ref2 = `${registry.host}/shoal/private:2`;
       await registry.push('shoal/private', '2', v2);

@@ -77,6 +77,18 @@ describe.skipIf(problems.length > 0 && !inCI)('shoal image pull/ls/rm through sh
     expect(pulled.stderr).toContain(`Pulling ${ref} ...`);
     expect(pulled.stdout).toBe(`Pulled: ${ref}\nDigest: ${v1.manifest.digest}\n`);
     expect(pulled.code).toBe(0);
+    // Progress per layer, as docker shows it; not a terminal: a line per change of status.
+    const layer = (d: string) => d.replace('sha256:', '').slice(0, 12);
+    for (const l of v1.layers) {
+      expect(pulled.stderr).toMatch(new RegExp(`^${layer(l.digest)}: Downloading \\[>? *=*>? *\\] [\\d.]+[KMG]?i?B/[\\d.]+[KMG]?i?B\n(.*\n)*${layer(l.digest)}: Download complete\n(.*\n)*${layer(l.digest)}: Pull complete$`, 'm'));
+    }
+    // A second name for the same image: its layer is there already.
+    await registry.push('team/app', 'same', v1);
+    const again = await shoal('image', 'pull', `${registry.host}/team/app:same`);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toBe(`Pulling ${registry.host}/team/app:same ...\n${v1.layers.map((l) => `${layer(l.digest)}: Already exists\n`).join('')}`);
+    expect((await shoal('image', 'pull', '-q', `${registry.host}/team/app:same`)).stderr).toBe('');
+    expect((await shoal('image', 'rm', `${registry.host}/team/app:same`)).code).toBe(0);
 
     // Checked through containerd itself, not shoal's report.
     const rt = new ContainerdRuntime({ socket: containerd.socket, namespace });

@@ -10,7 +10,7 @@ import {
   type ContainerState,
   type ImageInfo,
   type ListedImage,
-  type PullAuth,
+  type ImagePullOptions,
   type Runtime,
   type StopOptions,
 } from '../../../worker/runtime/runtime.js';
@@ -117,9 +117,9 @@ export class FakeRuntime implements Runtime {
   }
 
   /** The credentials each ensureImage came with (undefined: the node's own). */
-  readonly pullAuths: Array<{ ref: string; auth?: PullAuth }> = [];
+  readonly pullAuths: Array<{ ref: string; auth?: ImagePullOptions }> = [];
 
-  async ensureImage(ref: string, auth?: PullAuth): Promise<ImageInfo> {
+  async ensureImage(ref: string, auth?: ImagePullOptions): Promise<ImageInfo> {
     this.pullAuths.push({ ref, auth });
     const leave = await this.enter('ensureImage', '');
     leave();

@@ -322,6 +322,7 @@ export class ImageStore {
       return true;
     }
     if (!(await this.hasBlob(d.digest))) await this.writeBlob(d, await source.stream(d), lease);
+    else source.present?.(d);
     return true;
   }
 
@@ -391,4 +392,6 @@ export interface BlobSource {
   read(d: Descriptor): Promise<Buffer>;
   /** A blob's bytes; containerd checks size and digest on commit. */
   stream(d: Descriptor): Promise<AsyncIterable<Buffer | Uint8Array>>;
+  /** Told of a blob the store has already (so not streamed). */
+  present?(d: Descriptor): void;
 }

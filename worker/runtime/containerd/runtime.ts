@@ -13,7 +13,6 @@ import { ExitEvents } from './exits.js';
 import { ImageStore, type ResolvedImage } from './images.js';
 import { installLogger, loggerUri } from './logger.js';
 import { normalizeRef } from '../reference.js';
-import type { RegistryCredentials } from '../registry.js';
 import { buildOciSpec, resolveUser, signalNumber, type OciSpec } from '../spec.js';
 import {
   CONTAINER_ID_RE,
@@ -29,7 +28,8 @@ import {
   type ContainerState,
   type ImageInfo,
   type ListedImage,
-  type PullAuth,
+  type ImagePullOptions,
+  type PullProgress,
   type Runtime,
   type StopOptions,
 } from '../runtime.js';
@@ -72,8 +72,8 @@ const STOP_WAIT_DONE = new Error('stop: wait no longer needed');
 
 /** Fetches missing images (worker/runtime/registry.ts: RegistryPuller). */
 export interface Puller {
-  /** Fetch the image into containerd's content store and register it under `name` (normalized); `credentials`: this pull's own. */
-  pull(name: string, images: ImageStore, credentials?: RegistryCredentials): Promise<void>;
+  /** Fetch the image into containerd's content store and register it under `name` (normalized), with this pull's own credentials if given. */
+  pull(name: string, images: ImageStore, opts?: ImagePullOptions): Promise<void>;
 }
 
 export interface ContainerdRuntimeOptions {
@@ -213,12 +213,12 @@ export class ContainerdRuntime implements Runtime {
   // --- images ---------------------------------------------------------------------------------
 
   /** `fresh`: look again rather than trust the last look; `pull`: fetch from the registry even when present. */
-  private image(ref: string, fresh: boolean | 'pull' = false, auth?: PullAuth): Promise<ResolvedImage> {
+  private image(ref: string, fresh: boolean | 'pull' = false, auth?: ImagePullOptions): Promise<ResolvedImage> {
     const name = normalizeRef(ref);
     const known = this.freshImages.get(name);
     if (!fresh && known && known.until > Date.now()) return known.img;
     // Tasks of one service start together: they share one lookup (its failure is not kept).
-    const img = this.lookUpImage(ref, name, fresh === 'pull', auth?.credentials);
+    const img = this.lookUpImage(ref, name, fresh === 'pull', auth);
     const entry = { img, until: Number.POSITIVE_INFINITY };
     this.freshImages.set(name, entry);
     img.then(
@@ -228,18 +228,26 @@ export class ContainerdRuntime implements Runtime {
     return img;
   }
 
-  private async lookUpImage(ref: string, name: string, pull: boolean, credentials?: RegistryCredentials): Promise<ResolvedImage> {
+  private async lookUpImage(ref: string, name: string, pull: boolean, opts: ImagePullOptions = {}): Promise<ResolvedImage> {
     if (pull && !this.opts.puller) throw new Error(`cannot pull ${name}: pulling is not configured for ${this.endpoint}`);
     let img = pull ? undefined : await this.images.getImage(name);
-    if (!img && this.opts.puller) {
+    const puller = img ? undefined : this.opts.puller;
+    // Layers this pull fetched: each is "Pull complete" once unpacked (present ones said "Already exists").
+    const fetched: string[] = [];
+    if (puller) {
       // Concurrent creates of one image share one pull (one per set of credentials).
-      const key = pullKey(name, credentials);
-      let pull = this.pulls.get(key);
-      if (!pull) {
-        pull = this.opts.puller.pull(name, this.images, credentials).finally(() => this.pulls.delete(key));
-        this.pulls.set(key, pull);
+      const key = pullKey(name, opts.credentials);
+      let fetching = this.pulls.get(key);
+      if (!fetching) {
+        const tell = opts.onProgress;
+        const onProgress = tell && ((p: PullProgress) => {
+          if (p.status === 'Download complete') fetched.push(p.id);
+          tell(p);
+        });
+        fetching = puller.pull(name, this.images, { ...opts, onProgress }).finally(() => this.pulls.delete(key));
+        this.pulls.set(key, fetching);
       }
-      await pull;
+      await fetching;
       img = await this.images.getImage(name);
     }
     if (!img) {
@@ -247,15 +255,16 @@ export class ContainerdRuntime implements Runtime {
     }
     const r = await this.images.resolve(name, img.target);
     await this.images.unpack(r);
+    for (const id of fetched) opts.onProgress?.({ id, status: 'Pull complete' });
     return r;
   }
 
-  async ensureImage(ref: string, auth?: PullAuth): Promise<ImageInfo> {
+  async ensureImage(ref: string, auth?: ImagePullOptions): Promise<ImageInfo> {
     const r = await this.image(ref, false, auth);
     return { name: r.name, digest: r.target.digest };
   }
 
-  async pullImage(ref: string, auth?: PullAuth): Promise<ImageInfo> {
+  async pullImage(ref: string, auth?: ImagePullOptions): Promise<ImageInfo> {
     const r = await this.image(ref, 'pull', auth);
     return { name: r.name, digest: r.target.digest };
   }

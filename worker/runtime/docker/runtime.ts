@@ -29,7 +29,8 @@ import {
   type ContainerState,
   type ImageInfo,
   type ListedImage,
-  type PullAuth,
+  type ImagePullOptions,
+  type PullProgress,
   type Runtime,
   type StopOptions,
 } from '../runtime.js';
@@ -147,15 +148,20 @@ function timeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 /** Newline-separated JSON messages of a pull or load answer; resolves with the first error message, if any. */
-async function streamError(stream: NodeJS.ReadableStream): Promise<string | undefined> {
+async function streamError(stream: NodeJS.ReadableStream, onProgress?: (p: PullProgress) => void): Promise<string | undefined> {
   let buf = '';
   let error: string | undefined;
   const take = (line: string): void => {
     const t = line.trim();
     if (!t || error) return;
     try {
-      const m = JSON.parse(t) as { error?: string; errorDetail?: { message?: string } };
+      const m = JSON.parse(t) as { error?: string; errorDetail?: { message?: string }; status?: string; id?: string; progressDetail?: { current?: number; total?: number } };
       if (m.error || m.errorDetail?.message) error = (m.errorDetail?.message || m.error)!.trim();
+      else if (onProgress && m.status) {
+        const { current, total } = m.progressDetail ?? {};
+        // The engine names layers by their 12-digit short id; other ids (the tag) belong to the image.
+        onProgress({ id: /^[0-9a-f]{12}$/.test(m.id ?? '') ? m.id! : '', status: m.status, ...(total ? { current: current ?? 0, total } : {}) });
+      }
     } catch {
       // progress output that is not JSON: ignore
     }
@@ -326,8 +332,9 @@ export class DockerRuntime implements Runtime {
     return out;
   }
 
-  /** `own`: credentials for this pull (a service's), instead of the node's. */
-  private async pull(name: string, ref: string, own?: RegistryCredentials): Promise<void> {
+  /** `opts.credentials`: this pull's own (a service's), instead of the node's. */
+  private async pull(name: string, ref: string, opts: ImagePullOptions = {}): Promise<void> {
+    const own = opts.credentials;
     const domain = parseRef(name).domain;
     if (this.insecure.has(domain)) {
       const problems = (await this.checkRegistries()).filter((p) => p.startsWith(`registry ${domain} `));
@@ -340,7 +347,7 @@ export class DockerRuntime implements Runtime {
       const stream = creds
         ? await this.docker.createImage({ username: creds.username, password: creds.password, serveraddress: domain }, { fromImage: name })
         : await this.docker.createImage({ fromImage: name });
-      error = await streamError(stream);
+      error = await streamError(stream, opts.onProgress);
     } catch (e) {
       const err = this.engineError(`pull ${name}`, e);
       if (err instanceof EngineError && err.code) throw err; // the engine itself is unreachable
@@ -361,7 +368,7 @@ export class DockerRuntime implements Runtime {
   }
 
   /** The image present in the engine (pulled when missing and pulling is on). */
-  private async image(ref: string, auth?: PullAuth): Promise<{ name: string; img: ImageJSON }> {
+  private async image(ref: string, auth?: ImagePullOptions): Promise<{ name: string; img: ImageJSON }> {
     const name = normalizeRef(ref);
     let img = await this.imageJSON(name);
     if (!img) {
@@ -370,7 +377,7 @@ export class DockerRuntime implements Runtime {
       const key = pullKey(name, auth?.credentials);
       let p = this.pulls.get(key);
       if (!p) {
-        p = this.pull(name, ref, auth?.credentials).finally(() => this.pulls.delete(key));
+        p = this.pull(name, ref, auth).finally(() => this.pulls.delete(key));
         this.pulls.set(key, p);
       }
       await p;
@@ -380,15 +387,15 @@ export class DockerRuntime implements Runtime {
     return { name, img };
   }
 
-  async ensureImage(ref: string, auth?: PullAuth): Promise<ImageInfo> {
+  async ensureImage(ref: string, auth?: ImagePullOptions): Promise<ImageInfo> {
     const { name, img } = await this.image(ref, auth);
     return { name, digest: this.digestOf(name, img) };
   }
 
-  async pullImage(ref: string, auth?: PullAuth): Promise<ImageInfo> {
+  async pullImage(ref: string, auth?: ImagePullOptions): Promise<ImageInfo> {
     const name = normalizeRef(ref);
     if (this.opts.pull === false) throw new ImageNotFoundError(ref, 'pulling is turned off for this runtime');
-    await this.pull(name, ref, auth?.credentials);
+    await this.pull(name, ref, auth);
     const img = await this.imageJSON(name);
     if (!img) throw new ImageNotFoundError(ref, `the Docker Engine pulled ${name} but does not show it`);
     return { name, digest: this.digestOf(name, img) };
