@@ -11,12 +11,13 @@
 //   restarts        an ended task is replaced per the restart policy
 //   node down/drain tasks there are shut down and replaced elsewhere
 //   reaper          keeps `historyLimit` ended tasks per slot (per node for
-//                   global services); tasks of removed services go once ended
+//                   global services); tasks of removed services and of slots a
+//                   scale-down dropped go once ended, as in Swarm
 import { api } from '../../proto/services.js';
 import type { NodeObject, ServiceObject, TaskObject } from '../cluster/tables.js';
 import { matchConstraint, parseConstraints, type Constraint, type SchedulerNode } from '../scheduler/index.js';
 import { decideRestart, isJob } from './restart.js';
-import { S, hasEnded, isLive, stateOf } from './states.js';
+import { S, desiredOf, hasEnded, isLive, stateOf } from './states.js';
 
 export interface OrchestratorInput {
   services: readonly ServiceObject[];
@@ -201,7 +202,8 @@ class Pass {
         || sb - sa,
       ).slice(0, slots.size - want);
       for (const [slot, t] of victims) {
-        this.shutdown(t, 'scaled down');
+        // REMOVE, not SHUTDOWN: the slot is gone, so is its history once this task has ended (Swarm's rule).
+        this.shutdown(t, 'scaled down', S.TASK_REMOVE);
         slots.delete(slot);
         if (t.nodeId) perNode.set(t.nodeId, (perNode.get(t.nodeId) ?? 1) - 1);
       }
@@ -295,10 +297,19 @@ class Pass {
 
   private reap(svc: ServiceObject, tasks: TaskObject[]): void {
     const limit = this.in_.historyLimit;
+    const dropped = svc.spec?.replicated ? this.droppedSlots(svc, tasks) : new Set<number>();
     const groups = new Map<string, TaskObject[]>();
     for (const t0 of tasks) {
       const t = this.cur(t0);
       if (isLive(t)) continue;
+      if (desiredOf(t) >= S.TASK_REMOVE || dropped.has(Number(t.slot))) {
+        // Told to go, or of a slot no task will hold again: no history to keep.
+        if (this.gone(t)) {
+          this.updated.delete(t.id);
+          this.plan.remove.push(t);
+        }
+        continue;
+      }
       const key = svc.spec?.global || svc.spec?.globalJob ? `n:${t.nodeId}` : `s:${t.slot}`;
       let l = groups.get(key);
       if (!l) groups.set(key, (l = []));
@@ -316,13 +327,26 @@ class Pass {
     }
   }
 
+  /** Slots of a replicated service that hold no live task after this pass (a scale-down dropped them). */
+  private droppedSlots(svc: ServiceObject, tasks: TaskObject[]): Set<number> {
+    const held = new Set<number>();
+    for (const t of tasks) if (isLive(this.cur(t))) held.add(Number(t.slot));
+    for (const t of this.plan.create) if (t.serviceId === svc.id) held.add(Number(t.slot));
+    const out = new Set<number>();
+    for (const t of tasks) if (!held.has(Number(t.slot))) out.add(Number(t.slot));
+    return out;
+  }
+
+  /** No agent will report on it any more: it ended, was never placed, or its node is gone. */
+  private gone(t: TaskObject): boolean {
+    return hasEnded(t) || !t.nodeId || stateOf(t) < S.TASK_ASSIGNED || !!this.nodeIssue(t);
+  }
+
   private removedService(tasks: TaskObject[]): void {
     for (const t0 of tasks) {
       const t = this.cur(t0);
       if (Number(t.desiredState) < S.TASK_REMOVE) this.shutdown(t, 'service removed', S.TASK_REMOVE);
-      const c = this.cur(t);
-      const gone = hasEnded(c) || !c.nodeId || stateOf(c) < S.TASK_ASSIGNED || !!this.nodeIssue(c);
-      if (gone) {
+      if (this.gone(this.cur(t))) {
         this.updated.delete(t.id);
         this.plan.remove.push(t0);
       }

@@ -135,7 +135,7 @@ describe('orchestration on a raft-backed store', () => {
     expect(Number(store.view((r) => r.get(tasksTable, t.id))!.status?.state)).toBe(S.TASK_RUNNING);
   });
 
-  it('scale 6 -> 3 shuts down 3 tasks, keeping the spread', async () => {
+  it('scale 6 -> 3 shuts down 3 tasks, keeping the spread; once stopped they are deleted (their slots keep no history)', async () => {
     const id = svcId('web');
     await store.update((tx) => {
       const s = structuredClone(tx.get(servicesTable, id)!);
@@ -145,6 +145,16 @@ describe('orchestration on a raft-backed store', () => {
     await waitFor('3 live', () => (live(id).length === 3 || undefined), 5000, 10);
     expect(new Set(live(id).map((t) => t.nodeId)).size).toBe(3);
     await waitFor('workers told', () => (workers.reduce((n, w) => n + w.running().length, 0) === 3 || undefined), 5000, 10);
+    const dropped = tasksOf(id).filter((t) => Number(t.desiredState) > S.TASK_RUNNING);
+    expect(dropped.map((t) => [Number(t.desiredState), t.shutdownReason])).toEqual(dropped.map(() => [S.TASK_REMOVE, 'scaled down']));
+    expect(dropped).toHaveLength(3); // still there: their workers have not reported their end
+    for (const w of workers) {
+      const mine = dropped.filter((t) => t.nodeId === w.nodeId);
+      await sessions.updateTaskStatus(w.nodeId, mine.map((t) => ({ taskId: t.id, status: { state: S.TASK_SHUTDOWN } as never })));
+    }
+    await waitFor('the dropped slots deleted', () => (tasksOf(id).length === 3 || undefined), 5000, 10);
+    expect(tasksOf(id).map((t) => Number(t.slot)).sort()).toEqual([1, 2, 3]);
+    await waitFor('workers told', () => (workers.every((w) => !dropped.some((t) => w.tasks.has(t.id))) || undefined), 5000, 10);
   });
 
   it('a node that goes down has its tasks replaced elsewhere, at once', async () => {

@@ -302,7 +302,8 @@ describe.skipIf(problems.length > 0 && !inCI)('Docker runtime (private dockerd)'
       expect(plain(await logWith(s, 'private\n'))).toBe('private\n');
       await r.remove('private-1');
       // The tag moves: pullImage fetches it although the old image is present (ensureImage would not).
-      const v2 = buildBusyboxImage({ name: 'x', applets: ['sh', 'echo', 'cat'] });
+      // Applets of its own: a layer the engine does not have yet from an earlier test (it shows no steps for one it has).
+      const v2 = buildBusyboxImage({ name: 'x', applets: ['sh', 'echo', 'cat', 'tr'] });
       await registry.push('shoal/private', '1', v2);
       expect(await r.ensureImage(ref)).toEqual({ name: ref, digest: img.manifest.digest });
       const steps: PullProgress[] = [];

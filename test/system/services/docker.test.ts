@@ -139,6 +139,7 @@ describe.skipIf(pre.skip)('services on a 3-host lab with dockerd', () => {
     await sc.waitContainers('2 left, the rest removed', 'web', (p) => runningTotal(p) === 2 && allTotal(p) === 2);
     timings.scale12to2 = Date.now() - t0;
     expect((await sc.tasks('web')).filter((t) => t.DesiredState === 'running')).toHaveLength(2);
+    await waitFor('only slots 1-2 listed', async () => ((await sc.tasks('web')).every((t) => (t.Slot ?? 0) <= 2) ? true : undefined), 30_000, 300);
   });
 
   step('a container exiting 1 restarts per policy and stops after max attempts', async () => {

@@ -94,6 +94,8 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     await sc.waitContainers('3 left, the rest removed', 'web', (p) => runningTotal(p) === 3 && allTotal(p) === 3);
     timings.scale20to3 = Date.now() - t0;
     expect((await sc.tasks('web')).filter((t) => t.DesiredState === 'running')).toHaveLength(3);
+    // As in Swarm, the dropped slots keep no history: `service ps` lists slots 1-3 only once their tasks ended.
+    await waitFor('only slots 1-3 listed', async () => ((await sc.tasks('web')).every((t) => (t.Slot ?? 0) <= 3) ? true : undefined), 30_000, 300);
   });
 
   step('an unsatisfiable constraint and an oversized reservation stay pending with their reasons', async () => {

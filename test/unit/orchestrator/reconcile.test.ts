@@ -76,9 +76,10 @@ describe('replicated services', () => {
     const a2 = task('web', { slot: 3, node: 'a' });
     const b1 = task('web', { slot: 4, node: 'b' });
     const p = run([svc], [pending, a1, a2, b1], nodes);
-    expect(shutdownIds(p)).toEqual([pending.id, a2.id].sort());
-    const shut = p.update.find((t) => t.id === pending.id)!;
-    expect(shut.status?.state).toBe(S.TASK_SHUTDOWN); // never placed: nobody else would report
+    // Their slots are gone: told to go (REMOVE, as Swarm), and one never placed is deleted at once
+    // (nobody would report on it); the other once its agent reports its end.
+    expect(p.update.map((t) => [t.id, t.desiredState, t.shutdownReason])).toEqual([[a2.id, S.TASK_REMOVE, 'scaled down']]);
+    expect(p.remove.map((t) => t.id)).toEqual([pending.id]);
     expect(p.create).toEqual([]);
   });
 
@@ -218,6 +219,27 @@ describe('the reaper', () => {
     const stopping = task('web', { slot: 1, node: 'a', state: S.TASK_RUNNING, desired: S.TASK_SHUTDOWN });
     const p = run([svc], [stopping], [node('a')], 0);
     expect(p.remove).toEqual([]);
+  });
+
+  it('a slot a scale-down dropped keeps no history: its ended tasks go, its stopping one once ended', () => {
+    const svc = service('web', { replicated: { replicas: 1 } });
+    const kept = task('web', { slot: 1, node: 'a' });
+    const keptHistory = task('web', { slot: 1, node: 'a', state: S.TASK_FAILED, desired: S.TASK_SHUTDOWN });
+    const stopping = task('web', { slot: 2, node: 'a', desired: S.TASK_REMOVE });
+    const stopped = task('web', { slot: 3, node: 'a', state: S.TASK_SHUTDOWN, desired: S.TASK_REMOVE });
+    const oldHistory = task('web', { slot: 3, node: 'a', state: S.TASK_FAILED, desired: S.TASK_SHUTDOWN });
+    const p = run([svc], [kept, keptHistory, stopping, stopped, oldHistory], [node('a')]);
+    expect(p.remove.map((t) => t.id).sort()).toEqual([stopped.id, oldHistory.id].sort());
+    expect(p.update).toEqual([]);
+    // Its agent reports the end: then it goes too.
+    const ended = { ...stopping, status: { ...stopping.status, state: S.TASK_SHUTDOWN } } as TaskObject;
+    expect(run([svc], [kept, keptHistory, ended], [node('a')]).remove.map((t) => t.id)).toEqual([ended.id]);
+  });
+
+  it('a job\'s completed tasks are not reaped as a dropped slot (they count its completions)', () => {
+    const svc = service('j', { replicatedJob: { maxConcurrent: 1, totalCompletions: 2 } });
+    const done = [task('j', { slot: 1, node: 'a', state: S.TASK_COMPLETE }), task('j', { slot: 2, node: 'a', state: S.TASK_COMPLETE })];
+    expect(run([svc], done, [node('a')]).remove).toEqual([]);
   });
 
   it('tasks of a removed service are told to go, and deleted once ended', () => {
