@@ -11,6 +11,8 @@ import { Manager, ROLE } from '../../manager/cluster/manager.js';
 import { nodesTable, type NodeObject } from '../../manager/cluster/tables.js';
 import { defaultSpec } from '../../cli/shoald/daemon.js';
 import { api } from '../../proto/services.js';
+import { afterAll, beforeAll } from 'vitest';
+import { ControlApi } from '../../manager/controlapi/control.js';
 import { waitFor } from './wait.js';
 
 export interface TestManager {
@@ -58,4 +60,15 @@ export async function startTestManager(): Promise<TestManager> {
       });
     },
   };
+}
+
+/** For a describe block: one test manager, started before its tests and stopped after them, and its control API. */
+export function useTestManagerWithApi(): { readonly t: TestManager; readonly api: ControlApi } {
+  const ctx = {} as { t: TestManager; api: ControlApi };
+  beforeAll(async () => {
+    ctx.t = await startTestManager();
+    ctx.api = new ControlApi(ctx.t.m);
+  }, 30_000);
+  afterAll(async () => ctx.t?.stop());
+  return ctx;
 }

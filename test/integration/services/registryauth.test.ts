@@ -2,28 +2,21 @@
 // with the service and its tasks, for the agents, but the control API never answers
 // with them; an update without any (a scale sends the spec as read) keeps them, and
 // one with new ones replaces them.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ControlApi } from '../../../manager/controlapi/control.js';
+import { describe, expect, it } from 'vitest';
 import { servicesTable, tasksTable } from '../../../manager/cluster/tables.js';
 import { encodeRegistryAuth } from '../../../proto/registryauth.js';
 import { plain } from '../../../proto/services.js';
-import { startTestManager, type TestManager } from '../../support/manager.js';
+import { useTestManagerWithApi } from '../../support/manager.js';
 import { waitFor } from '../../support/wait.js';
 
 const AUTH = encodeRegistryAuth({ username: 'alice', password: 'first-secret', serveraddress: '10.0.0.1:5000' });
 const NEW_AUTH = encodeRegistryAuth({ username: 'alice', password: 'second-secret', serveraddress: '10.0.0.1:5000' });
 
 describe('registry credentials through the control API', () => {
-  let t: TestManager;
-  let api: ControlApi;
-  beforeAll(async () => {
-    t = await startTestManager();
-    api = new ControlApi(t.m);
-  }, 30_000);
-  afterAll(async () => t?.stop());
+  const ctx = useTestManagerWithApi();
 
   const stored = (id: string) => {
-    const s = t.m.store.view((r) => r.get(servicesTable, id))!;
+    const s = ctx.t.m.store.view((r) => r.get(servicesTable, id))!;
     return s.spec?.taskTemplate?.container?.pullOptions?.registryAuth ?? '';
   };
   const noSecrets = (answer: unknown) => {
@@ -34,43 +27,43 @@ describe('registry credentials through the control API', () => {
 
   it('kept for the agents, never answered with', async () => {
     const spec = { name: 'private', replicated: { replicas: 2 }, taskTemplate: { container: { image: '10.0.0.1:5000/app:1', pullOptions: { registryAuth: AUTH } } } };
-    const created = await api.services.createService({ spec: spec as never });
+    const created = await ctx.api.services.createService({ spec: spec as never });
     noSecrets(created);
     expect(stored(created.id)).toBe(AUTH);
     // Its tasks carry them (the dispatcher sends tasks as stored), the listing does not.
     const tasks = await waitFor('2 tasks', () => {
-      const l = t.m.store.view((r) => r.list(tasksTable)).filter((x) => x.serviceId === created.id);
+      const l = ctx.t.m.store.view((r) => r.list(tasksTable)).filter((x) => x.serviceId === created.id);
       return l.length === 2 ? l : undefined;
     });
     expect(tasks.map((x) => x.spec?.container?.pullOptions?.registryAuth)).toEqual([AUTH, AUTH]);
-    const listed = await api.services.listTasks({ serviceIds: [created.id] });
+    const listed = await ctx.api.services.listTasks({ serviceIds: [created.id] });
     expect(listed.tasks).toHaveLength(2);
     noSecrets(listed);
-    noSecrets(await api.services.getService('private'));
-    noSecrets(await api.services.listServices({}));
+    noSecrets(await ctx.api.services.getService('private'));
+    noSecrets(await ctx.api.services.listServices({}));
   });
 
   it('an update without credentials keeps them; one with new credentials replaces them; previous specs are not answered with either', async () => {
-    const read = await api.services.getService('private');
+    const read = await ctx.api.services.getService('private');
     const scaled = plain(read.spec!);
     scaled.replicated = { replicas: 3 };
-    const after = await api.services.updateService({ serviceId: read.id, version: Number(read.meta?.version), spec: scaled as never });
+    const after = await ctx.api.services.updateService({ serviceId: read.id, version: Number(read.meta?.version), spec: scaled as never });
     noSecrets(after);
     expect(stored(read.id)).toBe(AUTH);
-    const again = await api.services.getService('private');
+    const again = await ctx.api.services.getService('private');
     const renewed = plain(again.spec!);
     renewed.taskTemplate!.container!.pullOptions = { registryAuth: NEW_AUTH };
-    noSecrets(await api.services.updateService({ serviceId: again.id, version: Number(again.meta?.version), spec: renewed as never }));
+    noSecrets(await ctx.api.services.updateService({ serviceId: again.id, version: Number(again.meta?.version), spec: renewed as never }));
     expect(stored(again.id)).toBe(NEW_AUTH);
-    const prev = t.m.store.view((r) => r.get(servicesTable, again.id))!.previousSpec;
+    const prev = ctx.t.m.store.view((r) => r.get(servicesTable, again.id))!.previousSpec;
     expect(prev?.taskTemplate?.container?.pullOptions?.registryAuth).toBe(AUTH);
-    noSecrets(await api.services.getService('private'));
+    noSecrets(await ctx.api.services.getService('private'));
   });
 
   it('bad credentials are refused at the edge, naming the field, and nothing is written', async () => {
-    const before = (await api.services.listServices({})).services.length;
+    const before = (await ctx.api.services.listServices({})).services.length;
     const spec = { name: 'bad', replicated: { replicas: 1 }, taskTemplate: { container: { image: 'busybox', pullOptions: { registryAuth: 'alice:pw' } } } };
-    await expect(api.services.createService({ spec: spec as never })).rejects.toThrow(/task_template\.container\.pull_options\.registry_auth: not base64/);
-    expect((await api.services.listServices({})).services.length).toBe(before);
+    await expect(ctx.api.services.createService({ spec: spec as never })).rejects.toThrow(/task_template\.container\.pull_options\.registry_auth: not base64/);
+    expect((await ctx.api.services.listServices({})).services.length).toBe(before);
   });
 });
