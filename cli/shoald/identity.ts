@@ -40,6 +40,10 @@ function writeAtomic(file: string, data: string, mode = 0o600): void {
 
 export class StateDir {
   constructor(readonly dir: string) {
+    // Root's alone, even if it was made before: it holds the node's key, the raft log (with the
+    // cluster's CA key and the registry credentials services carry) and the local socket.
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(dir, 0o700);
     fs.mkdirSync(path.join(dir, 'certs'), { recursive: true, mode: 0o700 });
   }
 
