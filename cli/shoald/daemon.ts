@@ -273,7 +273,6 @@ export class Daemon {
     this.tasks = { runtime, runner, session, health };
   }
 
-  /** Runs f on the task runner's runtime, or on one opened for the call (before the node has tasks); its errors go through refuse. */
   /** PullImage: the pull's steps as they happen, then the image. */
   private pullImage(call: grpc.ServerWritableStream<InstanceType<typeof api.PullImageRequest>, unknown>): void {
     let open = true;
@@ -292,6 +291,7 @@ export class Daemon {
     pull().catch((e: unknown) => call.emit('error', statusOf(e)));
   }
 
+  /** Runs f on the task runner's runtime, or on one opened for the call (before the node has tasks); its errors go through refuse. */
   private async withRuntime<T>(f: (rt: Runtime) => Promise<T>, refuse: (rt: Runtime, e: Error) => Error): Promise<T> {
     const rt = this.tasks?.runtime ?? await this.openRuntime();
     try {
