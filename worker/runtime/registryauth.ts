@@ -3,8 +3,9 @@
 // the way they know. Read at each pull that needs it (re-read when the file
 // changes); the node's login is never stored in the swarm (a service's own, from
 // `service create --with-registry-auth`, is: the CLI reads it with this module).
-// Credential helpers (credsStore, credHelpers) are programs of Docker's: entries
-// they hold are not seen here.
+// Credential helpers (credsStore, credHelpers) are programs of Docker's: shoald
+// does not run them (nor does Docker's daemon); `credentialHelper` only says which
+// one a config names, for the CLI's --with-registry-auth, which runs it.
 import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -55,6 +56,32 @@ export function parseDockerConfig(text: string, file: string): Map<string, Regis
     out.set(registryKey(key), { username, password });
   }
   return out;
+}
+
+/**
+ * The credential helper a Docker config names for a registry, as the docker CLI picks it:
+ * `credHelpers` for that registry, else `credsStore`; undefined when the file's own `auths` hold
+ * the login. The helper is the program `docker-credential-<name>`.
+ */
+export function credentialHelper(text: string, file: string, domain: string): string | undefined {
+  let doc: { credHelpers?: unknown; credsStore?: unknown };
+  try {
+    doc = JSON.parse(text) as typeof doc;
+  } catch (e) {
+    throw new Error(`registry credentials in ${file}: not JSON (${(e as Error).message})`);
+  }
+  const want = registryKey(domain);
+  if (doc.credHelpers && typeof doc.credHelpers === 'object') {
+    for (const [key, name] of Object.entries(doc.credHelpers as Record<string, unknown>)) {
+      if (registryKey(key) === want && typeof name === 'string' && name) return name;
+    }
+  }
+  return typeof doc.credsStore === 'string' && doc.credsStore ? doc.credsStore : undefined;
+}
+
+/** The server address a credential helper knows a registry by (Docker Hub's is its v1 URL). */
+export function helperServerUrl(domain: string): string {
+  return registryKey(domain) === 'docker.io' ? 'https://index.docker.io/v1/' : registryKey(domain);
 }
 
 /** A Docker config file, read again whenever it changed; a missing file holds no credentials. */
