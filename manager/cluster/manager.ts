@@ -72,6 +72,8 @@ export class Manager {
   readonly trustedCA: RootCA;
   /** When raft last received a message from each peer (raft id -> ms). */
   private readonly lastHeard = new Map<number, number>();
+  /** When this manager last won an election (ms): what it heard before then says nothing of a peer now. */
+  private leaderSince = 0;
 
   private constructor(opts: ManagerOptions, store: Store, raft: RaftNode, transport: GrpcTransport) {
     this.opts = opts;
@@ -80,6 +82,10 @@ export class Manager {
     this.raft = raft;
     this.transport = transport;
     this.dispatcher = new Dispatcher(this);
+    // Emitted before the new leader's first messages go out, so every answer to them comes after.
+    raft.on('state', (s: { state: StateType }) => {
+      if (s.state === StateType.Leader) this.leaderSince = Date.now();
+    });
     this.gate = new LeadershipGate(raft, { onError: (name, err) => opts.logger.warn({ task: name, err: String(err) }, 'leader task failed') });
     this.gate.add('dispatcher', (signal) => this.dispatcher.run(signal));
     this.gate.add('membership', (signal) => this.reconcileMembership(signal));
@@ -446,7 +452,11 @@ export class Manager {
   peerActive(raftId: number): boolean {
     if (raftId === this.opts.raftId) return true;
     const t = this.lastHeard.get(raftId);
-    return t !== undefined && Date.now() - t < this.opts.tickMs * this.opts.electionTick;
+    if (t === undefined || Date.now() - t >= this.opts.tickMs * this.opts.electionTick) return false;
+    // A new leader counts only what it heard since it won. A peer cut off just before the election
+    // (the old leader, most often) would otherwise read reachable for up to an election timeout;
+    // a healthy one answers the new leader's first appends within milliseconds.
+    return !(this.isLeader() && t < this.leaderSince);
   }
 
   reachability(raftId: number): number {

@@ -358,9 +358,9 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     expect((await sc.containersOf('web'))[leader]!.running).toBeGreaterThan(0);
     for (const h of rest) await c.lab.partition(leader, h);
     const t0 = Date.now();
-    // Both in one wait: a new leader counts a manager reachable until it has not heard from it for
-    // an election timeout, and it may win its election before then (its pre-vote can reach the
-    // old leader while the partition is still being put in place, one host pair at a time).
+    // Both in one wait: a new leader counts a manager reachable while it has heard from it since it
+    // won, and the partition is put in place one host pair at a time: a message of the old leader
+    // can still reach the new one just after its election.
     const ns = await c.waitNodes('a new leader on the majority side, the old one unreachable', asker,
       (ns) => ns.some((n) => n.ManagerStatus?.Leader && n.Description.Hostname !== leader)
         && ns.find((n) => n.Description.Hostname === leader)?.ManagerStatus?.Reachability !== 'reachable', 30_000);
