@@ -82,7 +82,8 @@ export class Dispatcher {
 
   /**
    * A raft peer is reachable when raft heard from it within an election
-   * timeout: the same test the quorum checks of demote and rm use, so a
+   * timeout, and since this manager won its election (Manager.peerActive):
+   * the same test the quorum checks of demote and rm use, so a
    * manager `node ls` shows as Reachable is one they count. (Agent heartbeats
    * say nothing about raft: a manager that just restarted heartbeats before
    * its raft streams are up, and a dead one was seen up to 3 periods ago.)
