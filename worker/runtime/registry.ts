@@ -231,7 +231,8 @@ export class RegistryPuller {
 
   /**
    * Fetch `name` (normalized reference) with everything this platform needs, and register it.
-   * `credentials`: this pull's own, instead of the node's (its tokens are not kept for others).
+   * `credentials`: this pull's own, instead of the node's (its tokens are not kept for others);
+   * `onProgress`: told of each layer's Downloading, Download complete or Already exists.
    */
   async pull(name: string, store: PullTarget, opts: ImagePullOptions = {}): Promise<void> {
     const { credentials, onProgress } = opts;

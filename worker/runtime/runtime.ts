@@ -104,7 +104,7 @@ export interface ContainerInfo {
 export interface PullProgress {
   /** The layer's short digest (12 hex digits); empty for a step of the whole image. */
   id: string;
-  /** Docker's words: Downloading, Download complete, Already exists, Unpacking, ... */
+  /** Docker's words: Downloading, Download complete, Pull complete, Already exists, and (Docker) image-wide lines. */
   status: string;
   /** Bytes so far and in all, while downloading. */
   current?: number;
@@ -160,7 +160,7 @@ export interface Runtime {
    * pulled from its registry when the adapter can pull. Throws ImageNotFoundError
    * naming the image when neither works.
    */
-  ensureImage(ref: string, auth?: ImagePullOptions): Promise<ImageInfo>;
+  ensureImage(ref: string, pullOpts?: ImagePullOptions): Promise<ImageInfo>;
   /**
    * Load an OCI image layout tarball (index.json + blobs/sha256/...). Every
    * manifest named in index.json (io.containerd.image.name or
@@ -172,7 +172,7 @@ export interface Runtime {
    * Fetch the image from its registry even when present (a tag may have moved), and make it
    * available for create(). Throws ImageNotFoundError when the registry has no such image.
    */
-  pullImage(ref: string, auth?: ImagePullOptions): Promise<ImageInfo>;
+  pullImage(ref: string, pullOpts?: ImagePullOptions): Promise<ImageInfo>;
   /** The images present (named ones: a name each), sorted by name. */
   listImages(): Promise<ListedImage[]>;
   /**

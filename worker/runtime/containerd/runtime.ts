@@ -213,12 +213,12 @@ export class ContainerdRuntime implements Runtime {
   // --- images ---------------------------------------------------------------------------------
 
   /** `fresh`: look again rather than trust the last look; `pull`: fetch from the registry even when present. */
-  private image(ref: string, fresh: boolean | 'pull' = false, auth?: ImagePullOptions): Promise<ResolvedImage> {
+  private image(ref: string, fresh: boolean | 'pull' = false, pullOpts?: ImagePullOptions): Promise<ResolvedImage> {
     const name = normalizeRef(ref);
     const known = this.freshImages.get(name);
     if (!fresh && known && known.until > Date.now()) return known.img;
     // Tasks of one service start together: they share one lookup (its failure is not kept).
-    const img = this.lookUpImage(ref, name, fresh === 'pull', auth);
+    const img = this.lookUpImage(ref, name, fresh === 'pull', pullOpts);
     const entry = { img, until: Number.POSITIVE_INFINITY };
     this.freshImages.set(name, entry);
     img.then(
@@ -259,13 +259,13 @@ export class ContainerdRuntime implements Runtime {
     return r;
   }
 
-  async ensureImage(ref: string, auth?: ImagePullOptions): Promise<ImageInfo> {
-    const r = await this.image(ref, false, auth);
+  async ensureImage(ref: string, pullOpts?: ImagePullOptions): Promise<ImageInfo> {
+    const r = await this.image(ref, false, pullOpts);
     return { name: r.name, digest: r.target.digest };
   }
 
-  async pullImage(ref: string, auth?: ImagePullOptions): Promise<ImageInfo> {
-    const r = await this.image(ref, 'pull', auth);
+  async pullImage(ref: string, pullOpts?: ImagePullOptions): Promise<ImageInfo> {
+    const r = await this.image(ref, 'pull', pullOpts);
     return { name: r.name, digest: r.target.digest };
   }
 

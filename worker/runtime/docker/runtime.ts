@@ -147,8 +147,8 @@ function timeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(what)), ms)))]).finally(() => clearTimeout(timer));
 }
 
-/** Newline-separated JSON messages of a pull or load answer; resolves with the first error message, if any. */
-async function streamError(stream: NodeJS.ReadableStream, onProgress?: (p: PullProgress) => void): Promise<string | undefined> {
+/** Follows the newline-separated JSON messages of a pull or load answer: steps to onProgress; resolves with the first error message, if any. */
+async function followStream(stream: NodeJS.ReadableStream, onProgress?: (p: PullProgress) => void): Promise<string | undefined> {
   let buf = '';
   let error: string | undefined;
   const take = (line: string): void => {
@@ -347,7 +347,7 @@ export class DockerRuntime implements Runtime {
       const stream = creds
         ? await this.docker.createImage({ username: creds.username, password: creds.password, serveraddress: domain }, { fromImage: name })
         : await this.docker.createImage({ fromImage: name });
-      error = await streamError(stream, opts.onProgress);
+      error = await followStream(stream, opts.onProgress);
     } catch (e) {
       const err = this.engineError(`pull ${name}`, e);
       if (err instanceof EngineError && err.code) throw err; // the engine itself is unreachable
@@ -368,16 +368,16 @@ export class DockerRuntime implements Runtime {
   }
 
   /** The image present in the engine (pulled when missing and pulling is on). */
-  private async image(ref: string, auth?: ImagePullOptions): Promise<{ name: string; img: ImageJSON }> {
+  private async image(ref: string, pullOpts?: ImagePullOptions): Promise<{ name: string; img: ImageJSON }> {
     const name = normalizeRef(ref);
     let img = await this.imageJSON(name);
     if (!img) {
       if (this.opts.pull === false) throw new ImageNotFoundError(ref, `no image named ${name} in the Docker Engine, and pulling is turned off`);
       // Concurrent creates of one image share one pull (one per set of credentials).
-      const key = pullKey(name, auth?.credentials);
+      const key = pullKey(name, pullOpts?.credentials);
       let p = this.pulls.get(key);
       if (!p) {
-        p = this.pull(name, ref, auth).finally(() => this.pulls.delete(key));
+        p = this.pull(name, ref, pullOpts).finally(() => this.pulls.delete(key));
         this.pulls.set(key, p);
       }
       await p;
@@ -387,15 +387,15 @@ export class DockerRuntime implements Runtime {
     return { name, img };
   }
 
-  async ensureImage(ref: string, auth?: ImagePullOptions): Promise<ImageInfo> {
-    const { name, img } = await this.image(ref, auth);
+  async ensureImage(ref: string, pullOpts?: ImagePullOptions): Promise<ImageInfo> {
+    const { name, img } = await this.image(ref, pullOpts);
     return { name, digest: this.digestOf(name, img) };
   }
 
-  async pullImage(ref: string, auth?: ImagePullOptions): Promise<ImageInfo> {
+  async pullImage(ref: string, pullOpts?: ImagePullOptions): Promise<ImageInfo> {
     const name = normalizeRef(ref);
     if (this.opts.pull === false) throw new ImageNotFoundError(ref, 'pulling is turned off for this runtime');
-    await this.pull(name, ref, auth);
+    await this.pull(name, ref, pullOpts);
     const img = await this.imageJSON(name);
     if (!img) throw new ImageNotFoundError(ref, `the Docker Engine pulled ${name} but does not show it`);
     return { name, digest: this.digestOf(name, img) };
@@ -446,7 +446,7 @@ export class DockerRuntime implements Runtime {
     let error: string | undefined;
     try {
       const res = await this.docker.loadImage(body, { quiet: true, abortSignal: ac.signal });
-      error = await streamError(res);
+      error = await followStream(res);
     } catch (e) {
       if (sourceError) throw sourceError;
       throw this.engineError(`load ${tarPath}`, e);
