@@ -325,7 +325,12 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     expect(ts.every((t) => t.Status.State === 'running')).toBe(true);
     expect(new Set(ts.map((t) => t.ID))).toEqual(new Set(before.keys()));
     expect(await pids()).toEqual(before);
-    const ls = await c.ok('host1', 'service', 'ls');
+    // The managers learn a task runs from its agent's report, which may trail containerd by up to a
+    // second (reports are batched while tasks start): wait for it rather than read once.
+    const ls = await waitFor('service ls to count acked\'s 2 running', async () => {
+      const out = await c.ok('host1', 'service', 'ls');
+      return /acked\s+replicated\s+2\/2/.test(out) ? out : undefined;
+    }, 15_000, 200);
     expect(ls).toMatch(/web\s+replicated\s+16\/16/);
     expect(ls).toMatch(/acked\s+replicated\s+2\/2/);
   });
