@@ -3,12 +3,12 @@
 // skipped without one, except under CI=true.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, copyFileSync, existsSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SHOAL_VERSION } from '../../../proto/client.js';
+import { tempDir } from '../../support/tempdir.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const SHOAL = path.join(repo, 'dist/cli/shoal/main.js');
@@ -68,7 +68,7 @@ describe.skipIf(!built && process.env.CI !== 'true')('service create --env-file'
 });
 
 function envFile(text: string): string {
-  const f = path.join(mkdtempSync(path.join(tmpdir(), 'shoal-env-')), 'app.env');
+  const f = path.join(tempDir('shoal-env-'), 'app.env');
   writeFileSync(f, text);
   return f;
 }
@@ -84,7 +84,7 @@ describe.skipIf(!built && process.env.CI !== 'true')('the shoal CLI\'s start: it
   const caches = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.cache')).sort();
 
   it('writes a cache named by the bundle\'s hash, survives a bad one, replaces it when the bundle changes, and prefers a newer program.js', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'shoal-cli-'));
+    const dir = tempDir('shoal-cli-');
     try {
       for (const f of ['program.js', 'main.js', 'shoal.cjs']) copyFileSync(path.join(dist, f), path.join(dir, f));
       utimesSync(path.join(dir, 'program.js'), new Date(0), new Date(0));

@@ -2,13 +2,13 @@
 // managers that also run tasks, 2 workers), each with its own containerd and
 // shoald, driven through the `shoal` CLI. What shoal says is checked against
 // what each host's containerd says, queried directly.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LAB_REGISTRY_PASSWORD, LAB_REGISTRY_USER } from '../../../deploy/lab/registry.js';
 import { labRuntimePrerequisites, startServicesCluster, waitFor, type ServicesCluster } from './harness.js';
 import { Scenario, allTotal, runningTotal } from './scenario.js';
+import { tempDir } from '../../support/tempdir.js';
 
 const pre = labRuntimePrerequisites('services system tests');
 
@@ -43,7 +43,7 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
 
   step('6 replicas over 2 workers and 3 managers: 6 containers, spread evenly, checked on each host', async () => {
     const t0 = Date.now();
-    const envFile = path.join(mkdtempSync(path.join(tmpdir(), 'shoal-env-')), 'web.env');
+    const envFile = path.join(tempDir('shoal-env-'), 'web.env');
     writeFileSync(envFile, '# web\nGREETING=hello\nMARK=file\n');
     const out = await c.ok('host1', 'service', 'create', '--name', 'web', '--replicas', '6', '--init', '--env-file', envFile, '--env', 'MARK=flag', c.image, ...sleepCmd);
     timings.create6 = Date.now() - t0;
@@ -161,7 +161,7 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
       (await waitFor(`a rejected task of ${name}`, async () => (await sc.tasks(name)).find((x) => x.Status.State === 'rejected'), 30_000, 300)).Status.Err;
     /** A Docker client config (what `docker login` writes) with this password for the registry; its directory. */
     const login = (password: string) => {
-      const dir = mkdtempSync(path.join(tmpdir(), 'shoal-login-'));
+      const dir = tempDir('shoal-login-');
       writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ auths: { [registry]: { auth: Buffer.from(`${LAB_REGISTRY_USER}:${password}`).toString('base64') } } }));
       return { DOCKER_CONFIG: dir };
     };
@@ -173,7 +173,7 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     expect(await rejection('private')).toMatch(new RegExp(`${registry.replace(/\./g, '\\.')} wants a username and password: log this node in`));
     await c.ok('host1', 'service', 'rm', 'private');
     // Without a login of its own, the flag says so before anything is made.
-    const none = await create('private', 1, { DOCKER_CONFIG: mkdtempSync(path.join(tmpdir(), 'shoal-nologin-')) }, '--with-registry-auth');
+    const none = await create('private', 1, { DOCKER_CONFIG: tempDir('shoal-nologin-') }, '--with-registry-auth');
     expect(none.code).not.toBe(0);
     expect(none.stderr).toMatch(/--with-registry-auth: no credentials for .* does not exist; log in first/);
     expect((await c.ok('host1', 'service', 'ls', '-q', '--filter', 'name=private')).trim()).toBe('');

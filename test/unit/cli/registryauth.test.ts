@@ -1,22 +1,22 @@
 // `service create --with-registry-auth`: the client's login for the image's registry,
 // found as the docker CLI finds it (the config's auths, or the credential helper it names,
 // run for real), encoded for the service; refusals say how to log in.
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { registryAuthFor } from '../../../cli/shoal/registryauth.js';
 import { decodeRegistryAuth } from '../../../proto/registryauth.js';
+import { tempDir } from '../../support/tempdir.js';
 
 function config(doc: unknown): string {
-  const file = path.join(mkdtempSync(path.join(tmpdir(), 'shoal-dc-')), 'config.json');
+  const file = path.join(tempDir('shoal-dc-'), 'config.json');
   writeFileSync(file, typeof doc === 'string' ? doc : JSON.stringify(doc));
   return file;
 }
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 // A credential helper speaking the docker CLI's protocol: `get`, the server on stdin, JSON out.
-const bin = mkdtempSync(path.join(tmpdir(), 'shoal-helper-'));
+const bin = tempDir('shoal-helper-');
 writeFileSync(path.join(bin, 'docker-credential-shoaltest'), [
   '#!/bin/sh',
   '[ "$1" = get ] || exit 2',

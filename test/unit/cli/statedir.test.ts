@@ -1,10 +1,10 @@
 // shoald's state directory is its owner's alone: it holds the node's key, the raft log
 // (the cluster CA's key, the registry credentials services carry) and the local socket.
-import { mkdirSync, mkdtempSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { StateDir } from '../../../cli/shoald/identity.js';
+import { tempDir } from '../../support/tempdir.js';
 
 const modeOf = (p: string) => statSync(p).mode & 0o777;
 
@@ -17,7 +17,7 @@ describe('shoald state directory', () => {
       return d;
     }],
   ])('%s: mode 0700, its certs directory too', (_name, make) => {
-    const dir = make(mkdtempSync(path.join(tmpdir(), 'shoal-state-')));
+    const dir = make(tempDir('shoal-state-'));
     new StateDir(dir);
     expect(modeOf(dir)).toBe(0o700);
     expect(modeOf(path.join(dir, 'certs'))).toBe(0o700);
