@@ -11,6 +11,7 @@ import { servicesTable, tasksTable, type ServiceObject, type TaskObject } from '
 import { isStoreError } from '../store/index.js';
 import { S, isLive, stateOf } from '../orchestrator/states.js';
 import { SpecError, serviceMode, validateServiceSpec, type ServiceSpec } from './servicespec.js';
+import { templateChanges } from './templatechange.js';
 
 function invalid(msg: string): CallError {
   return new CallError(grpc.status.INVALID_ARGUMENT, msg);
@@ -66,6 +67,17 @@ function nameTaken(name: string): CallError {
   return new CallError(
     grpc.status.ALREADY_EXISTS,
     `a service named "${name}" already exists: pick another --name, scale it with \`shoal service scale ${name}=N\`, or remove it first with \`shoal service rm ${name}\``,
+  );
+}
+
+/** An update that would change what running tasks run: what changes, and what the user can do instead. */
+function templateChangeRefused(name: string, fields: string[]): CallError {
+  const shown = fields.slice(0, 3).map((f) => `task_template.${f}`).join(', ') + (fields.length > 3 ? ` and ${fields.length - 3} more` : '');
+  return new CallError(
+    grpc.status.FAILED_PRECONDITION,
+    `changing ${shown} needs ${name}'s tasks replaced one by one (a rolling update), which shoal does not do yet; nothing was changed. `
+      + `Remove the service (\`shoal service rm ${name}\`) and create it again with the new spec. `
+      + 'Replicas, labels, the update and rollback settings, the restart policy and registry credentials can be changed in place',
   );
 }
 
@@ -145,6 +157,8 @@ export class ServiceApi {
         if (spec.name !== cur.spec?.name && tx.find(servicesTable, 'name', spec.name).length > 0) {
           throw new CallError(grpc.status.ALREADY_EXISTS, `a service named "${spec.name}" already exists`);
         }
+        const changed = templateChanges(cur.spec?.taskTemplate, spec.taskTemplate);
+        if (changed.length > 0) throw templateChangeRefused(cur.spec?.name ?? '', changed);
         const next = plain(cur) as ServiceObject;
         // Callers never see the stored credentials, so an update without any (scale) keeps them;
         // `--with-registry-auth` on an update would send new ones.
