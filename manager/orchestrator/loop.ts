@@ -13,6 +13,7 @@ import { newObjectId } from '../cluster/ids.js';
 import { toSchedulerNodes } from './nodes.js';
 import { DEFAULT_HISTORY_LIMIT, reconcile } from './reconcile.js';
 import { S, stateOf } from './states.js';
+import { isUpdating, statusOf } from './update.js';
 
 export interface OrchestratorOptions {
   logger: { info(o: object, m?: string): void; warn(o: object, m?: string): void; debug(o: object, m?: string): void };
@@ -34,6 +35,8 @@ export class Orchestrator {
   private readonly debounceMs: number;
   /** Passes run so far (tests and benches read it). */
   passes = 0;
+  /** Services under a rolling update as of the last pass: their tasks reaching running matter. */
+  private updating = new Set<string>();
 
   constructor(private readonly store: Store, private readonly opts: OrchestratorOptions) {
     this.now = opts.now ?? Date.now;
@@ -51,7 +54,7 @@ export class Orchestrator {
       while (!signal.aborted) {
         const w = this.store.watch({ table: ['services', 'tasks', 'nodes', 'clusters'], signal });
         try {
-          for await (const ev of w) if (relevant(ev)) poke();
+          for await (const ev of w) if (relevant(ev) || this.updateProgress(ev)) poke();
         } catch {
           // Overflowed or replaced by a snapshot: a full pass reads everything anyway.
         }
@@ -103,22 +106,33 @@ export class Orchestrator {
     }));
     const historyLimit = limit === undefined || limit === null || Number(limit) < 0 ? DEFAULT_HISTORY_LIMIT : Number(limit);
     const plan = reconcile({ services, tasks, nodes, schedulerNodes: toSchedulerNodes(nodes, tasks), now, historyLimit }, newObjectId);
+    this.updating = new Set(services.filter((s) => isUpdating(statusOf(s).state)).map((s) => s.id));
     const stats: PassStats = { created: 0, updated: 0, removed: 0, assigned: 0, failed: 0 };
     stats.assigned += this.placeNew(plan, tasks, nodes, now);
-    if (plan.create.length + plan.update.length + plan.remove.length > 0) {
+    if (plan.create.length + plan.update.length + plan.remove.length + plan.services.length > 0) {
       const res = await this.store.batch(async (b) => {
         for (const t of plan.update) await b.update((tx) => void tx.update(tasksTable, t));
         for (const t of plan.remove) await b.update((tx) => tx.delete(tasksTable, t));
         for (const t of plan.create) await b.update((tx) => void tx.create(tasksTable, t as TaskObject));
+        for (const s of plan.services) await b.update((tx) => void tx.update(servicesTable, s));
       });
+      for (const s of plan.services) this.opts.logger.info({ service: s.spec?.name, update: s.updateStatus?.message }, 'rolling update');
       stats.created = plan.create.length;
       stats.updated = plan.update.length;
       stats.removed = plan.remove.length;
       stats.failed += res.failed.length;
     }
-    const wakeAt = await this.schedulePending(now, stats);
+    const pendingWake = await this.schedulePending(now, stats);
+    const wakeAt = plan.wakeAt === undefined ? pendingWake : Math.min(pendingWake ?? plan.wakeAt, plan.wakeAt);
     if (stats.created + stats.updated + stats.removed + stats.assigned > 0) this.opts.logger.debug({ ...stats }, 'orchestration pass');
     return wakeAt;
+  }
+
+  /** A task of a service under a rolling update started running: the update may go on. */
+  private updateProgress(ev: StoreEvent): boolean {
+    if (ev.table !== 'tasks' || ev.kind !== 'update' || !ev.oldObject) return false;
+    const t = ev.object as TaskObject;
+    return this.updating.has(t.serviceId) && stateOf(t) === S.TASK_RUNNING && stateOf(ev.oldObject as TaskObject) !== S.TASK_RUNNING;
   }
 
   /**
@@ -127,7 +141,7 @@ export class Orchestrator {
    * rather than created pending and assigned by a second write. Returns how
    * many it placed.
    */
-  private placeNew(plan: { create: unknown[]; update: TaskObject[]; remove: TaskObject[] }, tasks: TaskObject[], nodes: NodeObject[], now: number): number {
+ private placeNew(plan: { create: unknown[]; update: TaskObject[]; remove: TaskObject[] }, tasks: TaskObject[], nodes: NodeObject[], now: number): number {
     const fresh = (plan.create as TaskObject[]).filter((t) => schedulable(t, now));
     if (fresh.length === 0) return 0;
     // The nodes as they will be once the plan is written: shut-down tasks updated, removed ones gone.

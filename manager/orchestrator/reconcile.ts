@@ -13,11 +13,15 @@
 //   reaper          keeps `historyLimit` ended tasks per slot (per node for
 //                   global services); tasks of removed services and of slots a
 //                   scale-down dropped go once ended, as in Swarm
+//   rolling update  tasks of an older task template are replaced a few at a
+//                   time (update.ts)
 import { api } from '../../proto/services.js';
 import type { NodeObject, ServiceObject, TaskObject } from '../cluster/tables.js';
 import { matchConstraint, parseConstraints, type Constraint, type SchedulerNode } from '../scheduler/index.js';
 import { decideRestart, isJob } from './restart.js';
 import { S, desiredOf, hasEnded, isLive, stateOf } from './states.js';
+import { templateChanges } from './templatechange.js';
+import { isRollback, planUpdate, statusOf } from './update.js';
 
 export interface OrchestratorInput {
   services: readonly ServiceObject[];
@@ -37,6 +41,10 @@ export interface Plan {
   /** Changed copies of tasks (meta.version as read: stale ones fail and wait for the next pass). */
   update: TaskObject[];
   remove: TaskObject[];
+  /** Changed copies of services (their update status; a rollback's specs), version-checked as tasks are. */
+  services: ServiceObject[];
+  /** When a pass is next due without any change (a rolling update's delay or monitor period ends). */
+  wakeAt?: number;
 }
 
 export const DEFAULT_HISTORY_LIMIT = 5;
@@ -48,7 +56,9 @@ export function reconcile(input: OrchestratorInput, newId: () => string): Plan {
 }
 
 class Pass {
-  private readonly plan: Plan = { create: [], update: [], remove: [] };
+  private readonly plan: Plan = { create: [], update: [], remove: [], services: [] };
+  /** Per service and spec version: were its tasks made from an older template than the service's? */
+  private readonly outdatedCache = new Map<string, boolean>();
   private readonly updated = new Map<string, TaskObject>();
   private readonly nodes = new Map<string, NodeObject>();
   private readonly schedNodes = new Map<string, SchedulerNode>();
@@ -143,12 +153,61 @@ class Pass {
     return Number(b.meta.createdAt) - Number(a.meta.createdAt) || Number(b.meta.version) - Number(a.meta.version);
   }
 
-  /** Of several live tasks in one slot keep the newest; shut the rest. Returns the keeper. */
-  private single(live: TaskObject[]): TaskObject | undefined {
+  /**
+   * Of several live tasks in one slot keep the newest made from the service's template (the
+   * newest of all when none is); shut the rest. Returns the keeper. With start-first updates,
+   * tasks of an older template run on while the keeper is not running (its replacement is
+   * starting, or failed and the update paused).
+   */
+  private single(svc: ServiceObject, live: TaskObject[]): TaskObject | undefined {
     if (live.length <= 1) return live[0];
     live.sort(Pass.newestFirst);
-    for (const extra of live.slice(1)) this.shutdown(extra, 'superseded by a newer task of its slot');
-    return live[0];
+    const keeper = live.find((t) => !this.outdated(svc, t)) ?? live[0]!;
+    const overlap = this.startFirst(svc) && stateOf(keeper) !== S.TASK_RUNNING && !this.outdated(svc, keeper);
+    for (const extra of live) {
+      if (extra === keeper || (overlap && this.outdated(svc, extra))) continue;
+      this.shutdown(extra, 'superseded by another task of its slot');
+    }
+    return keeper;
+  }
+
+  /** The service's current update (or rollback) settings say start-first. */
+  private startFirst(svc: ServiceObject): boolean {
+    const cfg = isRollback(statusOf(svc).state) ? svc.spec?.rollbackConfig : svc.spec?.updateConfig;
+    return Number(cfg?.order) === api.UpdateOrder.UPDATE_ORDER_START_FIRST;
+  }
+
+  /** Made from an older task template than the service's (one comparison per spec version). */
+  private outdated(svc: ServiceObject, t: TaskObject): boolean {
+    const key = `${svc.id}:${Number(t.serviceVersion)}`;
+    let v = this.outdatedCache.get(key);
+    if (v === undefined) {
+      v = Number(t.serviceVersion) !== Number(svc.meta.version) && templateChanges(t.spec, svc.spec?.taskTemplate).length > 0;
+      this.outdatedCache.set(key, v);
+    }
+    return v;
+  }
+
+  /**
+   * The rolling update's step for this pass: replace some tasks of older templates, and write
+   * the service's update status (or roll it back) when that changes. `units`: the live task of
+   * each slot or node; `replacement` makes the new task for one.
+   */
+  private rollingUpdate(svc: ServiceObject, tasks: TaskObject[], units: TaskObject[], replacement: (t: TaskObject) => void): void {
+    const live = units.filter((t) => isLive(this.cur(t)));
+    const d = planUpdate({ svc, units: live, tasks, outdated: (t) => this.outdated(svc, t), now: this.in_.now });
+    for (const t of d.replace) {
+      if (!d.startFirst) this.shutdown(t, 'replaced by the service\'s new spec');
+      replacement(t);
+    }
+    if (d.wakeAt !== undefined) this.plan.wakeAt = Math.min(this.plan.wakeAt ?? d.wakeAt, d.wakeAt);
+    if (!d.status) return;
+    const next = { ...svc, updateStatus: d.status } as ServiceObject;
+    if (d.rollback) {
+      next.spec = svc.previousSpec as never;
+      next.previousSpec = svc.spec as never;
+    }
+    this.plan.services.push(next);
   }
 
   /**
@@ -189,7 +248,7 @@ class Pass {
       l.push(t);
     }
     const slots = new Map<number, TaskObject>();
-    for (const [slot, live] of bySlot) slots.set(slot, this.single(live)!);
+    for (const [slot, live] of bySlot) slots.set(slot, this.single(svc, live)!);
 
     // Scale down first: shut the slots whose loss hurts least.
     if (slots.size > want) {
@@ -216,6 +275,7 @@ class Pass {
       this.newTask(svc, slot, '');
       missing--;
     }
+    this.rollingUpdate(svc, tasks, [...slots.values()], (t) => this.newTask(svc, Number(t.slot), ''));
   }
 
   private eligible(svc: ServiceObject, node: NodeObject, constraints: Constraint[] | undefined): boolean {
@@ -234,6 +294,7 @@ class Pass {
       constraints = undefined; // validated at the API edge; a bad one places nothing
     }
     const byNode = new Map<string, TaskObject[]>();
+    const units: TaskObject[] = [];
     const completedOn = new Set<string>();
     for (const t of tasks) {
       if (job && stateOf(t) === S.TASK_COMPLETE) completedOn.add(t.nodeId);
@@ -250,13 +311,15 @@ class Pass {
         for (const t of live) if (!(job && stateOf(t) === S.TASK_COMPLETE)) this.shutdown(t, why);
         continue;
       }
-      const t = this.single(live);
+      const t = this.single(svc, live);
       if (!t) {
         if (!job || !completedOn.has(node.id)) this.newTask(svc, 0, node.id);
         continue;
       }
       this.supervise(svc, t, (h, nb) => this.newTask(svc, 0, node.id, h, nb));
+      if (!job) units.push(t);
     }
+    if (!job) this.rollingUpdate(svc, tasks, units, (t) => this.newTask(svc, 0, t.nodeId));
     // Tasks on nodes that left the cluster.
     for (const live of byNode.values()) for (const t of live) this.shutdown(t, 'node removed from the cluster');
   }
@@ -276,7 +339,7 @@ class Pass {
     let completed = 0;
     let active = 0;
     for (const [slot, live] of bySlot) {
-      const t = this.single(live)!;
+      const t = this.single(svc, live)!;
       if (stateOf(t) === S.TASK_COMPLETE) {
         completed++;
         continue;

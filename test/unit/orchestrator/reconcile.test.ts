@@ -264,7 +264,7 @@ it('a plan applied and reconciled again asks for nothing more (idempotent)', () 
     tasks = [...byId.values()];
   }
   const last = run(svcs, tasks, nodes);
-  expect(last).toEqual({ create: [], update: [], remove: [] });
+  expect(last).toEqual({ create: [], update: [], remove: [], services: [] });
   const live = tasks.filter((t) => Number(t.desiredState) <= S.TASK_RUNNING);
   expect(live.filter((t) => t.serviceId === 'web')).toHaveLength(4);
   expect(live.filter((t) => t.serviceId === 'g').map((t) => t.nodeId).sort()).toEqual(['a', 'c']);
