@@ -3,7 +3,7 @@
 // anything is written; a bad one is refused naming the field and the rule.
 import * as grpc from '@grpc/grpc-js';
 import type { shoal } from '../../proto/gen/api.js';
-import { plain, type Service, type Task } from '../../proto/services.js';
+import { api, plain, type Service, type Task } from '../../proto/services.js';
 import { CallError } from '../cluster/auth.js';
 import { newObjectId } from '../cluster/ids.js';
 import type { Manager } from '../cluster/manager.js';
@@ -70,14 +70,13 @@ function nameTaken(name: string): CallError {
   );
 }
 
-/** An update that would change what running tasks run: what changes, and what the user can do instead. */
-function templateChangeRefused(name: string, fields: string[]): CallError {
+/** A job runs to completion: there is nothing to update in place. */
+function jobTemplateRefused(name: string, fields: string[]): CallError {
   const shown = fields.slice(0, 3).map((f) => `task_template.${f}`).join(', ') + (fields.length > 3 ? ` and ${fields.length - 3} more` : '');
   return new CallError(
     grpc.status.FAILED_PRECONDITION,
-    `changing ${shown} needs ${name}'s tasks replaced one by one (a rolling update), which shoal does not do yet; nothing was changed. `
-      + `Remove the service (\`shoal service rm ${name}\`) and create it again with the new spec. `
-      + 'Replicas, labels, the update and rollback settings, the restart policy and registry credentials can be changed in place',
+    `${name} is a job: its tasks run to completion, so changing ${shown} cannot update them; nothing was changed. `
+      + `Remove the job (\`shoal service rm ${name}\`) and create it again with the new spec`,
   );
 }
 
@@ -141,10 +140,10 @@ export class ServiceApi {
     return { services: chosen.map((s) => redactService(plain(s))), counts: chosen.map((s) => countTasks(s, bySvc.get(s.id) ?? [])) };
   }
 
-  async updateService(req: { serviceId?: string | null; version?: number | null; spec?: shoal.api.IServiceSpec | null }): Promise<Service> {
-    const spec = validate(req.spec);
+  async updateService(req: { serviceId?: string | null; version?: number | null; spec?: shoal.api.IServiceSpec | null; rollback?: boolean | null }): Promise<Service> {
     const svc = resolveService(this.m, req.serviceId ?? '');
-    if (serviceMode(spec) !== serviceMode(svc.spec as unknown as ServiceSpec)) {
+    const spec = req.rollback ? undefined : validate(req.spec);
+    if (spec && serviceMode(spec) !== serviceMode(svc.spec as unknown as ServiceSpec)) {
       throw invalid(`service mode change is not allowed: ${svc.spec?.name} is ${serviceMode(svc.spec as unknown as ServiceSpec)}; remove it and create it again`);
     }
     try {
@@ -154,16 +153,29 @@ export class ServiceApi {
         if (req.version && Number(cur.meta.version) !== Number(req.version)) {
           throw new CallError(grpc.status.ABORTED, `service ${cur.spec?.name} changed since version ${req.version} (now ${cur.meta.version}): read it again and retry`);
         }
+        const next = plain(cur) as ServiceObject;
+        if (!spec) {
+          // `service rollback`: the previous spec comes back, with the rollback settings.
+          if (!cur.previousSpec) throw new CallError(grpc.status.FAILED_PRECONDITION, `service ${cur.spec?.name} has no previous spec to roll back to: it was never updated`);
+          next.spec = plain(cur.previousSpec) as never;
+          next.previousSpec = plain(cur.spec) as never;
+          next.updateStatus = { state: api.UpdateState.UPDATE_ROLLBACK_STARTED, startedAt: Date.now(), completedAt: 0, message: 'manually requested rollback' } as never;
+          tx.update(servicesTable, next);
+          return;
+        }
         if (spec.name !== cur.spec?.name && tx.find(servicesTable, 'name', spec.name).length > 0) {
           throw new CallError(grpc.status.ALREADY_EXISTS, `a service named "${spec.name}" already exists`);
         }
-        const changed = templateChanges(cur.spec?.taskTemplate, spec.taskTemplate);
-        if (changed.length > 0) throw templateChangeRefused(cur.spec?.name ?? '', changed);
-        const next = plain(cur) as ServiceObject;
         // Callers never see the stored credentials, so an update without any (scale) keeps them;
         // `--with-registry-auth` on an update would send new ones.
         const kept = containerOf(cur.spec as never)?.pullOptions?.registryAuth;
         if (kept && !spec.taskTemplate.container.pullOptions) spec.taskTemplate.container.pullOptions = { registryAuth: kept };
+        const changed = templateChanges(cur.spec?.taskTemplate, spec.taskTemplate);
+        if (changed.length > 0) {
+          if (spec.replicatedJob || spec.globalJob) throw jobTemplateRefused(cur.spec?.name ?? '', changed);
+          // The orchestrator replaces the tasks (update.ts); a new update restarts the count of failures.
+          next.updateStatus = { state: api.UpdateState.UPDATE_UPDATING, startedAt: Date.now(), completedAt: 0, message: 'update in progress' } as never;
+        }
         next.previousSpec = plain(cur.spec) as never;
         next.spec = spec as never;
         tx.update(servicesTable, next);

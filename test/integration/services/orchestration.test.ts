@@ -242,4 +242,66 @@ describe('orchestration on a raft-backed store', () => {
     const fromStore = store.view((r) => r.find(tasksTable, 'node', w.nodeId)).filter((t: TaskObject) => Number(t.status?.state) >= S.TASK_ASSIGNED);
     expect(new Set(w.tasks.keys())).toEqual(new Set(fromStore.map((t) => t.id)));
   });
+
+  it('a rolling update replaces 2 tasks at a time, each next one once the last ran for the delay, then completes', async () => {
+    const id = await createService({
+      name: 'roll', replicated: { replicas: 4 }, taskTemplate: { container: { image: 'app:1' } },
+      updateConfig: { parallelism: 2, delayMs: 300, monitorMs: 200 },
+    });
+    // Fake agents: start what is assigned, stop what is shut down (each reported once, as an
+    // agent does), and keep a record.
+    const seen: { at: number; running: Record<string, number>; starting: number }[] = [];
+    const reported = new Map<string, number>();
+    const agents = setInterval(() => {
+      void (async () => {
+        for (const w of workers) {
+          const now: { taskId: string; status: never }[] = [];
+          for (const t of w.tasks.values()) {
+            if (t.serviceId !== id) continue;
+            const state = Number(t.desiredState) > S.TASK_RUNNING ? S.TASK_SHUTDOWN : S.TASK_RUNNING;
+            if ((reported.get(t.id) ?? 0) >= state) continue;
+            reported.set(t.id, state);
+            now.push({ taskId: t.id, status: { state, message: '', err: '', exitCode: 0, timestamp: Date.now(), containerId: t.id } as never });
+          }
+          await sessions.updateTaskStatus(w.nodeId, now);
+        }
+        const running: Record<string, number> = {};
+        for (const t of live(id)) if (Number(t.status?.state) === S.TASK_RUNNING) running[t.spec?.container?.image ?? ''] = (running[t.spec?.container?.image ?? ''] ?? 0) + 1;
+        seen.push({ at: Date.now(), running, starting: live(id).filter((t) => Number(t.status?.state) < S.TASK_RUNNING).length });
+      })().catch(() => undefined);
+    }, 20);
+    try {
+      await waitFor('4 running', () => (live(id).filter((t) => Number(t.status?.state) === S.TASK_RUNNING).length === 4 || undefined), 5000, 10);
+      // What the control API writes for `service update --image app:2`.
+      const t0 = Date.now();
+      await store.update((tx) => {
+        const cur = tx.get(servicesTable, id)!;
+        const spec = structuredClone(cur.spec!);
+        spec.taskTemplate!.container!.image = 'app:2';
+        const updateStatus = { state: api.UpdateState.UPDATE_UPDATING, startedAt: t0, completedAt: 0, message: 'update in progress' };
+        tx.update(servicesTable, { ...cur, previousSpec: cur.spec, spec, updateStatus } as never);
+      });
+      const done = await waitFor('update completed', () => {
+        const s = store.view((r) => r.get(servicesTable, id))!;
+        return Number(s.updateStatus?.state) === api.UpdateState.UPDATE_COMPLETED ? s : undefined;
+      }, 10_000, 10);
+      expect(done.updateStatus?.message).toBe('update completed');
+      expect(live(id).map((t) => t.spec?.container?.image)).toEqual(['app:2', 'app:2', 'app:2', 'app:2']);
+      // Never more than 2 replaced at once: at least 2 running throughout (stop-first).
+      const during = seen.filter((x) => x.at > t0);
+      expect(Math.min(...during.map((x) => (x.running['app:1'] ?? 0) + (x.running['app:2'] ?? 0)))).toBeGreaterThanOrEqual(2);
+      // As Swarm's update workers: each of the 2 lanes makes its next task once its last one has
+      // run for the delay; the update completed once the last ones had run for the monitor period
+      // (as the store's own timestamps say).
+      const fresh = live(id).sort((a, b) => Number(a.meta.createdAt) - Number(b.meta.createdAt));
+      const ran = (ts: TaskObject[]) => ts.map((t) => Number(t.status?.timestamp)).sort((a, b) => a - b);
+      const made = (ts: TaskObject[]) => ts.map((t) => Number(t.meta.createdAt)).sort((a, b) => a - b);
+      const [first, second] = [fresh.slice(0, 2), fresh.slice(2)];
+      expect(made(first).every((at) => at < ran(first)[0]!)).toBe(true);
+      made(second).forEach((at, i) => expect(at - ran(first)[i]!).toBeGreaterThanOrEqual(300));
+      expect(Number(done.updateStatus?.completedAt) - Math.max(...ran(second))).toBeGreaterThanOrEqual(200);
+    } finally {
+      clearInterval(agents);
+    }
+  });
 });

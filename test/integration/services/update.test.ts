@@ -1,64 +1,86 @@
-// `UpdateService` applies in place what running tasks need not be replaced for
-// (replicas, labels, the restart policy), and refuses a change to what they run
-// (image, env, resources, placement...) until shoal has rolling updates, saying
-// what to do instead, with nothing written: tasks must never run a mix of specs
-// nobody asked for.
+// `UpdateService` through the control API: what changes in place (replicas, labels,
+// the restart policy) starts no update; a changed task template starts a rolling
+// update (the orchestrator replaces the tasks, update by update); a job's template
+// cannot change; `rollback` brings the previous spec back. Refusals write nothing.
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { servicesTable, tasksTable } from '../../../manager/cluster/tables.js';
-import { api, plain } from '../../../proto/services.js';
+import { api, plain, type ServiceSpec } from '../../../proto/services.js';
 import { useTestManagerWithApi } from '../../support/manager.js';
 import { waitFor } from '../../support/wait.js';
 
+const U = api.UpdateState;
+
 describe('service updates through the control API', () => {
   const ctx = useTestManagerWithApi();
-  const read = async () => {
+  const read = async (name: string) => {
     // As a client sees it: through protobuf, every default filled in.
-    const s = await ctx.api.services.getService('web');
-    return { id: s.id, version: Number(s.meta?.version), spec: plain(api.ServiceSpec.decode(api.ServiceSpec.encode(s.spec!).finish())) };
+    const s = await ctx.api.services.getService(name);
+    return { id: s.id, version: Number(s.meta?.version), spec: plain(api.ServiceSpec.decode(api.ServiceSpec.encode(s.spec!).finish())) as ServiceSpec };
   };
-  const update = async (edit: (spec: ReturnType<typeof plain<api.ServiceSpec>>) => void) => {
-    const s = await read();
+  const update = async (name: string, edit: (spec: ServiceSpec) => void) => {
+    const s = await read(name);
     edit(s.spec);
     return ctx.api.services.updateService({ serviceId: s.id, version: s.version, spec: s.spec as never });
   };
-  const tasksOfWeb = () => ctx.t.m.store.view((r) => r.list(tasksTable)).filter((t) => t.serviceName === 'web');
+  const stored = (name: string) => ctx.t.m.store.view((r) => r.list(servicesTable)).find((x) => x.spec?.name === name)!;
+  const tasksOf = (name: string) => ctx.t.m.store.view((r) => r.list(tasksTable)).filter((t) => t.serviceName === name);
+  const refusal = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e as { code: number; message: string });
 
-  it('scales, relabels and changes the restart policy in place', async () => {
+  it('scales, relabels and changes the restart policy in place: no update starts', async () => {
     await ctx.api.services.createService({ spec: { name: 'web', replicated: { replicas: 2 }, taskTemplate: { container: { image: 'busybox:1', env: ['A=1'] } } } as never });
-    await waitFor('2 tasks', () => tasksOfWeb().length === 2 || undefined);
-    await update((s) => {
+    await waitFor('2 tasks', () => tasksOf('web').length === 2 || undefined);
+    await update('web', (s) => {
       s.replicated = { replicas: 3 } as never;
       s.labels = { team: 'a' };
       s.taskTemplate!.restartPolicy = { condition: api.RestartCondition.RESTART_NONE } as never;
     });
-    const stored = ctx.t.m.store.view((r) => r.list(servicesTable)).find((x) => x.spec?.name === 'web')!;
-    expect(Number(stored.spec?.replicated?.replicas)).toBe(3);
-    expect(stored.spec?.labels).toEqual({ team: 'a' });
-    expect(Number(stored.spec?.taskTemplate?.restartPolicy?.condition)).toBe(api.RestartCondition.RESTART_NONE);
-    await waitFor('3 tasks', () => tasksOfWeb().length === 3 || undefined);
+    const svc = stored('web');
+    expect(Number(svc.spec?.replicated?.replicas)).toBe(3);
+    expect(svc.spec?.labels).toEqual({ team: 'a' });
+    expect(Number(svc.spec?.taskTemplate?.restartPolicy?.condition)).toBe(api.RestartCondition.RESTART_NONE);
+    expect(Number(svc.updateStatus?.state ?? 0)).toBe(U.UPDATE_UNKNOWN);
+    await waitFor('3 tasks', () => tasksOf('web').length === 3 || undefined);
   });
 
-  it.each<[string, (s: ReturnType<typeof plain<api.ServiceSpec>>) => void, RegExp]>([
-    ['the image', (s) => { s.taskTemplate!.container!.image = 'busybox:2'; }, /changing task_template\.container\.image needs web's tasks replaced/],
-    ['env and a memory limit', (s) => {
-      s.taskTemplate!.container!.env = ['A=2'];
-      s.taskTemplate!.resources = { limits: { memoryBytes: 1 << 26 } } as never;
-    }, /changing task_template\.container\.env, task_template\.resources\.limits needs/],
-    ['force_update', (s) => { s.taskTemplate!.forceUpdate = 1; }, /changing task_template\.force_update/],
-  ])('refuses a change to %s, naming it, and writes nothing', async (_what, edit, message) => {
-    const before = await read();
-    const taskIds = tasksOfWeb().map((t) => t.id).sort();
-    const err = await update((s) => {
-      s.replicated = { replicas: 5 } as never; // not applied either: the update is refused whole
-      edit(s);
-    }).then(() => undefined, (e: unknown) => e as { code: number; message: string });
+  it('a new image starts a rolling update: the old spec is kept, the first task replaced', async () => {
+    const before = tasksOf('web').map((t) => t.id).sort();
+    const t0 = Date.now();
+    await update('web', (s) => { s.taskTemplate!.container!.image = 'busybox:2'; });
+    const svc = stored('web');
+    expect(Number(svc.updateStatus?.state)).toBe(U.UPDATE_UPDATING);
+    expect(svc.updateStatus?.message).toBe('update in progress');
+    expect(Number(svc.updateStatus?.startedAt)).toBeGreaterThanOrEqual(t0);
+    expect(svc.previousSpec?.taskTemplate?.container?.image).toBe('busybox:1');
+    // Parallelism 1 (the default): one old task shut down, one of the new image made. The others
+    // wait for it to run, and no agent runs anything here.
+    await waitFor('the first replacement', () => tasksOf('web').some((t) => t.spec?.container?.image === 'busybox:2') || undefined);
+    const shut = tasksOf('web').filter((t) => before.includes(t.id) && Number(t.desiredState) > api.TaskState.TASK_RUNNING);
+    expect(shut.map((t) => t.shutdownReason)).toEqual(["replaced by the service's new spec"]);
+    expect(tasksOf('web').filter((t) => t.spec?.container?.image === 'busybox:2')).toHaveLength(1);
+  });
+
+  it('rollback brings the previous spec back, with a rollback under way', async () => {
+    const s = await read('web');
+    await ctx.api.services.updateService({ serviceId: s.id, version: s.version, rollback: true });
+    const svc = stored('web');
+    expect(svc.spec?.taskTemplate?.container?.image).toBe('busybox:1');
+    expect(svc.previousSpec?.taskTemplate?.container?.image).toBe('busybox:2');
+    expect(Number(svc.updateStatus?.state)).toBe(U.UPDATE_ROLLBACK_STARTED);
+    expect(svc.updateStatus?.message).toBe('manually requested rollback');
+  });
+
+  it('refuses a rollback of a service never updated, and a job\'s template change, writing nothing', async () => {
+    await ctx.api.services.createService({ spec: { name: 'once', replicatedJob: { maxConcurrent: 1, totalCompletions: 1 }, taskTemplate: { container: { image: 'busybox:1' } } } as never });
+    const job = await read('once');
+    const noPrev = await refusal(ctx.api.services.updateService({ serviceId: job.id, version: job.version, rollback: true }));
+    expect(noPrev?.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(noPrev?.message).toBe('service once has no previous spec to roll back to: it was never updated');
+    const err = await refusal(update('once', (s) => { s.taskTemplate!.container!.image = 'busybox:2'; }));
     expect(err?.code).toBe(grpc.status.FAILED_PRECONDITION);
-    expect(err?.message).toMatch(message);
-    expect(err?.message).toMatch(/nothing was changed\. Remove the service \(`shoal service rm web`\) and create it again/);
-    const after = await read();
-    expect(after.version).toBe(before.version);
-    expect(after.spec).toEqual(before.spec);
-    expect(tasksOfWeb().map((t) => t.id).sort()).toEqual(taskIds);
+    expect(err?.message).toMatch(/^once is a job: its tasks run to completion, so changing task_template\.container\.image cannot update them; nothing was changed\. Remove the job \(`shoal service rm once`\)/);
+    const after = await read('once');
+    expect(after.version).toBe(job.version);
+    expect(after.spec).toEqual(job.spec);
   });
 });
