@@ -11,7 +11,7 @@ import { servicesTable, tasksTable, type ServiceObject, type TaskObject } from '
 import { isStoreError } from '../store/index.js';
 import { S, isLive, stateOf } from '../orchestrator/states.js';
 import { SpecError, serviceMode, validateServiceSpec, type ServiceSpec } from './servicespec.js';
-import { templateChanges } from '../orchestrator/templatechange.js';
+import { templateChanges } from '../../proto/templatechange.js';
 
 function invalid(msg: string): CallError {
   return new CallError(grpc.status.INVALID_ARGUMENT, msg);

@@ -20,7 +20,7 @@ import type { NodeObject, ServiceObject, TaskObject } from '../cluster/tables.js
 import { matchConstraint, parseConstraints, type Constraint, type SchedulerNode } from '../scheduler/index.js';
 import { decideRestart, isJob } from './restart.js';
 import { S, desiredOf, hasEnded, isLive, stateOf } from './states.js';
-import { templateChanges } from './templatechange.js';
+import { templateChanges } from '../../proto/templatechange.js';
 import { isRollback, planUpdate, statusOf } from './update.js';
 
 export interface OrchestratorInput {

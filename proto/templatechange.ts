@@ -1,10 +1,9 @@
 // Which parts of a service's task template an update changes. Running tasks
 // keep the template they were made from: the orchestrators read a service's
 // restart policy live, and registry credentials matter only to the next pull,
-// but any other change would leave old tasks running beside new ones. Changing
-// those needs tasks replaced one by one (Swarm's rolling update), which shoal
-// does not do yet, so the control API refuses such an update; this says which
-// fields it would change.
+// but any other change needs the tasks replaced (a rolling update). Shared by
+// the control API (does an update start one?), the orchestrator (which tasks
+// are of an older template?) and the CLI (which tasks are of the current one?).
 const APPLIED_IN_PLACE = new Set(['restart_policy', 'container.pull_options']);
 
 /**

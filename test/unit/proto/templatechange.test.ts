@@ -2,7 +2,7 @@
 // refuses those until shoal has rolling updates, and must let through a spec that was
 // only read back and sent again.
 import { describe, expect, it } from 'vitest';
-import { templateChanges } from '../../../manager/orchestrator/templatechange.js';
+import { templateChanges } from '../../../proto/templatechange.js';
 import { validateServiceSpec } from '../../../manager/controlapi/servicespec.js';
 import { api, plain } from '../../../proto/services.js';
 
