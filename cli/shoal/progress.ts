@@ -11,6 +11,7 @@
 // waitForConvergence() drives both by polling.
 import type { shoal } from '../../proto/gen/api.js';
 import { api } from '../../proto/services.js';
+import { templateChanges } from '../../proto/templatechange.js';
 import { isJob, modeOf, newestFirst, schedulingReason, stateName, taskName, truncId, type ModeName } from './views.js';
 
 type Service = shoal.api.Service.$Properties;
@@ -19,6 +20,11 @@ type Counts = shoal.api.IServiceCounts;
 
 const S = api.TaskState;
 const R = api.RestartCondition;
+const U = api.UpdateState;
+const UPDATE_WORDS: Record<number, string> = {
+  [U.UPDATE_UNKNOWN]: 'none', [U.UPDATE_UPDATING]: 'updating', [U.UPDATE_PAUSED]: 'paused', [U.UPDATE_COMPLETED]: 'completed',
+  [U.UPDATE_ROLLBACK_STARTED]: 'rollback started', [U.UPDATE_ROLLBACK_PAUSED]: 'rollback paused', [U.UPDATE_ROLLBACK_COMPLETED]: 'rollback completed',
+};
 const n = (v: number | null | undefined) => Number(v ?? 0);
 
 /** Above this many slots docker draws only the overall line; so do we (plus one line saying what is wrong, if anything). */
@@ -65,6 +71,12 @@ export interface ConvergenceOptions {
   pendingGraceMs?: number;
   /** What was done to the service, for the "cannot converge" message: created, scaled. */
   verb?: string;
+  /**
+   * Waiting for a rolling update (or a rollback) that the control API started: a slot is done
+   * when its task is of the service's current template and running, and the service's update
+   * status says when it is over (completed, paused, rolled back).
+   */
+  update?: { rollback: boolean };
 }
 
 const STEPS: Record<number, number> = {
@@ -168,11 +180,15 @@ export class Convergence {
   private readonly stableMs: number;
   private readonly pendingGraceMs: number;
   private readonly verb: string;
+  private readonly update?: { rollback: boolean };
+  /** Why the update being waited for was rolled back (the status says so only until the rollback ends). */
+  private rolledBackWhy?: string;
 
   constructor(o: ConvergenceOptions = {}) {
     this.stableMs = o.stableMs ?? STABLE_MS;
     this.pendingGraceMs = o.pendingGraceMs ?? PENDING_GRACE_MS;
     this.verb = o.verb ?? 'created';
+    this.update = o.update;
   }
 
   observe(o: Observation): Frame {
@@ -194,9 +210,11 @@ export class Convergence {
       total = mode === 'global' ? (o.counts ? n(o.counts.desired) : groups.length) : Math.max(n(o.counts?.desired), groups.length);
     }
 
+    const template = spec?.taskTemplate;
+    const current = (t: Task) => !this.update || templateChanges(t.spec, template).length === 0;
     const isDone = (g: Group) => (job
       ? g.task.status?.state === S.TASK_COMPLETE
-      : g.live && g.task.status?.state === S.TASK_RUNNING);
+      : g.live && g.task.status?.state === S.TASK_RUNNING && current(g.task));
     const done = Math.min(total, shown.filter(isDone).length);
 
     const label = (g: Group, i: number) => (global ? (o.hostnames.get(g.nodeId) ?? truncId(g.nodeId)) : `${i + 1}/${total}`);
@@ -246,7 +264,33 @@ export class Convergence {
     }
 
     const converged = done >= total && extra.length === 0 && (job ? total > 0 || shown.length === 0 : true);
-    if (outcome.kind === 'waiting') {
+    let rollbackLine: Line | undefined;
+    if (this.update && outcome.kind === 'waiting') {
+      // The managers say when a rolling update is over: its new tasks ran for the monitor period.
+      const st = n(o.service.updateStatus?.state);
+      const msg = o.service.updateStatus?.message ?? '';
+      const name = spec?.name ?? '';
+      // The update being waited for failed and rolled back (failure action rollback); it may be over
+      // before the first look, and its message then says so.
+      if (!this.update.rollback && (st === U.UPDATE_ROLLBACK_STARTED || st === U.UPDATE_ROLLBACK_PAUSED || st === U.UPDATE_ROLLBACK_COMPLETED)) {
+        this.rolledBackWhy ??= msg.replace(/; rollback completed$/, '');
+      }
+      if (this.rolledBackWhy) rollbackLine = { key: 'rollback', text: `rollback: ${this.rolledBackWhy}`, sig: this.rolledBackWhy };
+      if (st === U.UPDATE_PAUSED || st === U.UPDATE_ROLLBACK_PAUSED) {
+        outcome = {
+          kind: 'failed',
+          message: `${msg}; see \`shoal service ps ${name}\`, then fix the spec and update again${st === U.UPDATE_PAUSED ? ` or go back with \`shoal service rollback ${name}\`` : ''}`,
+        };
+      } else if (st === U.UPDATE_ROLLBACK_COMPLETED && this.rolledBackWhy !== undefined) {
+        outcome = { kind: 'failed', message: `the update was rolled back to the previous spec: ${this.rolledBackWhy.replace(/^update rolled back: /, '') || 'its new tasks failed'}` };
+      } else if ((st === U.UPDATE_COMPLETED && !this.update.rollback) || (st === U.UPDATE_ROLLBACK_COMPLETED && this.update.rollback)) {
+        outcome = { kind: 'converged' };
+        verify = { key: 'verify', text: 'verify: Service converged', sig: 'converged' };
+      } else if (this.update.rollback ? st < U.UPDATE_ROLLBACK_STARTED : st === U.UPDATE_UNKNOWN) {
+        // Not what was started: someone else's update came in between; this wait would never end.
+        outcome = { kind: 'failed', message: `another change of ${name} came in meanwhile (its update status: ${UPDATE_WORDS[st] ?? st}${msg ? `, ${msg}` : ''}); see \`shoal service inspect ${name}\`` };
+      }
+    } else if (outcome.kind === 'waiting') {
       if (converged && job && total > 0) {
         outcome = { kind: 'converged' };
         verify = { key: 'verify', text: 'job complete', sig: 'job complete' };
@@ -284,16 +328,17 @@ export class Convergence {
       this.pendingSince = undefined;
     }
 
+    const rollingBack = this.update && (this.update.rollback || rollbackLine) ? 'rolling back update: ' : '';
     const header: Line = job
       ? { key: 'header', text: `job progress: ${done} out of ${total} complete`, sig: `${done}/${total}` }
-      : { key: 'header', text: `overall progress: ${done} out of ${total} tasks`, sig: `${done}/${total}` };
+      : { key: 'header', text: `overall progress: ${rollingBack}${done} out of ${total} tasks`, sig: `${rollingBack}${done}/${total}` };
     let lines = shown.map(describe);
     if (shown.length > MAX_BARS) {
       // Too many to draw: the first one that says what is wrong, if any.
       const bad = lines.find((l) => !l.text.includes('[')) ?? undefined;
       lines = bad ? [bad] : [];
     }
-    return { lines: [header, ...lines, ...(verify ? [verify] : [])], outcome, done, total };
+    return { lines: [...(rollbackLine ? [rollbackLine] : []), header, ...lines, ...(verify ? [verify] : [])], outcome, done, total };
   }
 }
 

@@ -13,6 +13,7 @@ import { failOne, out } from './output.js';
 import { SERVICE_FILTERS, TASK_FILTER_KEYS, filterUsage, parseFilters, taskFilters } from './filters.js';
 import { registryAuthFor } from './registryauth.js';
 import { FlagError, buildServiceSpec, parseScaleArgs, randomName, scaleSpec, type CreateFlags } from './serviceflags.js';
+import { updateSpec, type UpdateFlags } from './updateflags.js';
 import {
   LS_HEADERS, PS_HEADERS, prettyService, serviceRows, serviceView, taskRows, taskView, truncId,
 } from './views.js';
@@ -31,7 +32,7 @@ async function hostnames(): Promise<Map<string, string>> {
  * Waits for a service to converge, drawing docker's progress on stdout (nothing with quiet).
  * Ctrl-C stops waiting; the service stays as it is.
  */
-async function converge(s: Service, verb: string, quiet: boolean): Promise<void> {
+async function converge(s: Service, verb: string, quiet: boolean, update?: { rollback: boolean }): Promise<void> {
   const name = s.spec?.name ?? s.id;
   const ac = new AbortController();
   const onInt = () => ac.abort();
@@ -40,6 +41,7 @@ async function converge(s: Service, verb: string, quiet: boolean): Promise<void>
     const r = await waitForConvergence({
       name,
       verb,
+      update,
       fetch: async () => {
         const [list, tasks] = await Promise.all([
           rpc(ControlService.listServices, { names: [s.id] } as never, 10_000),
@@ -186,6 +188,80 @@ export function registerServiceCommands(program: Command, node: Command): void {
       if (!o.detach) await converge(s, 'created', !!o.quiet);
     });
 
+  const updateCmd = service.command('update')
+    .description('Update a service: a changed task template (image, command, env, mounts, resources, placement...) replaces its tasks by a rolling update')
+    .argument('<service>', 'service name or ID')
+    .option('--image <image>', 'Service image tag')
+    .option('--args <command>', 'Service command args (replace the image\'s CMD)')
+    .option('--entrypoint <command>', 'Overwrite the default ENTRYPOINT of the image')
+    .option('--env-add <KEY=VALUE>', 'Add or update an environment variable (repeatable)', collect)
+    .option('--env-rm <KEY>', 'Remove an environment variable (repeatable)', collect)
+    .option('--label-add <key=value>', 'Add or update a service label (repeatable)', collect)
+    .option('--label-rm <key>', 'Remove a label by its key (repeatable)', collect)
+    .option('--container-label-add <key=value>', 'Add or update a container label (repeatable)', collect)
+    .option('--container-label-rm <key>', 'Remove a container label by its key (repeatable)', collect)
+    .option('--constraint-add <expr>', 'Add or update a placement constraint (repeatable)', collect)
+    .option('--constraint-rm <expr>', 'Remove a constraint (repeatable)', collect)
+    .option('--mount-add <mount>', 'Add or update a mount on a service (repeatable; see service create --mount)', collect)
+    .option('--mount-rm <target>', 'Remove a mount by its target path (repeatable)', collect)
+    .option('--replicas <uint>', 'Number of tasks')
+    .option('-w, --workdir <string>', 'Working directory inside the container')
+    .option('-u, --user <string>', 'Username or UID (format: <name|uid>[:<group|gid>])')
+    .option('--hostname <string>', 'Container hostname')
+    .option('--reserve-cpu <decimal>', 'Reserve CPUs')
+    .option('--reserve-memory <bytes>', 'Reserve Memory')
+    .option('--limit-cpu <decimal>', 'Limit CPUs')
+    .option('--limit-memory <bytes>', 'Limit Memory')
+    .option('--restart-condition <string>', 'Restart when condition is met: none, on-failure or any')
+    .option('--restart-delay <duration>', 'Delay between restart attempts (ms|s|m|h)')
+    .option('--restart-max-attempts <uint>', 'Maximum number of restarts before giving up')
+    .option('--restart-window <duration>', 'Window used to evaluate the restart policy (ms|s|m|h)')
+    .option('--stop-signal <string>', 'Signal to stop the container')
+    .option('--stop-grace-period <duration>', 'Time to wait before force killing a container (ms|s|m|h)')
+    .option('--update-parallelism <uint>', 'Maximum number of tasks updated simultaneously (0 to update all at once)')
+    .option('--update-delay <duration>', 'Delay between updates (ms|s|m|h)')
+    .option('--update-failure-action <string>', 'Action on update failure: pause, continue or rollback')
+    .option('--update-monitor <duration>', 'Duration after each task update to monitor for failure (ms|s|m|h)')
+    .option('--update-max-failure-ratio <float>', 'Failure rate to tolerate during an update')
+    .option('--update-order <string>', 'Update order: start-first or stop-first')
+    .option('--rollback-parallelism <uint>', 'Maximum number of tasks rolled back simultaneously (0 to roll back all at once)')
+    .option('--rollback-delay <duration>', 'Delay between task rollbacks (ms|s|m|h)')
+    .option('--rollback-failure-action <string>', 'Action on rollback failure: pause or continue')
+    .option('--rollback-monitor <duration>', 'Duration after each task rollback to monitor for failure (ms|s|m|h)')
+    .option('--rollback-max-failure-ratio <float>', 'Failure rate to tolerate during a rollback')
+    .option('--rollback-order <string>', 'Rollback order: start-first or stop-first')
+    .option('--force', 'Force update even if no changes require it (replaces every task)')
+    .option('--rollback', 'Roll back to the previous specification (as `service rollback`)')
+    .option('--with-registry-auth', 'Send this client\'s registry login for the image (Docker\'s config.json) to the nodes with the tasks');
+  updateCmd
+    .option('-d, --detach', 'Exit immediately instead of waiting for the service to converge')
+    .option('-q, --quiet', 'Suppress progress output')
+    .action(async (ref: string, o: UpdateFlags & { rollback?: boolean; withRegistryAuth?: boolean; detach?: boolean; quiet?: boolean }) => {
+      if (o.rollback) {
+        const given = Object.keys(o).filter((k) => !['rollback', 'detach', 'quiet'].includes(k));
+        if (given.length > 0) throw new UsageError('--rollback takes no other change: roll back first, then update');
+        return rollback(ref, o);
+      }
+      const { before, after } = await updateOne(ref, (spec) => {
+        const next = updateSpec(spec, o);
+        if (o.withRegistryAuth) next.taskTemplate!.container!.pullOptions = { registryAuth: registryAuthFor(next.taskTemplate?.container?.image ?? '') };
+        return next;
+      });
+      out(after.spec?.name ?? ref);
+      if (o.detach) return;
+      // A changed template started a rolling update; anything else converges as a scale does.
+      const started = Number(after.updateStatus?.state) === api.UpdateState.UPDATE_UPDATING
+        && Number(after.updateStatus?.startedAt) !== Number(before.updateStatus?.startedAt ?? 0);
+      await converge(after, 'updated', !!o.quiet, started ? { rollback: false } : undefined);
+    });
+
+  service.command('rollback')
+    .description('Revert changes to a service\'s configuration: back to the spec before its last update, replacing its tasks by the rollback settings')
+    .argument('<service>', 'service name or ID')
+    .option('-d, --detach', 'Exit immediately instead of waiting for the service to converge')
+    .option('-q, --quiet', 'Suppress progress output')
+    .action((ref: string, o: { detach?: boolean; quiet?: boolean }) => rollback(ref, o));
+
   service.command('ls')
     .alias('list')
     .description('List services')
@@ -319,18 +395,32 @@ export function registerServiceCommands(program: Command, node: Command): void {
     });
 }
 
-/** GetService, then UpdateService at the version read; once more if someone changed it in between. */
-async function scaleOne(ref: string, replicas: number): Promise<Service> {
+/** GetService, then UpdateService with `edit(spec)` at the version read; once more if someone changed it in between. */
+async function updateOne(ref: string, edit: (spec: shoal.api.IServiceSpec) => shoal.api.IServiceSpec): Promise<{ before: Service; after: Service }> {
   for (let attempt = 0; ; attempt++) {
-    const s = await getService(ref);
-    const spec = scaleSpec(plain(s.spec ?? {}) as shoal.api.IServiceSpec, replicas);
+    const before = await getService(ref);
+    const spec = edit(plain(before.spec ?? {}) as shoal.api.IServiceSpec);
     try {
-      return await rpc(ControlService.updateService, { serviceId: s.id, version: s.meta?.version ?? 0, spec } as never);
+      const after = await rpc(ControlService.updateService, { serviceId: before.id, version: before.meta?.version ?? 0, spec } as never);
+      return { before, after };
     } catch (e) {
       if (attempt === 0 && e instanceof RpcError && e.code === grpc.status.ABORTED) continue;
       throw e;
     }
   }
+}
+
+/** `service rollback` (and `update --rollback`): the previous spec back, its tasks replaced, progress shown. */
+async function rollback(ref: string, o: { detach?: boolean; quiet?: boolean }): Promise<void> {
+  const s = await getService(ref);
+  const after = await rpc(ControlService.updateService, { serviceId: s.id, version: s.meta?.version ?? 0, rollback: true } as never);
+  out(after.spec?.name ?? ref);
+  if (!o.quiet && !o.detach) out(`rollback: ${after.updateStatus?.message || 'manually requested rollback'}`);
+  if (!o.detach) await converge(after, 'rolled back', !!o.quiet, { rollback: true });
+}
+
+async function scaleOne(ref: string, replicas: number): Promise<Service> {
+  return (await updateOne(ref, (spec) => scaleSpec(spec, replicas))).after;
 }
 
 interface LogOpts { follow: boolean; tail: number; since: number; timestamps: boolean; taskIds: boolean; noTrunc: boolean; raw: boolean }

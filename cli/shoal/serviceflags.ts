@@ -62,7 +62,7 @@ function fail(msg: string): never {
 const show = (v: string) => JSON.stringify(v);
 
 /** One of a flag's words. */
-function oneOf<K extends string>(flag: string, v: string, words: Record<K, number>): number {
+export function oneOf<K extends string>(flag: string, v: string, words: Record<K, number>): number {
   const hit = (words as Record<string, number>)[v];
   if (hit === undefined) fail(`invalid ${flag} ${show(v)}: use one of ${Object.keys(words).join(', ')}`);
   return hit;
@@ -99,7 +99,7 @@ export function parseBytes(v: string, flag: string): number {
   return bytes;
 }
 
-function duration(v: string, flag: string): number {
+export function duration(v: string, flag: string): number {
   try {
     return parseDuration(v, flag);
   } catch (e) {
@@ -107,7 +107,7 @@ function duration(v: string, flag: string): number {
   }
 }
 
-function ratio(v: string, flag: string): number {
+export function ratio(v: string, flag: string): number {
   if (!/^([0-9]+(\.[0-9]*)?|\.[0-9]+)$/.test(v)) fail(`invalid ${flag} ${show(v)}: use a number from 0 to 1, e.g. 0.2`);
   return Number(v);
 }
@@ -302,13 +302,13 @@ export function parsePlacementPref(s: string): shoal.api.IPlacementPreference {
   return { spread: s.slice(eq + 1).trim() };
 }
 
-const RESTART_CONDITIONS = { none: api.RestartCondition.RESTART_NONE, 'on-failure': api.RestartCondition.RESTART_ON_FAILURE, any: api.RestartCondition.RESTART_ANY };
-const FAILURE_ACTIONS = {
+export const RESTART_CONDITIONS = { none: api.RestartCondition.RESTART_NONE, 'on-failure': api.RestartCondition.RESTART_ON_FAILURE, any: api.RestartCondition.RESTART_ANY };
+export const FAILURE_ACTIONS = {
   pause: api.UpdateFailureAction.FAILURE_ACTION_PAUSE,
   continue: api.UpdateFailureAction.FAILURE_ACTION_CONTINUE,
   rollback: api.UpdateFailureAction.FAILURE_ACTION_ROLLBACK,
 };
-const UPDATE_ORDERS = { 'stop-first': api.UpdateOrder.UPDATE_ORDER_STOP_FIRST, 'start-first': api.UpdateOrder.UPDATE_ORDER_START_FIRST };
+export const UPDATE_ORDERS = { 'stop-first': api.UpdateOrder.UPDATE_ORDER_STOP_FIRST, 'start-first': api.UpdateOrder.UPDATE_ORDER_START_FIRST };
 
 /** Copies `o` without its undefined fields (the spec then says only what the flags said). */
 function defined<T extends object>(o: T): T {

@@ -88,7 +88,9 @@ export function planUpdate(input: UpdateInput): UpdateDecision {
       }
     }
     if (!watching && !failed(input, st, cfg, out)) {
-      out.status = { ...st, state: rollback ? U.UPDATE_ROLLBACK_COMPLETED : U.UPDATE_COMPLETED, completedAt: now, message: rollback ? 'rollback completed' : 'update completed' };
+      // A rollback the failure action started keeps its cause: `service update` may look only now.
+      const cause = rollback && st.message.startsWith('update rolled back') ? `${st.message}; ` : '';
+      out.status = { ...st, state: rollback ? U.UPDATE_ROLLBACK_COMPLETED : U.UPDATE_COMPLETED, completedAt: now, message: rollback ? `${cause}rollback completed` : 'update completed' };
     }
     return out;
   }
