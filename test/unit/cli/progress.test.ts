@@ -376,3 +376,54 @@ describe('waiting by polling', () => {
     expect(out).toContain(`host-b: running   ${FULL}`);
   });
 });
+
+describe('a rolling update converging (service update, service rollback)', () => {
+  const U = api.UpdateState;
+  const v1 = { container: { image: 'app:1' } };
+  const v2 = { container: { image: 'app:2' } };
+  const updating = (state: number, message = '', image = 'app:2'): Service => ({
+    id: 'svc',
+    spec: { name: 'web', replicated: { replicas: 2 }, taskTemplate: { container: { image } } },
+    updateStatus: { state, message, startedAt: T0 },
+  });
+
+  it('counts a slot done only once its running task is of the new template, and ends when the managers say completed', () => {
+    const c = new Convergence({ update: { rollback: false } });
+    const old = [task(1, S.TASK_RUNNING, { spec: v1 }), task(2, S.TASK_RUNNING, { spec: v1 })];
+    let f = c.observe(obs(updating(U.UPDATE_UPDATING), old, T0));
+    expect(texts(f)[0]).toBe('overall progress: 0 out of 2 tasks');
+    const mixed = [task(1, S.TASK_RUNNING, { spec: v2 }), old[1]!];
+    f = c.observe(obs(updating(U.UPDATE_UPDATING), mixed, T0 + 500));
+    expect(texts(f)[0]).toBe('overall progress: 1 out of 2 tasks');
+    const all = [mixed[0]!, task(2, S.TASK_RUNNING, { spec: v2 })];
+    // Every task is new and running, but the managers still watch them for the monitor period.
+    f = c.observe(obs(updating(U.UPDATE_UPDATING), all, T0 + 60_000));
+    expect(f.outcome.kind).toBe('waiting');
+    expect(texts(f)[0]).toBe('overall progress: 2 out of 2 tasks');
+    f = c.observe(obs(updating(U.UPDATE_COMPLETED, 'update completed'), all, T0 + 60_100));
+    expect(f.outcome.kind).toBe('converged');
+    expect(texts(f).at(-1)).toBe('verify: Service converged');
+  });
+
+  it.each<[string, boolean, number, string, { kind: string; message?: RegExp }]>([
+    ['a paused update fails, saying why and what to do', false, U.UPDATE_PAUSED, 'update paused: task t9 failed: task: non-zero exit (3)',
+      { kind: 'failed', message: /^update paused: task t9 failed: task: non-zero exit \(3\); see `shoal service ps web`, then fix the spec and update again or go back with `shoal service rollback web`$/ }],
+    ['an update the failure action rolled back fails with the cause, even when the rollback ended before the first look', false, U.UPDATE_ROLLBACK_COMPLETED,
+      'update rolled back: task t9 was rejected: no such image; rollback completed', { kind: 'failed', message: /^the update was rolled back to the previous spec: task t9 was rejected: no such image$/ }],
+    ['a rollback that completed is what `service rollback` waits for', true, U.UPDATE_ROLLBACK_COMPLETED, 'rollback completed', { kind: 'converged' }],
+    ['a paused rollback fails', true, U.UPDATE_ROLLBACK_PAUSED, 'rollback paused: task t9 failed', { kind: 'failed', message: /^rollback paused: task t9 failed; see `shoal service ps web`, then fix the spec and update again$/ }],
+    ['another update started during a rollback ends the wait', true, U.UPDATE_UPDATING, 'update in progress', { kind: 'failed', message: /^another change of web came in meanwhile \(its update status: updating, update in progress\)/ }],
+    ['a rollback under way is waited for', true, U.UPDATE_ROLLBACK_STARTED, 'manually requested rollback', { kind: 'waiting' }],
+  ])('%s', (_what, rollback, state, message, want) => {
+    const c = new Convergence({ update: { rollback } });
+    const f = c.observe(obs(updating(state, message, rollback ? 'app:1' : 'app:2'), [task(1, S.TASK_RUNNING, { spec: v1 }), task(2, S.TASK_RUNNING, { spec: v1 })], T0));
+    expect(f.outcome.kind).toBe(want.kind);
+    if (want.message) expect((f.outcome as { message: string }).message).toMatch(want.message);
+  });
+
+  it('a rollback the failure action started is shown above the progress, which says it rolls back', () => {
+    const c = new Convergence({ update: { rollback: false } });
+    const f = c.observe(obs(updating(U.UPDATE_ROLLBACK_STARTED, 'update rolled back: task t9 failed', 'app:1'), [task(1, S.TASK_RUNNING, { spec: v1 })], T0));
+    expect(texts(f).slice(0, 2)).toEqual(['rollback: update rolled back: task t9 failed', 'overall progress: rolling back update: 1 out of 2 tasks']);
+  });
+});
