@@ -18,6 +18,15 @@ describe('raft simulation', () => {
     expect(totals.acked).toBeGreaterThan(1000);
   });
 
+  it('a leader of an older term that wins late (its votes were delayed) lacks later commits without being a violation', () => {
+    // Seed 814753 (5 nodes): n3 stands in term 2, n4 wins term 3 and commits; delayed votes of
+    // term 2 then make n3 leader of term 2 after n4 crashed. Raft allows it: n3 cannot commit.
+    const r = runSeed(814753, { nodes: 5, trace: true });
+    expect(r.error).toBeUndefined();
+    expect(r.trace.join('\n')).toMatch(/n3 Leader lead=3 term=2/);
+    expect(r.trace.join('\n')).toMatch(/n4 Leader lead=4 term=3/);
+  });
+
   it('is deterministic: one seed gives one history', () => {
     const a = runSeed(4242, { nodes: 5, trace: true });
     const b = runSeed(4242, { nodes: 5, trace: true });

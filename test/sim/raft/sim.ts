@@ -144,8 +144,12 @@ export class Simulation {
 
   // Global knowledge for the checks.
   private readonly leaderOfTerm = new Map<number, NodeId>();
-  /** index -> committed entry (learned when any node applies it). */
-  private readonly committed = new Map<number, { term: number; type: EntryType; data: Uint8Array }>();
+  /**
+   * index -> committed entry (learned when any node applies it), with the lowest current term of
+   * a node that applied it: the term it was committed in is no higher (a node applies an entry
+   * only once it learned of the commit, in that term or a later one).
+   */
+  private readonly committed = new Map<number, { term: number; type: EntryType; data: Uint8Array; appliedInTerm: number }>();
   /** (index,term) -> the data and the previous entry's term: log matching. */
   private readonly entryAt = new Map<string, { data: Uint8Array; prevTerm: number | undefined }>();
   private readonly valueIndex = new Map<number, number>();
@@ -316,8 +320,9 @@ export class Simulation {
       if (known.term !== e.term || known.type !== e.type || !bytesEqual(known.data, e.data)) {
         this.fail(`state machine safety: n${n.id} applied a different entry at index ${e.index} (term ${e.term} vs ${known.term})`);
       }
+      known.appliedInTerm = Math.min(known.appliedInTerm, n.raw.raft.term);
     } else {
-      this.committed.set(e.index, { term: e.term, type: e.type, data: e.data });
+      this.committed.set(e.index, { term: e.term, type: e.type, data: e.data, appliedInTerm: n.raw.raft.term });
     }
     n.sm.appliedIndex = e.index;
     const p = n.pending.get(e.index);
@@ -448,11 +453,13 @@ export class Simulation {
     const other = this.leaderOfTerm.get(term);
     if (other !== undefined && other !== n.id) this.fail(`election safety: n${other} and n${n.id} both leaders of term ${term}`);
     this.leaderOfTerm.set(term, n.id);
-    // Leader completeness: every committed entry is in the new leader's log.
+    // Leader completeness (Raft §5.4): an entry committed in a term is in the log of every leader
+    // of a later term. A leader of an earlier term may still win late (its votes were delayed) and
+    // lack later commits: it can commit nothing, as a majority has moved past its term.
     const log = n.raw.raft.raftLog;
     const snapIndex = log.firstIndex() - 1;
     for (const [index, c] of this.committed) {
-      if (index <= snapIndex) continue;
+      if (index <= snapIndex || c.appliedInTerm >= term) continue;
       const t = log.termOrUndefined(index);
       if (t !== c.term) this.fail(`leader completeness: n${n.id} leader of term ${term} lacks committed entry ${index} (term ${c.term}, has ${t})`);
     }
