@@ -190,6 +190,9 @@ export class Sessions {
       const t = this.host.store.view((r) => r.get(tasksTable, u.taskId!));
       // Only a task's own node speaks for it, and only forwards.
       if (!t || t.nodeId !== nodeId || Number(u.status.state) < stateOf(t)) continue;
+      // Said again (an agent resending after a reconnect): nothing to write. A rewrite would move
+      // the timestamp, which says since when a task runs (a rolling update's delay counts from it).
+      if (sameStatus(t.status, u.status) && !this.pending.has(t.id)) continue;
       let p = this.pending.get(t.id);
       if (!p || Number(u.status.state) >= Number(p.status.state)) {
         const waiters = p?.waiters ?? [];
@@ -215,7 +218,7 @@ export class Sessions {
           for (const [id, p] of batch) {
             await b.update((tx) => {
               const cur = tx.get(tasksTable, id);
-              if (!cur || Number(p.status.state) < stateOf(cur)) return;
+              if (!cur || Number(p.status.state) < stateOf(cur) || sameStatus(cur.status, p.status)) return;
               const next = { ...cur } as TaskObject; // only the status changes; the rest stays shared (frozen)
               next.status = { ...p.status, timestamp: Number(p.status.timestamp) || Date.now() } as never;
               tx.update(tasksTable, next);
@@ -303,4 +306,12 @@ export class Sessions {
     call.on('end', () => finish(null));
     call.on('error', () => finish(null));
   }
+}
+
+/** The same state, message, error, exit code and container: only a timestamp could differ. */
+type StatusLike = { state?: unknown; message?: string | null; err?: string | null; exitCode?: number | null; containerId?: string | null };
+
+function sameStatus(a: StatusLike | null | undefined, b: StatusLike): boolean {
+  return !!a && Number(a.state) === Number(b.state) && (a.message ?? '') === (b.message ?? '') && (a.err ?? '') === (b.err ?? '')
+    && Number(a.exitCode ?? 0) === Number(b.exitCode ?? 0) && (a.containerId ?? '') === (b.containerId ?? '');
 }

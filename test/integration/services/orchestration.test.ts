@@ -135,6 +135,19 @@ describe('orchestration on a raft-backed store', () => {
     expect(Number(store.view((r) => r.get(tasksTable, t.id))!.status?.state)).toBe(S.TASK_RUNNING);
   });
 
+  it('a status said again (an agent resending after a reconnect) writes nothing: the running-since time stays', async () => {
+    const w = workers[0]!;
+    const t = store.view((r) => r.get(tasksTable, w.running()[0]!.id))!;
+    const resent = { ...t.status, timestamp: Number(t.status?.timestamp) + 60_000 };
+    await sessions.updateTaskStatus(w.nodeId, [{ taskId: t.id, status: resent as never }]);
+    const after = store.view((r) => r.get(tasksTable, t.id))!;
+    expect(Number(after.meta.version)).toBe(Number(t.meta.version));
+    expect(Number(after.status?.timestamp)).toBe(Number(t.status?.timestamp));
+    // A new message in the same state is news.
+    await sessions.updateTaskStatus(w.nodeId, [{ taskId: t.id, status: { ...resent, message: 'still running' } as never }]);
+    expect(store.view((r) => r.get(tasksTable, t.id))!.status?.message).toBe('still running');
+  });
+
   it('scale 6 -> 3 shuts down 3 tasks, keeping the spread; once stopped they are deleted (their slots keep no history)', async () => {
     const id = svcId('web');
     await store.update((tx) => {

@@ -98,6 +98,59 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     await waitFor('only slots 1-3 listed', async () => ((await sc.tasks('web')).every((t) => (t.Slot ?? 0) <= 3) ? true : undefined), 30_000, 300);
   });
 
+  step('service update replaces the tasks one at a time (containerd follows, the new env in their processes); a failing update pauses; rollback goes back', async () => {
+    /** web's running containers on every host, from the runtimes: id -> MARK in its process's environment. */
+    const marks = async () => {
+      const all = await c.allContainers();
+      const out: Record<string, string> = {};
+      for (const cs of Object.values(all)) {
+        for (const x of cs) {
+          if (x.labels['shoal.service.name'] !== 'web' || x.state !== 'running') continue;
+          const env = readFileSync(`/proc/${x.pid}/environ`, 'utf8').split('\0');
+          out[x.id] = env.find((e) => e.startsWith('MARK='))?.slice(5) ?? '';
+        }
+      }
+      return out;
+    };
+    const before = await marks();
+    expect(Object.values(before)).toEqual(['flag', 'flag', 'flag']);
+    const t0 = Date.now();
+    const out = await c.ok('host1', 'service', 'update', '--env-add', 'MARK=v2', '--update-parallelism', '1', '--update-monitor', '1s', 'web');
+    timings.update3 = Date.now() - t0;
+    expect(out).toMatch(/^web\noverall progress: 0 out of 3 tasks/);
+    expect(out).toMatch(/verify: Service converged\n$/);
+    const after = await waitFor('3 new containers, the old ones gone', async () => {
+      const m = await marks();
+      return Object.keys(m).length === 3 && Object.keys(m).every((id) => !(id in before)) ? m : undefined;
+    }, 30_000, 300);
+    expect(Object.values(after)).toEqual(['v2', 'v2', 'v2']);
+    const ts = (await sc.tasks('web')).filter((t) => t.DesiredState === 'running');
+    expect(ts.map((t) => t.ID).sort()).toEqual(Object.keys(after).sort());
+    // The replaced tasks stay in their slots' history.
+    expect((await sc.tasks('web')).filter((t) => Object.keys(before).includes(t.ID)).map((t) => t.DesiredState)).toEqual(['shutdown', 'shutdown', 'shutdown']);
+
+    // A command that exits 3: the first new task fails, the update pauses, two tasks of v2 run on.
+    const bad = await c.run('host1', ['service', 'update', '--args', "sh -c 'exit 3'", '--update-monitor', '1s', 'web'], 60_000);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/update paused: task \w+ failed: task: non-zero exit \(3\); see `shoal service ps web`, then fix the spec and update again or go back with `shoal service rollback web`/);
+    const paused = await sc.json<Array<{ UpdateStatus?: { State: string; Message: string } }>>('host2', 'service', 'inspect', 'web');
+    expect(paused[0]!.UpdateStatus?.State).toBe('paused');
+    const kept = await marks();
+    expect(Object.values(kept).filter((m) => m === 'v2').length).toBeGreaterThanOrEqual(2);
+
+    // Back to the spec before the failed update: every task runs `sleep` with MARK=v2 again.
+    const rb = await c.ok('host3', 'service', 'rollback', 'web');
+    expect(rb).toMatch(/^web\nrollback: manually requested rollback\n/);
+    expect(rb).toMatch(/verify: Service converged\n$/);
+    const back = await waitFor('3 running with MARK=v2', async () => {
+      const m = await marks();
+      return Object.keys(m).length === 3 && Object.values(m).every((v) => v === 'v2') ? m : undefined;
+    }, 30_000, 300);
+    expect(Object.keys(back).sort()).toEqual((await sc.tasks('web')).filter((t) => t.DesiredState === 'running').map((t) => t.ID).sort());
+    const rolled = await sc.json<Array<{ UpdateStatus?: { State: string } }>>('host1', 'service', 'inspect', 'web');
+    expect(rolled[0]!.UpdateStatus?.State).toBe('rollback_completed');
+  });
+
   step('an unsatisfiable constraint and an oversized reservation stay pending with their reasons', async () => {
     await c.ok('host1', 'service', 'create', '--detach', '--name', 'mars', '--constraint', 'node.labels.zone==mars', c.image, 'sleep', '60');
     await c.ok('host1', 'service', 'create', '--detach', '--name', 'huge', '--reserve-memory', '100T', c.image, 'sleep', '60');
