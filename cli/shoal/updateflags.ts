@@ -5,14 +5,16 @@
 import type { shoal } from '../../proto/gen/api.js';
 import {
   FAILURE_ACTIONS, FlagError, RESTART_CONDITIONS, UPDATE_ORDERS, duration, oneOf, parseBytes, parseCount, parseCpus, parseEnv,
-  parseLabels, parseMount, ratio, shellWords, type SpecInput,
+  parseLabels, parseMount, ratio, shellWords, type CreateFlags, type SpecInput,
 } from './serviceflags.js';
 
-/** The flags of `service update`, as commander hands them over. */
-export interface UpdateFlags {
+/** The flags of `service update`, as commander hands them over: create's own that replace one value, and the add/rm ones. */
+export type UpdateFlags = Pick<CreateFlags,
+  'replicas' | 'workdir' | 'user' | 'hostname' | 'entrypoint' | 'reserveCpu' | 'reserveMemory' | 'limitCpu' | 'limitMemory'
+  | 'restartCondition' | 'restartDelay' | 'restartMaxAttempts' | 'restartWindow' | 'stopSignal' | 'stopGracePeriod'
+  | 'updateParallelism' | 'updateDelay' | 'updateFailureAction' | 'updateMonitor' | 'updateMaxFailureRatio' | 'updateOrder'> & {
   image?: string;
   args?: string;
-  entrypoint?: string;
   envAdd?: string[];
   envRm?: string[];
   labelAdd?: string[];
@@ -23,26 +25,6 @@ export interface UpdateFlags {
   constraintRm?: string[];
   mountAdd?: string[];
   mountRm?: string[];
-  replicas?: string;
-  workdir?: string;
-  user?: string;
-  hostname?: string;
-  reserveCpu?: string;
-  reserveMemory?: string;
-  limitCpu?: string;
-  limitMemory?: string;
-  restartCondition?: string;
-  restartDelay?: string;
-  restartMaxAttempts?: string;
-  restartWindow?: string;
-  stopSignal?: string;
-  stopGracePeriod?: string;
-  updateParallelism?: string;
-  updateDelay?: string;
-  updateFailureAction?: string;
-  updateMonitor?: string;
-  updateMaxFailureRatio?: string;
-  updateOrder?: string;
   rollbackParallelism?: string;
   rollbackDelay?: string;
   rollbackFailureAction?: string;
@@ -50,7 +32,7 @@ export interface UpdateFlags {
   rollbackMaxFailureRatio?: string;
   rollbackOrder?: string;
   force?: boolean;
-}
+};
 
 const keyOf = (entry: string) => (entry.includes('=') ? entry.slice(0, entry.indexOf('=')) : entry);
 
