@@ -13,7 +13,7 @@ import { newObjectId } from '../cluster/ids.js';
 import { toSchedulerNodes } from './nodes.js';
 import { DEFAULT_HISTORY_LIMIT, reconcile } from './reconcile.js';
 import { S, stateOf } from './states.js';
-import { isUpdating, statusOf } from './update.js';
+import { isPaused, isUpdating, statusOf } from './update.js';
 
 export interface OrchestratorOptions {
   logger: { info(o: object, m?: string): void; warn(o: object, m?: string): void; debug(o: object, m?: string): void };
@@ -35,7 +35,10 @@ export class Orchestrator {
   private readonly debounceMs: number;
   /** Passes run so far (tests and benches read it). */
   passes = 0;
-  /** Services under a rolling update as of the last pass: their tasks reaching running matter. */
+  /**
+   * Services under a rolling update (or one paused) as of the last pass: their tasks reaching
+   * running matter (the next lane may go; a start-first replacement's old task may stop).
+   */
   private updating = new Set<string>();
 
   constructor(private readonly store: Store, private readonly opts: OrchestratorOptions) {
@@ -106,7 +109,7 @@ export class Orchestrator {
     }));
     const historyLimit = limit === undefined || limit === null || Number(limit) < 0 ? DEFAULT_HISTORY_LIMIT : Number(limit);
     const plan = reconcile({ services, tasks, nodes, schedulerNodes: toSchedulerNodes(nodes, tasks), now, historyLimit }, newObjectId);
-    this.updating = new Set(services.filter((s) => isUpdating(statusOf(s).state)).map((s) => s.id));
+    this.updating = new Set(services.filter((s) => isUpdating(statusOf(s).state) || isPaused(statusOf(s).state)).map((s) => s.id));
     const stats: PassStats = { created: 0, updated: 0, removed: 0, assigned: 0, failed: 0 };
     stats.assigned += this.placeNew(plan, tasks, nodes, now);
     if (plan.create.length + plan.update.length + plan.remove.length + plan.services.length > 0) {

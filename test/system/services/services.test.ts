@@ -32,6 +32,20 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     await c?.teardown({ keepLogs: failed });
   }, 120_000);
 
+  /** web's running containers on every host, from the runtimes: id -> MARK in its process's environment. */
+  const marks = async () => {
+    const all = await c.allContainers();
+    const out: Record<string, string> = {};
+    for (const cs of Object.values(all)) {
+      for (const x of cs) {
+        if (x.labels['shoal.service.name'] !== 'web' || x.state !== 'running') continue;
+        const env = readFileSync(`/proc/${x.pid}/environ`, 'utf8').split('\0');
+        out[x.id] = env.find((e) => e.startsWith('MARK='))?.slice(5) ?? '';
+      }
+    }
+    return out;
+  };
+
   const step = (name: string, fn: () => Promise<void>, timeoutMs = 180_000) => it(name, async () => {
     try {
       await fn();
@@ -99,19 +113,6 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
   });
 
   step('service update replaces the tasks one at a time (containerd follows, the new env in their processes); a failing update pauses; rollback goes back', async () => {
-    /** web's running containers on every host, from the runtimes: id -> MARK in its process's environment. */
-    const marks = async () => {
-      const all = await c.allContainers();
-      const out: Record<string, string> = {};
-      for (const cs of Object.values(all)) {
-        for (const x of cs) {
-          if (x.labels['shoal.service.name'] !== 'web' || x.state !== 'running') continue;
-          const env = readFileSync(`/proc/${x.pid}/environ`, 'utf8').split('\0');
-          out[x.id] = env.find((e) => e.startsWith('MARK='))?.slice(5) ?? '';
-        }
-      }
-      return out;
-    };
     const before = await marks();
     expect(Object.values(before)).toEqual(['flag', 'flag', 'flag']);
     const t0 = Date.now();
@@ -353,6 +354,30 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     await sc.waitContainers('still 16, none twice', 'web', (p) => runningTotal(p) === 16 && allTotal(p) === 16, 30_000);
     const after = new Map((await Promise.all(c.workers.map((h) => c.containersOn(h)))).flat().map((x) => [x.id, x.pid]));
     for (const [id, pid] of before) expect(after.get(id)).toBe(pid);
+  });
+
+  step('SIGKILL the leader during a rolling update: the new leader carries it on to the end', async () => {
+    const leader = await sc.agreedLeader();
+    const other = c.managers.find((h) => h !== leader)!;
+    await c.ok(other, 'service', 'update', '--detach', '--env-add', 'MARK=v3', '--update-parallelism', '4', '--update-delay', '1s', '--update-monitor', '1s', 'web');
+    await waitFor('4 tasks updated', async () => (Object.values(await marks()).filter((m) => m === 'v3').length >= 4 ? true : undefined), 60_000, 100);
+    await c.lab.killDaemon(leader);
+    const done = await waitFor('the update completed under the new leader', async () => {
+      const r = await c.shoal(other, 'service', 'inspect', 'web');
+      if (r.code !== 0) return undefined;
+      const st = (JSON.parse(r.stdout) as Array<{ UpdateStatus?: { State: string; Message: string } }>)[0]!.UpdateStatus;
+      return st?.State === 'completed' ? st : undefined;
+    }, 120_000, 300);
+    expect(done.Message).toBe('update completed');
+    await c.lab.startDaemon(leader);
+    await c.waitDaemon(leader);
+    // Every slot runs the new env once: the old leader's host lost its tasks while it was down, and its stale containers go.
+    const m = await waitFor('16 running with MARK=v3, no other', async () => {
+      const x = await marks();
+      return Object.keys(x).length === 16 && Object.values(x).every((v) => v === 'v3') ? x : undefined;
+    }, 60_000, 300);
+    expect(Object.keys(m).sort()).toEqual((await sc.tasks('web', other)).filter((t) => t.DesiredState === 'running').map((t) => t.ID).sort());
+    await sc.waitContainers('16 in all, none twice', 'web', (p) => runningTotal(p) === 16 && allTotal(p) === 16, 30_000);
   });
 
   step('every shoald SIGKILLed at once (containerds live on): the cluster comes back with what it acknowledged, and the same containers run, none restarted, none twice', async () => {
