@@ -1,6 +1,7 @@
 // What the services system tests share: shoal's task list as JSON, a
 // service's containers as each host's runtime reports them (not shoal), waits
 // on those, and the restart-policy scenario both runtimes must pass.
+import { readFileSync } from 'node:fs';
 import { expect } from 'vitest';
 import { waitFor, type ServicesCluster } from './harness.js';
 
@@ -43,6 +44,23 @@ export class Scenario {
       const mine = all[i]!.filter((x) => x.labels['shoal.service.name'] === name);
       return [h, { running: mine.filter((x) => x.state === 'running').length, all: mine.length }];
     }));
+  }
+
+  /**
+   * A service's running containers on every host, from the runtimes: container id -> the value of
+   * env variable `key` in its process's environment (read in /proc, not from any spec).
+   */
+  async envOf(name: string, key: string): Promise<Record<string, string>> {
+    const all = await this.c.allContainers();
+    const out: Record<string, string> = {};
+    for (const cs of Object.values(all)) {
+      for (const x of cs) {
+        if (x.labels['shoal.service.name'] !== name || x.state !== 'running') continue;
+        const env = readFileSync(`/proc/${x.pid}/environ`, 'utf8').split('\0');
+        out[x.id] = env.find((e) => e.startsWith(`${key}=`))?.slice(key.length + 1) ?? '';
+      }
+    }
+    return out;
   }
 
   /**

@@ -33,18 +33,7 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
   }, 120_000);
 
   /** web's running containers on every host, from the runtimes: id -> MARK in its process's environment. */
-  const marks = async () => {
-    const all = await c.allContainers();
-    const out: Record<string, string> = {};
-    for (const cs of Object.values(all)) {
-      for (const x of cs) {
-        if (x.labels['shoal.service.name'] !== 'web' || x.state !== 'running') continue;
-        const env = readFileSync(`/proc/${x.pid}/environ`, 'utf8').split('\0');
-        out[x.id] = env.find((e) => e.startsWith('MARK='))?.slice(5) ?? '';
-      }
-    }
-    return out;
-  };
+  const marks = () => sc.envOf('web', 'MARK');
 
   const step = (name: string, fn: () => Promise<void>, timeoutMs = 180_000) => it(name, async () => {
     try {
