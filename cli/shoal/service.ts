@@ -229,10 +229,10 @@ export function registerServiceCommands(program: Command, node: Command): void {
         if (given.length > 0) throw new UsageError('--rollback takes no other change: roll back first, then update');
         return rollback(ref, o);
       }
-      const { before, after } = await updateOne(ref, (spec) => {
-        const next = updateSpec(spec, o);
-        if (o.withRegistryAuth) next.taskTemplate!.container!.pullOptions = { registryAuth: registryAuthFor(next.taskTemplate?.container?.image ?? '') };
-        return next;
+      const { before, after } = await updateOne(ref, (s) => {
+        const spec = updateSpec(plain(s.spec ?? {}) as shoal.api.IServiceSpec, o);
+        if (o.withRegistryAuth) spec.taskTemplate!.container!.pullOptions = { registryAuth: registryAuthFor(spec.taskTemplate?.container?.image ?? '') };
+        return { spec };
       });
       out(after.spec?.name ?? ref);
       if (o.detach) return;
@@ -382,13 +382,16 @@ export function registerServiceCommands(program: Command, node: Command): void {
     });
 }
 
-/** GetService, then UpdateService with `edit(spec)` at the version read; once more if someone changed it in between. */
-async function updateOne(ref: string, edit: (spec: shoal.api.IServiceSpec) => shoal.api.IServiceSpec): Promise<{ before: Service; after: Service }> {
+/**
+ * GetService, then UpdateService with what `change` makes of the service read (a new spec, or a
+ * rollback), at the version read; once more if someone changed it in between.
+ */
+async function updateOne(ref: string, change: (s: Service) => { spec?: shoal.api.IServiceSpec; rollback?: boolean }): Promise<{ before: Service; after: Service }> {
   for (let attempt = 0; ; attempt++) {
     const before = await getService(ref);
-    const spec = edit(plain(before.spec ?? {}) as shoal.api.IServiceSpec);
+    const req = change(before);
     try {
-      const after = await rpc(ControlService.updateService, { serviceId: before.id, version: before.meta?.version ?? 0, spec } as never);
+      const after = await rpc(ControlService.updateService, { serviceId: before.id, version: before.meta?.version ?? 0, ...req } as never);
       return { before, after };
     } catch (e) {
       if (attempt === 0 && e instanceof RpcError && e.code === grpc.status.ABORTED) continue;
@@ -399,15 +402,14 @@ async function updateOne(ref: string, edit: (spec: shoal.api.IServiceSpec) => sh
 
 /** `service rollback` (and `update --rollback`): the previous spec back, its tasks replaced, progress shown. */
 async function rollback(ref: string, o: { detach?: boolean; quiet?: boolean }): Promise<void> {
-  const s = await getService(ref);
-  const after = await rpc(ControlService.updateService, { serviceId: s.id, version: s.meta?.version ?? 0, rollback: true } as never);
+  const { after } = await updateOne(ref, () => ({ rollback: true }));
   out(after.spec?.name ?? ref);
   if (!o.quiet && !o.detach) out(`rollback: ${after.updateStatus?.message || 'manually requested rollback'}`);
   if (!o.detach) await converge(after, 'rolled back', !!o.quiet, { rollback: true });
 }
 
 async function scaleOne(ref: string, replicas: number): Promise<Service> {
-  return (await updateOne(ref, (spec) => scaleSpec(spec, replicas))).after;
+  return (await updateOne(ref, (s) => ({ spec: scaleSpec(plain(s.spec ?? {}) as shoal.api.IServiceSpec, replicas) }))).after;
 }
 
 interface LogOpts { follow: boolean; tail: number; since: number; timestamps: boolean; taskIds: boolean; noTrunc: boolean; raw: boolean }

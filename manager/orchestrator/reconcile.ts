@@ -162,8 +162,9 @@ class Pass {
   private single(svc: ServiceObject, live: TaskObject[]): TaskObject | undefined {
     if (live.length <= 1) return live[0];
     live.sort(Pass.newestFirst);
-    const keeper = live.find((t) => !this.outdated(svc, t)) ?? live[0]!;
-    const overlap = this.startFirst(svc) && stateOf(keeper) !== S.TASK_RUNNING && !this.outdated(svc, keeper);
+    const current = live.find((t) => !this.outdated(svc, t));
+    const keeper = current ?? live[0]!;
+    const overlap = !!current && this.startFirst(svc) && stateOf(keeper) !== S.TASK_RUNNING;
     for (const extra of live) {
       if (extra === keeper || (overlap && this.outdated(svc, extra))) continue;
       this.shutdown(extra, 'superseded by another task of its slot');
