@@ -37,6 +37,14 @@ describe.skipIf(!built && process.env.CI !== 'true')('the shoal CLI without a da
     for (const c of ['swarm', 'node', 'service', 'image', 'info']) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
   });
 
+  it('refuses `service update --rollback` with other changes before calling shoald', async () => {
+    const sock = path.join(repo, '.tmp', `no-shoald-${process.pid}.sock`);
+    const r = await shoal('--socket', sock, 'service', 'update', '--rollback', '--image', 'busybox:2', 'web');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('--rollback takes no other change: roll back first, then update');
+    expect(r.stderr).not.toContain('cannot reach shoald');
+  });
+
   it('says where it looked when shoald is not there, and exits non-zero', async () => {
     const sock = path.join(repo, '.tmp', `no-shoald-${process.pid}.sock`);
     const r = await shoal('--socket', sock, 'node', 'ls');

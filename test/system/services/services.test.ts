@@ -104,6 +104,14 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
   step('service update replaces the tasks one at a time (containerd follows, the new env in their processes); a failing update pauses; rollback goes back', async () => {
     const before = await marks();
     expect(Object.values(before)).toEqual(['flag', 'flag', 'flag']);
+    // Bad input changes nothing: a flag that does not parse.
+    const inspect = async () => (await sc.json<Array<{ Version: { Index: number }; UpdateStatus?: unknown }>>('host1', 'service', 'inspect', 'web'))[0]!;
+    const version = (await inspect()).Version.Index;
+    const badFlag = await c.run('host1', ['service', 'update', '--limit-memory', '10x', 'web']);
+    expect(badFlag.code).toBe(1);
+    expect(badFlag.stderr).toMatch(/invalid --limit-memory "10x": use a number of bytes/);
+    expect((await inspect()).Version.Index).toBe(version);
+    expect((await inspect()).UpdateStatus).toBeUndefined();
     const t0 = Date.now();
     const out = await c.ok('host1', 'service', 'update', '--env-add', 'MARK=v2', '--update-parallelism', '1', '--update-monitor', '1s', 'web');
     timings.update3 = Date.now() - t0;
