@@ -154,6 +154,10 @@ export class ServiceApi {
           throw new CallError(grpc.status.ABORTED, `service ${cur.spec?.name} changed since version ${req.version} (now ${cur.meta.version}): read it again and retry`);
         }
         const next = plain(cur) as ServiceObject;
+        const name = spec ? spec.name : cur.previousSpec?.name;
+        if (name && name !== cur.spec?.name && tx.find(servicesTable, 'name', name).length > 0) {
+          throw new CallError(grpc.status.ALREADY_EXISTS, `a service named "${name}" already exists`);
+        }
         if (!spec) {
           // `service rollback`: the previous spec comes back, with the rollback settings.
           if (!cur.previousSpec) throw new CallError(grpc.status.FAILED_PRECONDITION, `service ${cur.spec?.name} has no previous spec to roll back to: it was never updated`);
@@ -162,9 +166,6 @@ export class ServiceApi {
           next.updateStatus = { state: api.UpdateState.UPDATE_ROLLBACK_STARTED, startedAt: Date.now(), completedAt: 0, message: 'manually requested rollback' } as never;
           tx.update(servicesTable, next);
           return;
-        }
-        if (spec.name !== cur.spec?.name && tx.find(servicesTable, 'name', spec.name).length > 0) {
-          throw new CallError(grpc.status.ALREADY_EXISTS, `a service named "${spec.name}" already exists`);
         }
         // Callers never see the stored credentials, so an update without any (scale) keeps them;
         // `--with-registry-auth` on an update would send new ones.

@@ -70,6 +70,16 @@ describe('service updates through the control API', () => {
     expect(svc.updateStatus?.message).toBe('manually requested rollback');
   });
 
+  it('refuses a rollback to a name another service took meanwhile, writing nothing', async () => {
+    await update('web', (s) => { s.name = 'web2'; });
+    await ctx.api.services.createService({ spec: { name: 'web', replicated: { replicas: 0 }, taskTemplate: { container: { image: 'busybox:1' } } } as never });
+    const renamed = await read('web2');
+    const err = await refusal(ctx.api.services.updateService({ serviceId: renamed.id, version: renamed.version, rollback: true }));
+    expect(err?.code).toBe(grpc.status.ALREADY_EXISTS);
+    expect(err?.message).toBe('a service named "web" already exists');
+    expect((await read('web2')).version).toBe(renamed.version);
+  });
+
   it('refuses a rollback of a service never updated, and a job\'s template change, writing nothing', async () => {
     await ctx.api.services.createService({ spec: { name: 'once', replicatedJob: { maxConcurrent: 1, totalCompletions: 1 }, taskTemplate: { container: { image: 'busybox:1' } } } as never });
     const job = await read('once');
