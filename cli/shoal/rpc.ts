@@ -2,8 +2,8 @@
 // --host a remote manager over mutual TLS (following it to the leader). Unary
 // calls (rpc) and server streams (stream) share the connection and the error
 // wording.
-import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
+import { readTlsFiles } from '../../proto/tlsfiles.js';
 import { call, callLeader, leaderHint, localClient, managerClient, triesElsewhere, type TlsMaterial } from '../../proto/client.js';
 
 /** A mistake in how the command was called (exit code 2). */
@@ -23,8 +23,11 @@ let client: grpc.Client | undefined;
 const remoteClients = new Map<string, grpc.Client>();
 
 function tlsMaterial(o: GlobalOpts): TlsMaterial {
-  const read = (f: string) => fs.readFileSync(f, 'utf8');
-  return { caPem: read(o.tlscacert!), certPem: read(o.tlscert!), keyPem: read(o.tlskey!) };
+  try {
+    return readTlsFiles({ caFile: o.tlscacert!, certFile: o.tlscert!, keyFile: o.tlskey! });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 /** The local daemon over its unix socket, or with --host a remote manager over mutual TLS. */

@@ -3,6 +3,7 @@
 // atomically (temp file, fsync, rename) so a crash never leaves half of it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { keyMatchesCert } from '../../proto/tlsfiles.js';
 
 export interface NodeState {
   nodeId: string;
@@ -30,13 +31,20 @@ function writeAtomic(file: string, data: string, mode = 0o600): void {
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, file);
-  const dfd = fs.openSync(path.dirname(file), 'r');
+  fsyncDir(path.dirname(file));
+}
+
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
   try {
-    fs.fsyncSync(dfd);
+    fs.fsyncSync(fd);
   } finally {
-    fs.closeSync(dfd);
+    fs.closeSync(fd);
   }
 }
+
+/** A certificate save under way: the new set, whole (see saveCerts). */
+const CERT_INTENT = 'certs/saving.json';
 
 export class StateDir {
   constructor(readonly dir: string) {
@@ -64,9 +72,16 @@ export class StateDir {
     writeAtomic(this.file('node.json'), JSON.stringify(s, null, 2));
   }
 
+  /**
+   * The node's certificates, after finishing a save a crash cut short. Throws
+   * if the key on disk is not the certificate's: the node could not prove who
+   * it is to any manager, so it must not start as if it could.
+   */
   loadCerts(): Certs | undefined {
+    this.finishCertSave();
+    let c: Certs;
     try {
-      return {
+      c = {
         caPem: fs.readFileSync(this.file('certs/ca.pem'), 'utf8'),
         certPem: fs.readFileSync(this.file('certs/node.pem'), 'utf8'),
         keyPem: fs.readFileSync(this.file('certs/node-key.pem'), 'utf8'),
@@ -75,13 +90,46 @@ export class StateDir {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
+    if (!keyMatchesCert(c.certPem, c.keyPem)) {
+      throw new Error(`${this.file('certs/node-key.pem')} is not the key of ${this.file('certs/node.pem')}: the node cannot prove its identity with them; put back the pair, or move ${this.dir} aside and join the node to the cluster again`);
+    }
+    return c;
   }
 
-  /** Key first, then the certificate that goes with it: a crash between leaves the old pair unusable only until the next renewal. */
+  /**
+   * The three files are replaced one by one, so the whole set is first written
+   * as one file (the intent), and removed once all three are in place: a crash
+   * in between is finished by the next load, never leaving a key with another
+   * certificate.
+   */
   saveCerts(c: Certs): void {
+    writeAtomic(this.file(CERT_INTENT), JSON.stringify(c));
+    this.writeCertFiles(c);
+    this.removeDurably(this.file(CERT_INTENT));
+  }
+
+  private writeCertFiles(c: Certs): void {
     writeAtomic(this.file('certs/ca.pem'), c.caPem, 0o644);
     writeAtomic(this.file('certs/node-key.pem'), c.keyPem);
     writeAtomic(this.file('certs/node.pem'), c.certPem, 0o644);
+  }
+
+  private finishCertSave(): void {
+    let intent: Certs;
+    try {
+      intent = JSON.parse(fs.readFileSync(this.file(CERT_INTENT), 'utf8')) as Certs;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      // writeAtomic renames only a complete file into place: an unreadable intent is damage, not a torn write.
+      throw new Error(`${this.file(CERT_INTENT)} is unreadable (${(e as Error).message}): remove it if certs/node.pem and certs/node-key.pem are a pair, else move ${this.dir} aside and join the node to the cluster again`);
+    }
+    this.writeCertFiles(intent);
+    this.removeDurably(this.file(CERT_INTENT));
+  }
+
+  private removeDurably(file: string): void {
+    fs.rmSync(file, { force: true });
+    fsyncDir(path.dirname(file));
   }
 
   /** When the node's certificate was last written (received), or undefined without one. */

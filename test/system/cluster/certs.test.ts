@@ -6,10 +6,11 @@
 // Needs root and the lab's packages (and a build): without them the suite is
 // skipped with the reason printed; under CI=true it fails instead.
 import { X509Certificate } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readTlsFiles } from '../../../proto/tlsfiles.js';
 import { ClusterLab, byHost, clusterPrerequisites, leaders, managerHosts, repo, sleep, summary, type NodeView } from './harness.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -56,7 +57,8 @@ describe.skipIf(pre.skip)('certificate renewal on lab hosts', () => {
 
     // Keep host2's first certificate: once it expires it must be refused.
     const certs = path.join(c.lab.hostState('host2').stateDir, 'certs');
-    for (const f of ['ca.pem', 'node.pem', 'node-key.pem']) copyFileSync(path.join(certs, f), path.join(saved, f));
+    const firstPair = readTlsFiles({ caFile: path.join(certs, 'ca.pem'), certFile: path.join(certs, 'node.pem'), keyFile: path.join(certs, 'node-key.pem') });
+    for (const [f, pem] of [['ca.pem', firstPair.caPem], ['node.pem', firstPair.certPem], ['node-key.pem', firstPair.keyPem]] as const) writeFileSync(path.join(saved, f), pem);
     const firstNotAfter = Date.parse(new X509Certificate(readFileSync(path.join(saved, 'node.pem'))).validTo);
 
     const first: Record<string, number> = {};

@@ -22,11 +22,10 @@ const grpc = createRequire(path.join(repo, 'package.json'))('@grpc/grpc-js');
 const { managerClient, call } = await load('dist/proto/client.js');
 const { ControlService, DispatcherService } = await load('dist/proto/services.js');
 
-const tls = { caPem: readFileSync(caFile, 'utf8') };
-if (certFile && keyFile) {
-  tls.certPem = readFileSync(certFile, 'utf8');
-  tls.keyPem = readFileSync(keyFile, 'utf8');
-}
+const { readTlsFiles } = await load('dist/proto/tlsfiles.js');
+
+// A node's live certs dir is read as a pair: it may be renewing right now.
+const tls = certFile && keyFile ? readTlsFiles({ caFile, certFile, keyFile }) : { caPem: readFileSync(caFile, 'utf8') };
 const client = managerClient(addr, tls);
 let result;
 try {

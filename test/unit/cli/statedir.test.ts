@@ -1,9 +1,10 @@
 // shoald's state directory is its owner's alone: it holds the node's key, the raft log
 // (the cluster CA's key, the registry credentials services carry) and the local socket.
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { StateDir } from '../../../cli/shoald/identity.js';
+import { RootCA } from '../../../manager/ca/index.js';
 import { tempDir } from '../../support/tempdir.js';
 
 const modeOf = (p: string) => statSync(p).mode & 0o777;
@@ -21,5 +22,59 @@ describe('shoald state directory', () => {
     new StateDir(dir);
     expect(modeOf(dir)).toBe(0o700);
     expect(modeOf(path.join(dir, 'certs'))).toBe(0o700);
+  });
+});
+
+describe('shoald state directory: certificates', () => {
+  const pair = (name: string) => {
+    const ca = RootCA.create({ clusterId: name });
+    return { caPem: ca.certPem, certPem: ca.certPem, keyPem: ca.keyPem! };
+  };
+  const a = pair('a');
+  const b = pair('b');
+  const certsOf = (dir: string) => readdirSync(path.join(dir, 'certs')).sort();
+
+  it('saves and loads the set, leaving no intent behind', () => {
+    const dir = tempDir('shoal-state-');
+    const s = new StateDir(dir);
+    expect(s.loadCerts()).toBeUndefined();
+    s.saveCerts(a);
+    expect(s.loadCerts()).toEqual(a);
+    s.saveCerts(b);
+    expect(new StateDir(dir).loadCerts()).toEqual(b);
+    expect(certsOf(dir)).toEqual(['ca.pem', 'node-key.pem', 'node.pem']);
+  });
+
+  it.each([
+    ['after the intent only', (_dir: string) => {}],
+    ['after the new key, before the new certificate', (dir: string) => writeFileSync(path.join(dir, 'certs', 'node-key.pem'), b.keyPem)],
+    ['after both files, before the intent was removed', (dir: string) => {
+      writeFileSync(path.join(dir, 'certs', 'node-key.pem'), b.keyPem);
+      writeFileSync(path.join(dir, 'certs', 'node.pem'), b.certPem);
+    }],
+  ])('a save cut short %s is finished by the next load', (_name, progress) => {
+    const dir = tempDir('shoal-state-');
+    new StateDir(dir).saveCerts(a);
+    writeFileSync(path.join(dir, 'certs', 'saving.json'), JSON.stringify(b));
+    progress(dir);
+    expect(new StateDir(dir).loadCerts()).toEqual(b);
+    expect(certsOf(dir)).toEqual(['ca.pem', 'node-key.pem', 'node.pem']);
+  });
+
+  it('refuses a key that is not the certificate\'s, saying what to do', () => {
+    const dir = tempDir('shoal-state-');
+    const s = new StateDir(dir);
+    s.saveCerts(a);
+    writeFileSync(path.join(dir, 'certs', 'node-key.pem'), b.keyPem);
+    expect(() => s.loadCerts()).toThrow(/node-key\.pem is not the key of .*node\.pem: .*put back the pair, or move .* aside and join the node to the cluster again/);
+  });
+
+  it('refuses an intent that does not parse, leaving the files as they were', () => {
+    const dir = tempDir('shoal-state-');
+    const s = new StateDir(dir);
+    s.saveCerts(a);
+    writeFileSync(path.join(dir, 'certs', 'saving.json'), '{"caPem": ');
+    expect(() => s.loadCerts()).toThrow(/saving\.json is unreadable .*remove it if certs\/node\.pem and certs\/node-key\.pem are a pair/);
+    expect(readFileSync(path.join(dir, 'certs', 'node.pem'), 'utf8')).toBe(a.certPem);
   });
 });
