@@ -160,8 +160,10 @@ export class Daemon {
 
   async start(): Promise<void> {
     await this.serveLocal();
-    this.node = this.dir.loadState();
-    this.certs = this.dir.loadCerts();
+    const saved = this.dir.load();
+    if (saved.droppedLeftovers) this.log.warn({ stateDir: this.dir.dir }, 'a swarm init, join or leave was cut short: removed the certificates and raft data it left');
+    this.node = saved.node;
+    this.certs = saved.certs;
     if (this.node && this.certs) {
       this.log.info({ node: this.node.nodeId, role: this.node.role }, 'rejoining the cluster with saved state');
       await this.activate();

@@ -59,6 +59,22 @@ export class StateDir {
     return path.join(this.dir, name);
   }
 
+  /**
+   * What the node keeps, as shoald starts. node.json is written last by init and join and removed
+   * first by leave: without it, certificates or raft data are from one a crash cut short and would
+   * be mistaken for the next one's, so they are removed. node.json without certificates is refused.
+   */
+  load(): { node?: NodeState; certs?: Certs; droppedLeftovers: boolean } {
+    const node = this.loadState();
+    const droppedLeftovers = !node && this.holdsClusterData();
+    if (droppedLeftovers) this.reset();
+    const certs = this.loadCerts();
+    if (node && !certs) {
+      throw new Error(`${this.file('node.json')} names node ${node.nodeId} but certs/ holds no certificates: the node cannot prove its identity; put them back, or move ${this.dir} aside and join the node to the cluster again`);
+    }
+    return { node, certs, droppedLeftovers };
+  }
+
   loadState(): NodeState | undefined {
     try {
       return JSON.parse(fs.readFileSync(this.file('node.json'), 'utf8')) as NodeState;
@@ -141,7 +157,19 @@ export class StateDir {
     }
   }
 
-  /** Forget the cluster: state, certificates and raft data. */
+  /** Whether certificates or raft data are there (node.json aside). */
+  private holdsClusterData(): boolean {
+    const nonEmpty = (d: string) => {
+      try {
+        return fs.readdirSync(this.file(d)).length > 0;
+      } catch {
+        return false;
+      }
+    };
+    return nonEmpty('certs') || nonEmpty('raft');
+  }
+
+  /** Forget the cluster: state (first: see load()), certificates and raft data. */
   reset(): void {
     for (const f of ['node.json', 'certs', 'raft']) fs.rmSync(this.file(f), { recursive: true, force: true });
     fs.mkdirSync(path.join(this.dir, 'certs'), { recursive: true, mode: 0o700 });

@@ -10,7 +10,7 @@
 // Needs root and the lab's packages (and a build): without them the suite is
 // skipped with the reason printed; under CI=true it fails instead.
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -394,4 +394,29 @@ describe.skipIf(pre.skip)('cluster on lab hosts: join, failover, recovery, refus
     await c.ok(S!, ['node', 'update', '--label-add', 'recovered=yes', 'host4']);
     expect((await c.inspect(S!, 'host4')).Spec.Labels.recovered).toBe('yes');
   }, 120_000);
+  it('a swarm init cut short by SIGKILL before it saved node.json: the restarted daemon drops its leftovers, and init then works', async () => {
+    // host6 is outside the cluster: it makes a cluster of its own here, and leaves it at the end.
+    const H = 'host6';
+    const state = c.lab.hostState(H).stateDir;
+    await c.ok(H, ['swarm', 'init', '--advertise-addr', c.addr(H)]);
+    await c.lab.killDaemon(H);
+    // What a crash between saving the certificates and raft data and saving node.json leaves.
+    rmSync(path.join(state, 'node.json'));
+    expect(readdirSync(path.join(state, 'certs')).length).toBeGreaterThan(0);
+    expect(existsSync(path.join(state, 'raft'))).toBe(true);
+
+    await c.lab.startDaemon(H);
+    await c.waitDaemon(H);
+    expect((await c.info(H)).LocalNodeState).toBe('inactive');
+    expect(c.log(H)).toContain('a swarm init, join or leave was cut short: removed the certificates and raft data it left');
+    expect(readdirSync(path.join(state, 'certs'))).toEqual([]);
+    expect(existsSync(path.join(state, 'raft'))).toBe(false);
+
+    // Before, the next init opened the old cluster's raft log under a new raft id and never led.
+    const out = await c.ok(H, ['swarm', 'init', '--advertise-addr', c.addr(H)], 60_000);
+    const id = /current node \((\w+)\) is now a manager/.exec(out)?.[1];
+    const ns = await c.waitNodes(`${H} to lead a cluster of its own`, H, (list) => list.length === 1 && leaders(list).join() === H, 30_000);
+    expect(ns[0]!.ID).toBe(id);
+    await c.ok(H, ['swarm', 'leave', '--force']);
+  }, 90_000);
 });

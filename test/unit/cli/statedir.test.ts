@@ -78,3 +78,40 @@ describe('shoald state directory: certificates', () => {
     expect(readFileSync(path.join(dir, 'certs', 'node.pem'), 'utf8')).toBe(a.certPem);
   });
 });
+
+describe('shoald state directory: what a start finds', () => {
+  const ca = RootCA.create({ clusterId: 'c' });
+  const certs = { caPem: ca.certPem, certPem: ca.certPem, keyPem: ca.keyPem! };
+  const node = { nodeId: 'n1', clusterId: 'c', role: 'manager' as const, raftId: 7, listenAddr: '10.0.0.1:4377', advertiseAddr: '10.0.0.1:4377', managers: [] };
+  const raftFile = (dir: string) => {
+    mkdirSync(path.join(dir, 'raft'), { recursive: true });
+    writeFileSync(path.join(dir, 'raft', 'wal-0'), 'x');
+  };
+
+  it.each([
+    ['nothing: a node that never joined', (_s: StateDir, _dir: string) => {}, { node: undefined, certs: undefined, droppedLeftovers: false }],
+    ['node.json and certificates: a member', (s: StateDir) => {
+      s.saveCerts(certs);
+      s.saveState(node);
+    }, { node, certs, droppedLeftovers: false }],
+    ['certificates without node.json: an init or join cut short', (s: StateDir) => s.saveCerts(certs), { node: undefined, certs: undefined, droppedLeftovers: true }],
+    ['raft data without node.json: a leave cut short', (_s: StateDir, dir: string) => raftFile(dir), { node: undefined, certs: undefined, droppedLeftovers: true }],
+  ])('%s', (_name, setup, want) => {
+    const dir = tempDir('shoal-state-');
+    setup(new StateDir(dir), dir);
+    expect(new StateDir(dir).load()).toEqual(want);
+    if (want.droppedLeftovers) {
+      expect(readdirSync(path.join(dir, 'certs'))).toEqual([]);
+      expect(readdirSync(dir).sort()).toEqual(['certs']);
+    }
+  });
+
+  it('refuses node.json without certificates, keeping both as they are', () => {
+    const dir = tempDir('shoal-state-');
+    const s = new StateDir(dir);
+    s.saveState(node);
+    raftFile(dir);
+    expect(() => s.load()).toThrow(/node\.json names node n1 but certs\/ holds no certificates: .*move .* aside and join the node to the cluster again/);
+    expect(readdirSync(dir).sort()).toEqual(['certs', 'node.json', 'raft']);
+  });
+});
