@@ -9,8 +9,10 @@
 //               are not yet running, or running for less than the delay; they
 //               use up the parallelism (0: no limit)
 //   failures    tasks of the new template made since the update started that
-//               failed or were rejected; above max_failure_ratio of the slots
-//               the failure action applies: pause, continue, or roll back
+//               were rejected, or failed before they ran or within the monitor
+//               period after they started running (as Swarm counts them);
+//               above max_failure_ratio of the slots the failure action
+//               applies: pause, continue, or roll back
 //   completed   no task of an older template is left and the new ones made by
 //               the update have run for the monitor period
 import type { ServiceObject, TaskObject } from '../cluster/tables.js';
@@ -68,7 +70,7 @@ export function planUpdate(input: UpdateInput): UpdateDecision {
   const out: UpdateDecision = { replace: [], startFirst };
   const old = units.filter(input.outdated);
   const byUpdate = (t: TaskObject) => Number(t.meta.createdAt) >= st.startedAt && !input.outdated(t);
-  const runningSince = (t: TaskObject) => (stateOf(t) === S.TASK_RUNNING ? Number(t.status?.timestamp ?? 0) : undefined);
+  const runningSince = (t: TaskObject) => (stateOf(t) === S.TASK_RUNNING ? startedAt(t) : undefined);
   const wake = (at: number) => {
     out.wakeAt = Math.min(out.wakeAt ?? at, at);
   };
@@ -126,11 +128,19 @@ export function planUpdate(input: UpdateInput): UpdateDecision {
  * Whether the update's failures pass its limit; if so, sets the decision's status (paused) or
  * rollback. Continue ignores failures.
  */
-function failed(input: UpdateInput, st: UpdateStatusLike, cfg: { failureAction?: number | null; maxFailureRatio?: number | null }, out: UpdateDecision): boolean {
+function failed(
+  input: UpdateInput, st: UpdateStatusLike, cfg: { failureAction?: number | null; maxFailureRatio?: number | null; monitorMs?: unknown }, out: UpdateDecision,
+): boolean {
   const action = Number(cfg.failureAction ?? api.UpdateFailureAction.FAILURE_ACTION_PAUSE);
   if (action === api.UpdateFailureAction.FAILURE_ACTION_CONTINUE) return false;
+  const monitorMs = Number(cfg.monitorMs ?? 0);
+  // A task that ran for the monitor period before it failed passed the update's watch.
+  const watched = (t: TaskObject) => {
+    const since = Number(t.status?.startedAt ?? 0);
+    return since === 0 || Number(t.status?.timestamp ?? 0) - since < monitorMs;
+  };
   const failures = input.tasks.filter((t) => Number(t.meta.createdAt) >= st.startedAt && !input.outdated(t)
-    && (stateOf(t) === S.TASK_FAILED || stateOf(t) === S.TASK_REJECTED));
+    && (stateOf(t) === S.TASK_FAILED || stateOf(t) === S.TASK_REJECTED) && watched(t));
   if (failures.length === 0) return false;
   const slots = Math.max(1, input.units.length);
   if (failures.length / slots <= Number(cfg.maxFailureRatio ?? 0)) return false;
@@ -144,4 +154,9 @@ function failed(input: UpdateInput, st: UpdateStatusLike, cfg: { failureAction?:
     out.status = { ...st, state: rollback ? U.UPDATE_ROLLBACK_PAUSED : U.UPDATE_PAUSED, message: `${rollback ? 'rollback' : 'update'} paused: ${why}` };
   }
   return true;
+}
+
+/** Since when a task runs: its container's start as the agent reported it (or, from an agent that does not say, its status time). */
+function startedAt(t: TaskObject): number {
+  return Number(t.status?.startedAt ?? 0) || Number(t.status?.timestamp ?? 0);
 }

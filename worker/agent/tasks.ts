@@ -549,7 +549,10 @@ export class TaskRunner {
       exitCode: s.exitCode ?? 0,
       timestamp: Date.now(),
       containerId: s.containerId ?? (t.hadContainer ? t.id : ''),
+      startedAt: 0,
     } as TaskStatus;
+    // Since when it runs, kept in what follows (a rolling update's monitor period counts from it).
+    status.startedAt = Number(prev?.startedAt ?? 0) || (s.state === S.TASK_RUNNING ? status.timestamp : 0);
     if (prev && prev.state === status.state && prev.exitCode === status.exitCode && prev.err === status.err) return;
     t.known = status;
     this.opts.logger.debug({ task: t.id, state: api.TaskState[s.state], err: status.err || undefined }, 'task runner: task state');
@@ -585,5 +588,6 @@ function normalize(s: NonNullable<Task['status']>): TaskStatus {
     exitCode: Number(s.exitCode ?? 0),
     timestamp: Number(s.timestamp ?? 0),
     containerId: s.containerId ?? '',
+    startedAt: Number(s.startedAt ?? 0),
   } as TaskStatus;
 }

@@ -115,9 +115,12 @@ describe('TaskRunner lifecycle', () => {
       const h = harness();
       h.runner.assign(full(task('t1')));
       await reach(h, 't1', RUNNING);
+      const running = h.last('t1')!;
+      // Since when it runs, in the running status and every later one (a rolling update's monitor counts from it).
+      expect(running.startedAt).toBe(running.timestamp);
       h.rt.exit('t1', c.code);
       await reach(h, 't1', c.want.state!);
-      expect(h.last('t1')).toMatchObject({ ...c.want, containerId: 't1' });
+      expect(h.last('t1')).toMatchObject({ ...c.want, containerId: 't1', startedAt: running.startedAt });
       expect(h.states('t1')).toEqual([...LIFECYCLE, c.want.state]);
     });
   }
@@ -128,6 +131,7 @@ describe('TaskRunner lifecycle', () => {
     await reach(h, 't1', REJECTED);
     expect(h.states('t1')).toEqual([ACCEPTED, PREPARING, REJECTED]);
     expect(h.last('t1')!.err).toContain('shoal.local/nope:7');
+    expect(h.last('t1')!.startedAt).toBe(0);
     expect(h.rt.count('create')).toBe(0);
   });
 

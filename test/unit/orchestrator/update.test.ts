@@ -82,10 +82,16 @@ class Sim {
         const left = this.failing.get(img) ?? 0;
         const fails = left > 0;
         if (fails) this.failing.set(img, left - 1);
-        return { ...t, status: { ...t.status, state: fails ? S.TASK_FAILED : S.TASK_RUNNING, err: fails ? 'task: non-zero exit (1)' : '', timestamp: this.now } } as TaskObject;
+        return { ...t, status: { ...t.status, state: fails ? S.TASK_FAILED : S.TASK_RUNNING, err: fails ? 'task: non-zero exit (1)' : '', timestamp: this.now, startedAt: fails ? 0 : this.now } } as TaskObject;
       }
       return t;
     });
+  }
+
+  /** The running tasks of an image exit 1 now, as containers that ran a while (the agent keeps their start). */
+  crash(image: string): void {
+    this.tasks = this.tasks.map((t) => (Number(t.status?.state) === S.TASK_RUNNING && t.spec?.container?.image === image
+      ? { ...t, status: { ...t.status, state: S.TASK_FAILED, err: 'task: non-zero exit (1)', timestamp: this.now } } as TaskObject : t));
   }
 
   /** Passes and agent rounds until nothing changes (time stands still). */
@@ -181,6 +187,21 @@ describe('rolling updates (stop-first)', () => {
     // Paused means paused: later passes replace nothing more.
     sim.now += 60_000;
     expect(sim.pass().create).toHaveLength(0);
+  });
+
+  it.each([
+    ['within the monitor period after it started counts: the update pauses', 4_999, U.UPDATE_PAUSED],
+    ['after it ran for the monitor period does not count: the update goes on', 5_000, U.UPDATE_UPDATING],
+  ])('a new task failing %s', (_name, ranMs, state) => {
+    const sim = new Sim('replicated', 3, { parallelism: 1, delayMs: 60_000, monitorMs: 5_000 });
+    sim.updateImage('app:2');
+    sim.pass();
+    sim.agents();
+    expect(sim.running()).toEqual({ 'app:1': 2, 'app:2': 1 });
+    sim.now += ranMs;
+    sim.crash('app:2');
+    sim.pass();
+    expect(sim.state).toBe(state);
   });
 
   it('failures up to max_failure_ratio of the slots are tolerated', () => {
