@@ -130,7 +130,7 @@ interface Group {
   /** How many of its latest ended tasks in a row were rejected, and the newest of them. */
   rejections: number;
   lastRejected?: Task;
-  /** An earlier task of the group that failed or was rejected (the one `task` retries). */
+  /** An earlier task of the group, of the same template, that failed or was rejected (the one `task` retries). */
   previousFailure?: Task;
 }
 
@@ -166,7 +166,8 @@ function groupTasks(tasks: Task[], mode: ModeName): Group[] {
       lastRejected ??= t;
     }
     const older = list.slice(list.indexOf(task) + 1);
-    const previousFailure = older.find((t) => t.status?.state === S.TASK_FAILED || t.status?.state === S.TASK_REJECTED);
+    // Of the same template only: after an update, an old spec's failure says nothing of the new task.
+    const previousFailure = older.find((t) => (t.status?.state === S.TASK_FAILED || t.status?.state === S.TASK_REJECTED) && templateChanges(t.spec, task.spec).length === 0);
     out.push({ key, slot: n(task.slot), nodeId: task.nodeId ?? '', task, live: !!current, rejections, lastRejected, previousFailure });
   }
   out.sort((a, b) => a.slot - b.slot || a.nodeId.localeCompare(b.nodeId));

@@ -87,6 +87,16 @@ describe('a replicated service converging', () => {
     expect(texts(f)).toEqual(['overall progress: 1 out of 2 tasks', '1/2: starting last attempt failed: old', `2/2: running   ${FULL}`]);
   });
 
+  it('a slot\'s new task of another template (an update) does not show the old one\'s failure as its last attempt', () => {
+    const c = new Convergence({ stableMs: 0 });
+    const spec = (image: string) => ({ container: { image } });
+    const old = task(1, S.TASK_FAILED, { desiredState: S.TASK_SHUTDOWN, spec: spec('busybox:1'), status: { state: S.TASK_FAILED, err: 'task: non-zero exit (3)' } });
+    const cur = task(1, S.TASK_STARTING, { spec: spec('busybox:2') });
+    expect(texts(c.observe(obs(svc({ replicated: { replicas: 1 } }), [old, cur], T0)))[1]).toMatch(/^1\/1: starting +\[=+>/);
+    const retry = task(1, S.TASK_STARTING, { spec: spec('busybox:1') });
+    expect(texts(c.observe(obs(svc({ replicated: { replicas: 1 } }), [old, retry], T0)))[1]).toBe('1/1: starting last attempt failed: task: non-zero exit (3)');
+  });
+
   it('scaling down: converges only once the extra tasks are no longer wanted', () => {
     const c = new Convergence({ stableMs: 0 });
     const s = svc({ replicated: { replicas: 1 } });
