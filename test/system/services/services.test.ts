@@ -231,7 +231,12 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     // A wrong password: the refusal says whose credentials were refused.
     expect((await create('private', 1, login('wrong'), '--detach', '--with-registry-auth')).code).toBe(0);
     expect(await rejection('private')).toMatch(/refused .*\(with the username and password the service carries/);
+    // `service update --with-registry-auth` with the right login mends it: the slot's next task pulls and runs.
+    const mended = await c.run('host1', ['service', 'update', '--detach', '--with-registry-auth', 'private'], 60_000, login(LAB_REGISTRY_PASSWORD));
+    expect(mended.code, mended.stderr).toBe(0);
+    await sc.waitContainers('the private task running once it has the right login', 'private', (p) => runningTotal(p) === 1, 60_000);
     await c.ok('host1', 'service', 'rm', 'private');
+    await sc.waitContainers('private gone', 'private', (p) => allTotal(p) === 0, 60_000);
 
     const right = login(LAB_REGISTRY_PASSWORD);
     expect((await create('private', 2, right, '--with-registry-auth')).code).toBe(0);
@@ -280,6 +285,19 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     await sc.waitContainers('agent on the new host5', 'agent', (p) => p.host5!.running === 1, 60_000);
     const fresh = (await c.nodes('host1')).find((n) => n.Description.Hostname === 'host5')!;
     expect(fresh.ID).not.toBe(old.ID);
+
+    // A rolling update of a global service: two nodes at a time, each node's task replaced by one
+    // with the new env, still one per node.
+    const oldIds = Object.keys(await sc.envOf('agent', 'MARK'));
+    expect(oldIds).toHaveLength(5);
+    const out = await c.ok('host1', 'service', 'update', '--env-add', 'MARK=g2', '--update-parallelism', '2', '--update-monitor', '500ms', 'agent');
+    expect(out).toMatch(/verify: Service converged\n$/);
+    const marked = await waitFor('5 containers with MARK=g2', async () => {
+      const m = await sc.envOf('agent', 'MARK');
+      return Object.keys(m).length === 5 && Object.values(m).every((v) => v === 'g2') ? m : undefined;
+    }, 30_000, 300);
+    expect(Object.keys(marked).filter((id) => oldIds.includes(id))).toEqual([]);
+    await sc.waitContainers('one new task per host, the old ones gone', 'agent', (p) => Object.values(p).every((x) => x.running === 1 && x.all === 1));
     await c.ok('host1', 'service', 'rm', 'agent');
   });
 
