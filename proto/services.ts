@@ -107,7 +107,7 @@ export const LocalService = {
   leave: unary('Local', 'Leave', c<InstanceType<Api['LeaveRequest']>>(api.LeaveRequest), c<InstanceType<Api['Empty']>>(api.Empty)),
   info: unary('Local', 'Info', c<InstanceType<Api['Empty']>>(api.Empty), c<InstanceType<Api['InfoResponse']>>(api.InfoResponse)),
   /** Loads an OCI image tarball into this host's runtime (hosts without a registry). */
-  loadImage: unary('Local', 'LoadImage', c<M<'LoadImageRequest'>>(api.LoadImageRequest), c<M<'LoadImageResponse'>>(api.LoadImageResponse)),
+  loadImage: serverStream('Local', 'LoadImage', c<M<'LoadImageRequest'>>(api.LoadImageRequest), c<M<'PullProgress'>>(api.PullProgress)),
   /** The images in this host's runtime. */
   listImages: unary('Local', 'ListImages', c<InstanceType<Api['Empty']>>(api.Empty), c<M<'ListImagesResponse'>>(api.ListImagesResponse)),
   /**

@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
+import type * as grpc from '@grpc/grpc-js';
 import { SHOAL_VERSION } from '../../proto/client.js';
 import { ControlService, LocalService, api, type Node } from '../../proto/services.js';
 import { ago, parseDuration, shortDigest, table, titleCase } from './format.js';
@@ -183,6 +184,23 @@ swarm.command('update')
     out('Swarm updated.');
   });
 
+/**
+ * An image call that streams its layers' steps (pull, load): drawn on stderr as Docker draws them
+ * (unless quiet); every message also goes to `onMessage`, the last one says what was done.
+ */
+async function layerSteps<Req, Res extends { id?: string | null; status?: string | null; current?: unknown; total?: unknown }>(
+  method: grpc.MethodDefinition<Req, Res>, req: Req, quiet: boolean, onMessage: (m: Res) => void,
+): Promise<void> {
+  const display = new PullDisplay();
+  const writer = new ProgressWriter((s) => process.stderr.write(s), !!process.stderr.isTTY, process.stderr.columns ?? 0);
+  await stream(method, req as never, (m) => {
+    onMessage(m);
+    if (quiet || !m.status) return;
+    display.add({ id: m.id ?? '', status: m.status, current: Number(m.current ?? 0), total: Number(m.total ?? 0) });
+    writer.draw(display.frame());
+  }).done;
+}
+
 // ---- image ----
 const image = program.command('image').description('Manage images on this node');
 
@@ -190,11 +208,16 @@ image.command('load')
   .description("Load an OCI image layout tarball into this node's container runtime (for hosts without a registry)")
   .argument('<tar>', 'the tarball (index.json, blobs/sha256/...)')
   .option('--name <ref>', 'name an unnamed single image')
-  .action(async (tar: string, o: { name?: string }) => {
+  .option('-q, --quiet', 'no progress, only the result')
+  .action(async (tar: string, o: { name?: string; quiet?: boolean }) => {
     const abs = path.resolve(tar);
     if (!fs.existsSync(abs)) throw new UsageError(`no such file: ${tar}`);
-    const res = await rpc(LocalService.loadImage, { path: abs, name: o.name ?? '' } as never, 300_000);
-    for (const n of res.names ?? []) out(`Loaded image: ${n}`);
+    let names: string[] | undefined;
+    await layerSteps(LocalService.loadImage, { path: abs, name: o.name ?? '' }, !!o.quiet, (m) => {
+      if (m.loaded?.length) names = m.loaded;
+    });
+    if (!names) throw new Error(`the load of ${tar} ended without saying what it loaded: see shoald's log`);
+    for (const n of names) out(`Loaded image: ${n}`);
   });
 
 image.command('ls')
@@ -217,16 +240,10 @@ image.command('pull')
   .option('-q, --quiet', 'no progress, only the result')
   .action(async (name: string, o: { quiet?: boolean }) => {
     if (!o.quiet) process.stderr.write(`Pulling ${name} ...\n`);
-    const display = new PullDisplay();
-    const writer = new ProgressWriter((s) => process.stderr.write(s), !!process.stderr.isTTY, process.stderr.columns ?? 0);
     let pulled: { name?: string | null; digest?: string | null } | null | undefined;
-    await stream(LocalService.pullImage, { name } as never, (m) => {
+    await layerSteps(LocalService.pullImage, { name }, !!o.quiet, (m) => {
       if (m.pulled) pulled = m.pulled;
-      else if (!o.quiet) {
-        display.add({ id: m.id ?? '', status: m.status ?? '', current: Number(m.current ?? 0), total: Number(m.total ?? 0) });
-        writer.draw(display.frame());
-      }
-    }).done;
+    });
     if (!pulled) throw new Error(`the pull of ${name} ended without saying what it pulled: see shoald's log`);
     out(`Pulled: ${pulled.name}\nDigest: ${pulled.digest}`);
   });

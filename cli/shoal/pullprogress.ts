@@ -1,4 +1,4 @@
-// `image pull`'s display, pure: a line per layer as Docker draws it
+// `image pull`'s and `image load`'s display, pure: a line per layer as Docker draws it
 // ("3f4d90098f5b: Downloading [=====>     ]  1.2MB/3.4MB"), updated in place
 // by ProgressWriter on a terminal; elsewhere a line each time a layer's status
 // changes (not at every byte count).
@@ -17,7 +17,7 @@ const BAR = 50;
 
 /** Docker's meter: ` [====>    ] 1.2MB/3.4MB` while bytes move and their total is known, else nothing. */
 export function meter(p: PullStep): string {
-  if (!(p.total > 0) || !/^(Downloading|Extracting)$/.test(p.status)) return '';
+  if (!(p.total > 0) || !/^(Downloading|Extracting|Loading layer)$/.test(p.status)) return '';
   const filled = Math.min(BAR, Math.floor((BAR * Math.max(0, p.current)) / p.total));
   const head = filled < BAR ? '>' : '';
   return ` [${'='.repeat(filled)}${head}${' '.repeat(BAR - filled - head.length)}] ${bytesHuman(p.current)}/${bytesHuman(p.total)}`;

@@ -185,9 +185,9 @@ export class Daemon {
       join: unaryHandler((c) => this.join(c.request)),
       leave: unaryHandler((c) => this.leave(c.request.force)),
       info: unaryHandler(() => this.info()),
-      loadImage: unaryHandler((c) => this.withRuntime(
-        async (rt) => ({ names: (await rt.loadImage(c.request.path, c.request.name || undefined)).map((i) => i.name) }) as never,
-        (rt, e) => new CallError(grpc.status.INVALID_ARGUMENT, `cannot load ${c.request.path}: ${e.message}`),
+      loadImage: (call: grpc.ServerWritableStream<InstanceType<typeof api.LoadImageRequest>, unknown>) => this.stepsThenResult(call, (onProgress) => this.withRuntime(
+        async (rt) => ({ loaded: (await rt.loadImage(call.request.path, call.request.name || undefined, { onProgress })).map((i) => i.name) }),
+        (rt, e) => new CallError(grpc.status.INVALID_ARGUMENT, `cannot load ${call.request.path}: ${e.message}`),
       )),
       listImages: unaryHandler(() => this.withRuntime(
         async (rt) => ({ images: await rt.listImages() }) as never,
@@ -277,20 +277,25 @@ export class Daemon {
 
   /** PullImage: the pull's steps as they happen, then the image. */
   private pullImage(call: grpc.ServerWritableStream<InstanceType<typeof api.PullImageRequest>, unknown>): void {
+    this.stepsThenResult(call, async (onProgress) => {
+      const name = checkedImageRef(call.request.name);
+      const pulled = await this.withRuntime((rt) => rt.pullImage(name, { onProgress }), (rt, e) => imageCallError(e, `cannot pull ${name} into ${rt.endpoint}`));
+      return { pulled };
+    });
+  }
+
+  /** An image call that streams its layers' steps (PullImage, LoadImage), then the message saying what it did. */
+  private stepsThenResult(call: grpc.ServerWritableStream<unknown, unknown>, run: (onProgress: (p: PullProgress) => void) => Promise<object>): void {
     let open = true;
     call.on('cancelled', () => (open = false));
-    const pull = async () => {
-      const name = checkedImageRef(call.request.name);
-      const onProgress = (p: PullProgress) => {
-        if (open) call.write({ id: p.id, status: p.status, current: p.current ?? 0, total: p.total ?? 0 });
-      };
-      const img = await this.withRuntime((rt) => rt.pullImage(name, { onProgress }), (rt, e) => imageCallError(e, `cannot pull ${name} into ${rt.endpoint}`));
-      if (open) {
-        call.write({ pulled: img });
-        call.end();
-      }
+    const onProgress = (p: PullProgress) => {
+      if (open) call.write({ id: p.id, status: p.status, current: p.current ?? 0, total: p.total ?? 0 });
     };
-    pull().catch((e: unknown) => call.emit('error', statusOf(e)));
+    run(onProgress).then((last) => {
+      if (!open) return;
+      call.write(last);
+      call.end();
+    }).catch((e: unknown) => call.emit('error', statusOf(e)));
   }
 
   /** Runs f on the task runner's runtime, or on one opened for the call (before the node has tasks); its errors go through refuse. */

@@ -183,23 +183,31 @@ export class RegistryClient {
   }
 }
 
-const isLayer = (d: Descriptor): boolean => /layer|rootfs\.diff/.test(d.mediaType);
+export const isLayer = (d: Descriptor): boolean => /layer|rootfs\.diff/.test(d.mediaType);
 
-/** A layer's bytes passed on, with Downloading as they arrive (at most every 100 ms) and Download complete at the end. */
-async function* reporting(body: AsyncIterable<Uint8Array>, d: Descriptor, onProgress: (p: PullProgress) => void): AsyncIterable<Uint8Array> {
+/** The words of a layer's progress: while its bytes move, and once they all did. */
+export interface ProgressWords {
+  moving: string;
+  done: string;
+}
+
+const DOWNLOAD: ProgressWords = { moving: 'Downloading', done: 'Download complete' };
+
+/** A layer's bytes passed on, with `moving` as they arrive (at most every 100 ms) and `done` at the end. */
+export async function* reporting(body: AsyncIterable<Uint8Array>, d: Descriptor, onProgress: (p: PullProgress) => void, words = DOWNLOAD): AsyncIterable<Uint8Array> {
   const id = shortLayerId(d.digest);
   let current = 0;
   let last = 0;
-  onProgress({ id, status: 'Downloading', current, total: d.size });
+  onProgress({ id, status: words.moving, current, total: d.size });
   for await (const chunk of body) {
     current += chunk.byteLength;
     if (Date.now() - last >= 100) {
       last = Date.now();
-      onProgress({ id, status: 'Downloading', current, total: d.size });
+      onProgress({ id, status: words.moving, current, total: d.size });
     }
     yield chunk;
   }
-  onProgress({ id, status: 'Download complete', current, total: d.size });
+  onProgress({ id, status: words.done, current, total: d.size });
 }
 
 /** The part of the image store a pull writes to (containerd's ImageStore fits). */

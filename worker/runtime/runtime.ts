@@ -118,6 +118,11 @@ export interface ImagePullOptions {
   onProgress?: (p: PullProgress) => void;
 }
 
+export interface ImageLoadOptions {
+  /** Told of each layer's Loading layer (bytes so far of all), Load complete or Already exists (`shoal image load`'s display). */
+  onProgress?: (p: PullProgress) => void;
+}
+
 /** The short form of a digest Docker shows for layers. */
 export const shortLayerId = (digest: string): string => digest.replace(/^sha256:/, '').slice(0, 12);
 
@@ -167,7 +172,7 @@ export interface Runtime {
    * org.opencontainers.image.ref.name annotations) is registered; `name` names
    * an unnamed single image. Returns what was registered.
    */
-  loadImage(tarPath: string, name?: string): Promise<ImageInfo[]>;
+  loadImage(tarPath: string, name?: string, opts?: ImageLoadOptions): Promise<ImageInfo[]>;
   /**
    * Fetch the image from its registry even when present (a tag may have moved), and make it
    * available for create(). Throws ImageNotFoundError when the registry has no such image.

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ContainerdRuntime } from '../../../worker/runtime/containerd/runtime.js';
-import { ContainerNotFoundError, ImageNotFoundError, type ContainerSpec } from '../../../worker/runtime/runtime.js';
+import { ContainerNotFoundError, ImageNotFoundError, shortLayerId, type ContainerSpec, type PullProgress } from '../../../worker/runtime/runtime.js';
 import { buildBusyboxImage, writeImage } from '../../../deploy/images/busybox.js';
 import { RegistryPuller } from '../../../worker/runtime/registry.js';
 import { RegistryAuthFile } from '../../../worker/runtime/registryauth.js';
@@ -91,9 +91,20 @@ describe.skipIf(problems.length > 0 && !inCI)('containerd runtime (private conta
     const img = buildBusyboxImage({ name: IMAGE });
     const tarPath = join(dir, 'busybox.tar');
     writeImage(img, tarPath);
-    const loaded = await rt.loadImage(tarPath);
+    const steps: PullProgress[] = [];
+    const loaded = await rt.loadImage(tarPath, undefined, { onProgress: (p) => steps.push(p) });
     expect(loaded).toEqual([{ name: IMAGE, digest: img.manifest.digest }]);
-    expect(await rt.loadImage(tarPath)).toEqual(loaded);
+    // `image load`'s display: each layer loaded with its byte counts (or found there already).
+    for (const l of img.layers) {
+      const mine = steps.filter((p) => p.id === shortLayerId(l.digest));
+      const last = mine.at(-1);
+      if (last?.status === 'Already exists') continue;
+      expect(mine[0]).toEqual({ id: shortLayerId(l.digest), status: 'Loading layer', current: 0, total: l.size });
+      expect(last).toEqual({ id: shortLayerId(l.digest), status: 'Load complete', current: l.size, total: l.size });
+    }
+    const again: PullProgress[] = [];
+    expect(await rt.loadImage(tarPath, undefined, { onProgress: (p) => again.push(p) })).toEqual(loaded);
+    expect(again).toEqual(img.layers.map((l) => ({ id: shortLayerId(l.digest), status: 'Already exists' })));
     expect(await rt.ensureImage(IMAGE)).toEqual({ name: IMAGE, digest: img.manifest.digest });
     const listed = await rt.listImages();
     // Its size: config and layers as stored.

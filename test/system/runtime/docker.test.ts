@@ -73,8 +73,11 @@ describe.skipIf(problems.length > 0 && !inCI)('Docker runtime (private dockerd)'
     const img = buildBusyboxImage({ name: IMAGE });
     const tarPath = join(dir, 'busybox.tar');
     writeImage(img, tarPath);
-    const loaded = await rt.loadImage(tarPath);
+    const steps: PullProgress[] = [];
+    const loaded = await rt.loadImage(tarPath, undefined, { onProgress: (p) => steps.push(p) });
     expect(loaded).toEqual([{ name: IMAGE, digest: img.manifest.digest }]);
+    // The engine's own steps for `image load`'s display: its layers loaded, with byte counts.
+    expect(steps.some((p) => p.status === 'Loading layer' && (p.total ?? 0) > 0), JSON.stringify(steps)).toBe(true);
     expect(await rt.loadImage(tarPath)).toEqual(loaded);
     expect(await rt.ensureImage(IMAGE)).toEqual({ name: IMAGE, digest: img.manifest.digest });
     // Listed under its name with the manifest digest (the engine keeps none for a loaded image), in name order.

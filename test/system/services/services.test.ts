@@ -70,7 +70,14 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
   });
 
   step('`image load` puts an OCI tarball into a host\'s runtime', async () => {
-    expect(await c.ok('host2', 'image', 'load', c.imageTar)).toMatch(/Loaded image: shoal.local\/busybox:1/);
+    const load = await c.shoal('host2', 'image', 'load', c.imageTar);
+    expect(load.code, load.stderr).toBe(0);
+    expect(load.stdout).toMatch(/Loaded image: shoal.local\/busybox:1/);
+    // Its layer's progress, a line per status off a terminal (preloaded: there already).
+    expect(load.stderr).toMatch(/^[0-9a-f]{12}: (Load complete|Already exists)$/m);
+    const quiet = await c.shoal('host2', 'image', 'load', '-q', c.imageTar);
+    expect(quiet.stdout).toMatch(/Loaded image: shoal.local\/busybox:1/);
+    expect(quiet.stderr).toBe('');
     const r = await c.shoal('host2', 'image', 'load', '/nonexistent.tar');
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/no such file: \/nonexistent.tar/);

@@ -1,4 +1,4 @@
-// `image pull`'s display: a line per layer in the order first seen, Docker's meter while
+// `image pull`'s (and `image load`'s) display: a line per layer in the order first seen, Docker's meter while
 // bytes move, and for a non-terminal a signature that changes with the status only.
 import { describe, expect, it } from 'vitest';
 import { PullDisplay, meter } from '../../../cli/shoal/pullprogress.js';
@@ -12,6 +12,10 @@ describe('image pull display', () => {
     ['no total known', { current: 10, total: 0 }, ''],
   ])('meter: %s', (_name, p, want) => {
     expect(meter({ id: 'a', status: 'Downloading', ...p })).toBe(want);
+  });
+
+  it('image load\'s Loading layer has the meter too', () => {
+    expect(meter({ id: 'a', status: 'Loading layer', current: 1024, total: 2048 })).toBe(` [${'='.repeat(25)}>${' '.repeat(24)}] 1KiB/2KiB`);
   });
 
   it('no meter for a status without bytes moving', () => {

@@ -30,7 +30,8 @@ import {
 } from '../oci.js';
 import { indexTar, readTarEntry, type TarEntry } from '../tar.js';
 import { normalizeRef } from '../reference.js';
-import { ImageNotFoundError, type ImageInfo, type ListedImage } from '../runtime.js';
+import { ImageNotFoundError, shortLayerId, type ImageInfo, type ImageLoadOptions, type ListedImage } from '../runtime.js';
+import { isLayer, reporting } from '../registry.js';
 
 const WriteAction = containerd.services.content.v1.WriteAction;
 const CHUNK = 1024 * 1024;
@@ -328,7 +329,7 @@ export class ImageStore {
 
   // --- loading an OCI layout tarball ----------------------------------------------------------
 
-  async loadOciTar(path: string, nameOverride?: string): Promise<ImageInfo[]> {
+  async loadOciTar(path: string, nameOverride?: string, opts: ImageLoadOptions = {}): Promise<ImageInfo[]> {
     const entries = await indexTar(path);
     const indexEntry = entries.get('index.json');
     if (!indexEntry) {
@@ -354,7 +355,11 @@ export class ImageStore {
       },
       stream: async (d) => {
         const e = entryOf(d);
-        return e.size ? createReadStream(path, { start: e.offset, end: e.offset + e.size - 1, highWaterMark: CHUNK }) : (async function* () {})();
+        const body: AsyncIterable<Uint8Array> = e.size ? createReadStream(path, { start: e.offset, end: e.offset + e.size - 1, highWaterMark: CHUNK }) : (async function* () {})();
+        return opts.onProgress && isLayer(d) ? reporting(body, d, opts.onProgress, LOADING) : body;
+      },
+      present: (d) => {
+        if (isLayer(d)) opts.onProgress?.({ id: shortLayerId(d.digest), status: 'Already exists' });
       },
     };
 
@@ -381,6 +386,9 @@ export class ImageStore {
     });
   }
 }
+
+/** `image load`'s words for a layer, as Docker's load says them. */
+const LOADING = { moving: 'Loading layer', done: 'Load complete' };
 
 /** Where ingest() gets blobs from: a tarball, a registry. */
 export interface BlobSource {

@@ -28,6 +28,7 @@ import {
   type ContainerState,
   type ImageInfo,
   type ListedImage,
+  type ImageLoadOptions,
   type ImagePullOptions,
   type PullProgress,
   type Runtime,
@@ -269,9 +270,9 @@ export class ContainerdRuntime implements Runtime {
     return { name: r.name, digest: r.target.digest };
   }
 
-  loadImage(tarPath: string, name?: string): Promise<ImageInfo[]> {
+  loadImage(tarPath: string, name?: string, opts?: ImageLoadOptions): Promise<ImageInfo[]> {
     this.freshImages.clear();
-    return this.images.loadOciTar(tarPath, name).finally(() => this.freshImages.clear());
+    return this.images.loadOciTar(tarPath, name, opts).finally(() => this.freshImages.clear());
   }
 
   async listImages(): Promise<ListedImage[]> {

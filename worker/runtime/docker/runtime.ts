@@ -29,6 +29,7 @@ import {
   type ContainerState,
   type ImageInfo,
   type ListedImage,
+  type ImageLoadOptions,
   type ImagePullOptions,
   type PullProgress,
   type Runtime,
@@ -434,7 +435,7 @@ export class DockerRuntime implements Runtime {
     return info;
   }
 
-  async loadImage(tarPath: string, name?: string): Promise<ImageInfo[]> {
+  async loadImage(tarPath: string, name?: string, opts: ImageLoadOptions = {}): Promise<ImageInfo[]> {
     const plan = await planLoad(tarPath, name);
     const body = saveArchive(plan);
     const ac = new AbortController();
@@ -445,8 +446,9 @@ export class DockerRuntime implements Runtime {
     });
     let error: string | undefined;
     try {
-      const res = await this.docker.loadImage(body, { quiet: true, abortSignal: ac.signal });
-      error = await followStream(res);
+      // Not quiet: the engine then says Loading layer with its byte counts.
+      const res = await this.docker.loadImage(body, { quiet: !opts.onProgress, abortSignal: ac.signal });
+      error = await followStream(res, opts.onProgress);
     } catch (e) {
       if (sourceError) throw sourceError;
       throw this.engineError(`load ${tarPath}`, e);
