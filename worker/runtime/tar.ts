@@ -134,3 +134,14 @@ export async function readTarEntry(path: string, entry: TarEntry): Promise<Buffe
     await fh.close();
   }
 }
+
+/** indexTar for an image tarball to load: a file that is no tar says so, and what to give instead. */
+export async function indexImageTar(path: string): Promise<Map<string, TarEntry>> {
+  try {
+    return await indexTar(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code) throw e; // cannot be read at all (missing, a directory, ...)
+    const why = (e as Error).message.replace(`${path}: `, '');
+    throw new Error(`not a tar file (${why}): give an OCI image layout tarball (index.json, blobs/sha256/...)`);
+  }
+}

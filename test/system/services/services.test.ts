@@ -78,6 +78,12 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     const quiet = await c.shoal('host2', 'image', 'load', '-q', c.imageTar);
     expect(quiet.stdout).toMatch(/Loaded image: shoal.local\/busybox:1/);
     expect(quiet.stderr).toBe('');
+    // A file that is not an OCI layout: refused by shoald with what is wrong, over the same stream.
+    const notTar = path.join(tempDir('shoal-notar-'), 'notes.tar');
+    writeFileSync(notTar, 'not a tarball\n');
+    const bad = await c.shoal('host2', 'image', 'load', notTar);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(new RegExp(`cannot load ${notTar.replace(/\./g, '\\.')}: not a tar file \\(.*\\): give an OCI image layout tarball`));
     const r = await c.shoal('host2', 'image', 'load', '/nonexistent.tar');
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/no such file: \/nonexistent.tar/);

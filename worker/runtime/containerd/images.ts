@@ -28,7 +28,7 @@ import {
   type Index,
   type Manifest,
 } from '../oci.js';
-import { indexTar, readTarEntry, type TarEntry } from '../tar.js';
+import { indexImageTar, readTarEntry, type TarEntry } from '../tar.js';
 import { normalizeRef } from '../reference.js';
 import { ImageNotFoundError, shortLayerId, type ImageInfo, type ImageLoadOptions, type ListedImage } from '../runtime.js';
 import { isLayer, reporting } from '../registry.js';
@@ -330,7 +330,7 @@ export class ImageStore {
   // --- loading an OCI layout tarball ----------------------------------------------------------
 
   async loadOciTar(path: string, nameOverride?: string, opts: ImageLoadOptions = {}): Promise<ImageInfo[]> {
-    const entries = await indexTar(path);
+    const entries = await indexImageTar(path);
     const indexEntry = entries.get('index.json');
     if (!indexEntry) {
       const docker = entries.has('manifest.json') ? ' (it looks like a `docker save` archive; only OCI layouts are supported)' : '';

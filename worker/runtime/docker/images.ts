@@ -25,7 +25,7 @@ import {
   type Manifest,
 } from '../oci.js';
 import { parseRef } from '../reference.js';
-import { indexTar, readTarEntry, type TarEntry } from '../tar.js';
+import { indexImageTar, readTarEntry, type TarEntry } from '../tar.js';
 
 const LAYER_TYPES: string[] = [MT.ociLayer, MT.ociLayerGzip, MT.dockerLayer, MT.dockerLayerGzip, 'application/vnd.oci.image.layer.nondistributable.v1.tar', 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip'];
 
@@ -54,7 +54,7 @@ export function repoTag(name: string): string | undefined {
 
 /** Read and check what the layout holds: names, manifests, configs, layer descriptors. */
 export async function planLoad(path: string, nameOverride?: string): Promise<LoadPlan> {
-  const entries = await indexTar(path);
+  const entries = await indexImageTar(path);
   const indexEntry = entries.get('index.json');
   if (!indexEntry) {
     const docker = entries.has('manifest.json') ? ' (it looks like a `docker save` archive; give an OCI image layout)' : '';
