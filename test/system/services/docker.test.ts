@@ -147,16 +147,10 @@ describe.skipIf(pre.skip)('services on a 3-host lab with dockerd', () => {
     expect(Object.values(before)).toEqual(['', '']);
     const out = await c.ok('host1', 'service', 'update', '--env-add', 'MARK=d2', '--update-order', 'start-first', '--update-monitor', '1s', 'web');
     expect(out).toMatch(/verify: Service converged\n$/);
-    const after = await waitFor('2 new containers with MARK=d2', async () => {
-      const m = await sc.envOf('web', 'MARK');
-      return Object.keys(m).length === 2 && Object.values(m).every((v) => v === 'd2') ? m : undefined;
-    }, 30_000, 300);
+    const after = await sc.waitEnv('web', 'MARK', 2, 'd2');
     expect(Object.keys(after).some((id) => id in before)).toBe(false);
     expect(await c.ok('host1', 'service', 'rollback', 'web')).toMatch(/verify: Service converged\n$/);
-    await waitFor('2 containers without MARK again', async () => {
-      const m = await sc.envOf('web', 'MARK');
-      return Object.keys(m).length === 2 && Object.values(m).every((v) => v === '') ? m : undefined;
-    }, 30_000, 300);
+    await sc.waitEnv('web', 'MARK', 2, '');
     await sc.waitContainers('2 in all', 'web', (p) => runningTotal(p) === 2 && allTotal(p) === 2, 30_000);
   });
 

@@ -63,6 +63,14 @@ export class Scenario {
     return out;
   }
 
+  /** Until exactly `count` of a service's containers run, each with env `key` = `value` (as envOf reads it); their envOf. */
+  waitEnv(name: string, key: string, count: number, value: string, timeoutMs = 30_000): Promise<Record<string, string>> {
+    return waitFor(`${count} ${name} containers running with ${key}=${JSON.stringify(value)}`, async () => {
+      const m = await this.envOf(name, key);
+      return Object.keys(m).length === count && Object.values(m).every((v) => v === value) ? m : undefined;
+    }, timeoutMs, 300);
+  }
+
   /**
    * The leader every manager names. Right after an election a deposed leader may still name
    * itself for up to an election timeout (until it notices it lost its quorum): a step that picks

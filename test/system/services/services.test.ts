@@ -153,10 +153,7 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     const rb = await c.ok('host3', 'service', 'rollback', 'web');
     expect(rb).toMatch(/^web\nrollback: manually requested rollback\n/);
     expect(rb).toMatch(/verify: Service converged\n$/);
-    const back = await waitFor('3 running with MARK=v2', async () => {
-      const m = await marks();
-      return Object.keys(m).length === 3 && Object.values(m).every((v) => v === 'v2') ? m : undefined;
-    }, 30_000, 300);
+    const back = await sc.waitEnv('web', 'MARK', 3, 'v2');
     expect(Object.keys(back).sort()).toEqual((await sc.tasks('web')).filter((t) => t.DesiredState === 'running').map((t) => t.ID).sort());
     const rolled = await sc.json<Array<{ UpdateStatus?: { State: string } }>>('host1', 'service', 'inspect', 'web');
     expect(rolled[0]!.UpdateStatus?.State).toBe('rollback_completed');
@@ -305,10 +302,7 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     expect(oldIds).toHaveLength(5);
     const out = await c.ok('host1', 'service', 'update', '--env-add', 'MARK=g2', '--update-parallelism', '2', '--update-monitor', '500ms', 'agent');
     expect(out).toMatch(/verify: Service converged\n$/);
-    const marked = await waitFor('5 containers with MARK=g2', async () => {
-      const m = await sc.envOf('agent', 'MARK');
-      return Object.keys(m).length === 5 && Object.values(m).every((v) => v === 'g2') ? m : undefined;
-    }, 30_000, 300);
+    const marked = await sc.waitEnv('agent', 'MARK', 5, 'g2');
     expect(Object.keys(marked).filter((id) => oldIds.includes(id))).toEqual([]);
     await sc.waitContainers('one new task per host, the old ones gone', 'agent', (p) => Object.values(p).every((x) => x.running === 1 && x.all === 1));
     await c.ok('host1', 'service', 'rm', 'agent');
