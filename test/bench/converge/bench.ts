@@ -147,7 +147,9 @@ onCleanup(teardown);
 function perHostNote(p: PollResult): string {
   const hosts = Object.keys(p.perHostMs ?? {}).sort();
   if (!hosts.length) return '';
-  return `; last event per host (s): ${hosts.map((h) => `${h} ${(p.perHostMs![h]! / 1000).toFixed(2)}`).join(', ')}`;
+  const spread = Object.entries(p.spread ?? {}).filter(([, v]) => v)
+    .map(([k, v]) => `${k}s ${[v!.first, v!.median, v!.last].map((x) => (x / 1000).toFixed(2)).join('/')}`).join(', ');
+  return `; last event per host (s): ${hosts.map((h) => `${h} ${(p.perHostMs![h]! / 1000).toFixed(2)}`).join(', ')}${spread ? `; first/median/last (s): ${spread}` : ''}`;
 }
 
 /** Which containers lacked an event, for the line that says a step was timed by polling. */

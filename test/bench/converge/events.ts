@@ -29,6 +29,8 @@ export interface EventTimes {
   latest(kind: EventKind, ids: Iterable<string>, sinceMs: number): { ms?: number; missing: string[] };
   /** Per host, ms after `sinceMs` of its latest `kind` event among `ids` (hosts without one are left out). */
   latestPerHost?(kind: EventKind, ids: Iterable<string>, sinceMs: number): Record<string, number>;
+  /** Ms after `sinceMs` of each of `ids`' latest `kind` event since then, sorted (ones without are left out). */
+  times?(kind: EventKind, ids: Iterable<string>, sinceMs: number): number[];
 }
 
 export class ContainerEvents implements EventTimes {
@@ -91,6 +93,15 @@ export class ContainerEvents implements EventTimes {
       out[h] = Math.max(out[h] ?? -Infinity, t - sinceMs);
     }
     return out;
+  }
+
+  times(kind: EventKind, ids: Iterable<string>, sinceMs: number): number[] {
+    const out: number[] = [];
+    for (const id of ids) {
+      const t = this.seen[kind].get(id);
+      if (t !== undefined && t >= sinceMs) out.push(t - sinceMs);
+    }
+    return out.sort((a, b) => a - b);
   }
 
   /**

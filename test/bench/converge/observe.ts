@@ -52,6 +52,8 @@ export interface PollResult {
   exitedMs?: number;
   /** With `exact`: per host, ms after t0 of its last event of the step's kind (where the time went). */
   perHostMs?: Record<string, number>;
+  /** With `exact`: how the step's events spread out (ms after t0: first, median, last), per kind. */
+  spread?: Partial<Record<'start' | 'exit' | 'delete', Spread>>;
   rounds: number;
   last: Count;
 }
@@ -121,24 +123,36 @@ export async function pollContainers(
   }
 }
 
+export interface Spread {
+  first: number;
+  median: number;
+  last: number;
+}
+
+function spreadOf(sorted: number[]): Spread | undefined {
+  return sorted.length ? { first: sorted[0]!, median: sorted[Math.floor((sorted.length - 1) / 2)]!, last: sorted[sorted.length - 1]! } : undefined;
+}
+
 /** How long a step waits, once listed done, for containerd events still on their way. */
 const EVENT_GRACE_MS = 2_000;
 
 /** A step's time from the events, given the matching containers listed at its end (exported for tests). */
-export function exactTimes(x: Exact | undefined, final: HostContainer[], polledMs: number): Pick<PollResult, 'ms' | 'exact' | 'exitedMs' | 'noEvent' | 'perHostMs'> {
+export function exactTimes(x: Exact | undefined, final: HostContainer[], polledMs: number): Pick<PollResult, 'ms' | 'exact' | 'exitedMs' | 'noEvent' | 'perHostMs' | 'spread'> {
   if (!x) return { ms: polledMs };
   if (x.kind === 'start') {
     const fresh = final.filter((c) => c.state === 'running' && !x.before.has(c.id)).map((c) => c.id);
     const t = x.events.latest('start', fresh, x.sinceWall);
     const perHostMs = x.events.latestPerHost?.('start', fresh, x.sinceWall);
-    return t.ms === undefined ? { ms: polledMs, exact: false, noEvent: { ids: t.missing, of: fresh.length } } : { ms: t.ms, exact: true, perHostMs };
+    const spread = { start: x.events.times && spreadOf(x.events.times('start', fresh, x.sinceWall)) };
+    return t.ms === undefined ? { ms: polledMs, exact: false, noEvent: { ids: t.missing, of: fresh.length } } : { ms: t.ms, exact: true, perHostMs, spread };
   }
   const present = new Set(final.map((c) => c.id));
   const gone = [...x.before].filter((id) => !present.has(id));
   const t = x.events.latest('delete', gone, x.sinceWall);
   const exited = x.events.latest('exit', gone, x.sinceWall).ms;
   const perHostMs = x.events.latestPerHost?.('delete', gone, x.sinceWall);
-  return t.ms === undefined ? { ms: polledMs, exact: false, exitedMs: exited, noEvent: { ids: t.missing, of: gone.length } } : { ms: t.ms, exact: true, exitedMs: exited, perHostMs };
+  const spread = x.events.times && { exit: spreadOf(x.events.times('exit', gone, x.sinceWall)), delete: spreadOf(x.events.times('delete', gone, x.sinceWall)) };
+  return t.ms === undefined ? { ms: polledMs, exact: false, exitedMs: exited, noEvent: { ids: t.missing, of: gone.length } } : { ms: t.ms, exact: true, exitedMs: exited, perHostMs, spread };
 }
 
 // ---- node states ----------------------------------------------------------------------------

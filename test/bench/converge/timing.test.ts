@@ -46,17 +46,34 @@ describe('ContainerEvents.latestPerHost', () => {
   });
 });
 
+describe('ContainerEvents.times', () => {
+  const ev = eventsOf([['exit', 'c', 700], ['exit', 'a', 100], ['exit', 'b', 400], ['exit', 'old', -20], ['start', 'a', 50]]);
+
+  it.each([
+    { ids: ['a', 'b', 'c'], want: [100, 400, 700] }, // sorted, whatever the order of the ids or the events
+    { ids: ['c', 'old', 'missing'], want: [700] }, // before the step, or no event: left out
+    { ids: [], want: [] },
+  ])('$ids -> $want', ({ ids, want }) => {
+    expect(ev.times('exit', ids, T0)).toEqual(want);
+  });
+});
+
 describe('exactTimes', () => {
   it('a create or scale-up ends at the last start of the containers new since the step began', () => {
     const events = eventsOf([['start', 'n1', 300, 'h1'], ['start', 'n2', 410, 'h2'], ['start', 'old1', -5_000, 'h1']]);
     const final = [ctr('old1'), ctr('n1'), ctr('n2'), ctr('n3', 'created')];
-    expect(exactTimes({ events, kind: 'start', before: new Set(['old1']), sinceWall: T0 }, final, 500)).toEqual({ ms: 410, exact: true, perHostMs: { h1: 300, h2: 410 } });
+    expect(exactTimes({ events, kind: 'start', before: new Set(['old1']), sinceWall: T0 }, final, 500)).toEqual({
+      ms: 410, exact: true, perHostMs: { h1: 300, h2: 410 }, spread: { start: { first: 300, median: 300, last: 410 } },
+    });
   });
 
   it('a scale-down ends at the last delete of the containers gone, and says when the last of them exited', () => {
     const events = eventsOf([['exit', 'g1', 200, 'h1'], ['exit', 'g2', 350, 'h1'], ['delete', 'g1', 600, 'h1'], ['delete', 'g2', 900, 'h1'], ['exit', 'kept', 100, 'h2']]);
     const r = exactTimes({ events, kind: 'delete', before: new Set(['g1', 'g2', 'kept']), sinceWall: T0 }, [ctr('kept')], 1_000);
-    expect(r).toEqual({ ms: 900, exact: true, exitedMs: 350, perHostMs: { h1: 900 } });
+    expect(r).toEqual({
+      ms: 900, exact: true, exitedMs: 350, perHostMs: { h1: 900 },
+      spread: { exit: { first: 200, median: 200, last: 350 }, delete: { first: 600, median: 600, last: 900 } },
+    });
   });
 
   it('falls back to the poll time and names the containers without an event', () => {
