@@ -542,17 +542,17 @@ export class TaskRunner {
   private report(t: Ctl, s: { state: State; message: string; err?: string; exitCode?: number; containerId?: string }): void {
     const prev = t.known;
     if (prev && (terminal(prev.state) || s.state < prev.state)) return;
+    const now = Date.now();
     const status = {
       state: s.state,
       message: s.message,
       err: s.err ?? '',
       exitCode: s.exitCode ?? 0,
-      timestamp: Date.now(),
+      timestamp: now,
       containerId: s.containerId ?? (t.hadContainer ? t.id : ''),
-      startedAt: 0,
+      // Since when it runs, kept in what follows (a rolling update's monitor period counts from it).
+      startedAt: Number(prev?.startedAt ?? 0) || (s.state === S.TASK_RUNNING ? now : 0),
     } as TaskStatus;
-    // Since when it runs, kept in what follows (a rolling update's monitor period counts from it).
-    status.startedAt = Number(prev?.startedAt ?? 0) || (s.state === S.TASK_RUNNING ? status.timestamp : 0);
     if (prev && prev.state === status.state && prev.exitCode === status.exitCode && prev.err === status.err) return;
     t.known = status;
     this.opts.logger.debug({ task: t.id, state: api.TaskState[s.state], err: status.err || undefined }, 'task runner: task state');

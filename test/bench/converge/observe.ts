@@ -143,7 +143,7 @@ export function exactTimes(x: Exact | undefined, final: HostContainer[], polledM
     const fresh = final.filter((c) => c.state === 'running' && !x.before.has(c.id)).map((c) => c.id);
     const t = x.events.latest('start', fresh, x.sinceWall);
     const perHostMs = x.events.latestPerHost?.('start', fresh, x.sinceWall);
-    const spread = { start: x.events.times && spreadOf(x.events.times('start', fresh, x.sinceWall)) };
+    const spread = x.events.times && { start: spreadOf(x.events.times('start', fresh, x.sinceWall)) };
     return t.ms === undefined ? { ms: polledMs, exact: false, noEvent: { ids: t.missing, of: fresh.length } } : { ms: t.ms, exact: true, perHostMs, spread };
   }
   const present = new Set(final.map((c) => c.id));
