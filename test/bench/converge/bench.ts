@@ -24,6 +24,9 @@
 //      restart host5 until its stale containers are removed;
 //   5. SIGKILL the leader's shoald: until `service scale` on another manager
 //      succeeds; restart it.
+// Each timed step, on either side, begins once the machine is quiet (its CPU at most 10 % busy
+// over half a second): the last step's leftover work (containerd's garbage collection, late
+// exits, log writers) would otherwise land on whichever step comes next.
 // Throughout, elections ("became leader" lines in shoald's logs) and nodes
 // seen not ready (ListNodes, every 250 ms) are counted: during create/scale
 // any is spurious.
@@ -43,9 +46,9 @@ import { BenchCluster, benchPrerequisites } from './cluster.js';
 import { breakdown, describe, readLines, type Breakdown } from './breakdown.js';
 import { ControlDriver } from './control.js';
 import { Floor, FLOOR_SERVICE, type FloorStep } from './floor.js';
-import { clusterMem, cpuSeconds, cpuSince, cpuSnap, machineBusy, type CpuUse, type HostMem } from './memory.js';
+import { clusterMem, cpuSeconds, cpuSince, cpuSnap, machineBusy, machineQuiet, type CpuUse, type HostMem } from './memory.js';
 import { ContainerEvents } from './events.js';
-import { NodeWatcher, byService, diffLogs, logEvents, matchingIds, pollContainers, scanLogs, sleep, type LogCounts, type LogEvent, type NotReady, type PollResult } from './observe.js';
+import { NodeWatcher, byService, diffLogs, logEvents, matchingIds, pollContainers, scanLogs, sleep, type LogCounts, type LogEvent, type NotReady, type PollResult, type Spread } from './observe.js';
 
 const USAGE = `usage: node dist/test/bench/converge/bench.js [options]   (as root; each repetition brings up its own lab)
   --reps N           repetitions; medians are printed (default 3, 1 with --quick)
@@ -126,10 +129,21 @@ interface Rep {
   idleCpuPct: Record<string, number>;
   /** CPU seconds used during each create/scale step, by the floor's run and by shoal's. */
   cpu: Partial<Record<StepKey, { floor?: CpuUse; shoal?: CpuUse }>>;
+  /** How long each side waited for the machine to be quiet before the step (ms), and whether it got there. */
+  settle: Partial<Record<StepKey, { floor?: Settled; shoal?: Settled }>>;
   /** With --debug-logs: shoald's own milestones per step. */
   breakdown: Partial<Record<StepKey, Breakdown>>;
   error?: string;
 }
+
+interface Settled {
+  ms: number;
+  busyPct: number;
+  quiet: boolean;
+}
+
+/** A timed step starts once the machine's CPU is at most this busy over one window (idle shoalds use ~5 % of the 2 cores). */
+const QUIET = { busyPct: 10, windowMs: 500, timeoutMs: 30_000 };
 
 // ---- the lab, torn down once (normal end, failure, or Ctrl-C) -------------------------------------
 
@@ -149,7 +163,10 @@ function perHostNote(p: PollResult): string {
   if (!hosts.length) return '';
   const spread = Object.entries(p.spread ?? {}).filter(([, v]) => v)
     .map(([k, v]) => `${k}s ${[v!.first, v!.median, v!.last].map((x) => (x / 1000).toFixed(2)).join('/')}`).join(', ');
-  return `; last event per host (s): ${hosts.map((h) => `${h} ${(p.perHostMs![h]! / 1000).toFixed(2)}`).join(', ')}${spread ? `; first/median/last (s): ${spread}` : ''}`;
+  const gap = (name: string, g: Spread | undefined) => (g ? `${name} ${[g.first, g.median, g.last].map((x) => (x / 1000).toFixed(2)).join('/')}` : '');
+  const gaps = [gap('exit -> task delete', p.gaps?.exitToTaskDelete), gap('task delete -> container delete', p.gaps?.taskDeleteToDelete)].filter(Boolean).join(', ');
+  return `; last event per host (s): ${hosts.map((h) => `${h} ${(p.perHostMs![h]! / 1000).toFixed(2)}`).join(', ')}${spread ? `; first/median/last (s): ${spread}` : ''}` +
+    `${gaps ? `; per container, shortest/median/longest (s): ${gaps}` : ''}`;
 }
 
 /** Which containers lacked an event, for the line that says a step was timed by polling. */
@@ -163,7 +180,7 @@ const cliOk = async (c: ServicesCluster, host: string, ...args: string[]): Promi
 async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
   const r: Rep = {
     rep: i + 1, load: { start: loadavg(), end: '', busy: await machineBusy(2_000) }, swarmUpMs: 0, floor: {}, floorApi: {}, shoal: {}, callMs: {},
-    logs: { createScale: scanLogs([]) }, falseDowns: [], nodePolls: { ok: 0, failed: 0 }, memIdle: {}, cliBaselineMs: NaN, breakdown: {}, cpu: {}, idleCpuPct: {}, windows: [], anomalies: [], timedByPolling: [],
+    logs: { createScale: scanLogs([]) }, falseDowns: [], nodePolls: { ok: 0, failed: 0 }, memIdle: {}, cliBaselineMs: NaN, breakdown: {}, settle: {}, cpu: {}, idleCpuPct: {}, windows: [], anomalies: [], timedByPolling: [],
   };
   const name = `cv${process.pid % 10000}r${i}`;
   log(`repetition ${i + 1}/${REPS}: lab ${name} up (load ${r.load.start}; CPU ${r.load.busy.toFixed(0)} % busy before it)`);
@@ -198,6 +215,12 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     log(`    ${describe(r.breakdown[key]!)}`);
   };
   const all = c.hosts;
+  /** Before a timed step, on either side: wait for the last step's work to end (not a fixed pause). */
+  const settle = async (key: StepKey, side: 'floor' | 'shoal'): Promise<void> => {
+    const s = await machineQuiet(QUIET.busyPct, QUIET.windowMs, QUIET.timeoutMs);
+    (r.settle[key] ??= {})[side] = s;
+    if (!s.quiet) log(`  ${side} ${STEP[key]}: the machine stayed ${s.busyPct.toFixed(0)} % busy for ${(s.ms / 1000).toFixed(1)} s before it; starting anyway`);
+  };
   const timeout = (n: number) => 60_000 + n * 1_500;
   const events = new ContainerEvents(c, all);
   try {
@@ -233,9 +256,9 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     await floor.add(WARMUP / HOSTS, timeout(WARMUP));
     await floor.remove(WARMUP / HOSTS, timeout(WARMUP));
     await floorGone();
-    await sleep(1_000);
     log(`  floor: ${N.small}`);
     const floorStep = async (key: StepKey, run: () => Promise<FloorStep>): Promise<FloorStep> => {
+      await settle(key, 'floor');
       const v = await floorCpu(key, run);
       if (v.exact === false) r.timedByPolling.push(`floor ${STEP[key]}${noEventNote(v)}`);
       log(`  floor ${STEP[key]}: ${(v.ms / 1000).toFixed(2)} s${perHostNote(v)}`);
@@ -246,23 +269,19 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     r.floorApi.createSmall = f.apiMs;
     await floor.clear();
     await floorGone();
-    await sleep(1_000);
     log(`  floor: ${N.big}, +${N.up - N.big}, -${N.up - N.down}`);
     f = await floorStep('createBig', () => floor.add(N.big / HOSTS, timeout(N.big)));
     r.floor.createBig = f.ms;
     r.floorApi.createBig = f.apiMs;
-    await sleep(1_000);
     f = await floorStep('scaleUp', () => floor.add((N.up - N.big) / HOSTS, timeout(N.up)));
     r.floor.scaleUp = f.ms;
     r.floorApi.scaleUp = f.apiMs;
-    await sleep(1_000);
     f = await floorStep('scaleDown', () => floor.remove((N.up - N.down) / HOSTS, timeout(N.up)));
     r.floor.scaleDown = f.ms;
     r.floor.scaleDownStopped = f.stoppedMs;
     r.floorApi.scaleDown = f.apiMs;
     await floor.clear();
     await floorGone();
-    await sleep(2_000);
 
     // ---- shoal: create and scale ----
     const logs0 = scanLogs(logFiles());
@@ -272,6 +291,7 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     const control = new ControlDriver(sock('host1'));
     const step = async (key: StepKey, request: () => Promise<unknown>, done: (n: { running: number; all: number }) => boolean, what: string, svc: string, n: number) => {
       await profileMark();
+      await settle(key, 'shoal');
       const before = await matchingIds(c, all, byService(svc));
       watcher.open(key);
       const wall0 = Date.now();
@@ -311,20 +331,16 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     await control.create('warmup', WARMUP, c.image, sleepArgs);
     await pollContainers(c, all, byService('warmup'), (n) => n.running === WARMUP, { t0: performance.now(), timeoutMs: timeout(WARMUP), what: `warm-up ${WARMUP} running` });
     await removeService('warmup');
-    await sleep(2_000);
     await step('createSmall', () => control.create(svcSmall, N.small, c.image, sleepArgs), (n) => n.running === N.small, `${N.small} running`, svcSmall, N.small);
     await removeService(svcSmall);
-    await sleep(2_000);
     const svcCli = `cli${N.small}`;
     r.floor.createSmallCli = r.floor.createSmall;
     await step('createSmallCli', () => cliOk(c, 'host1', 'service', 'create', '--detach', '--name', svcCli, '--replicas', String(N.small), '--init', c.image, ...sleepArgs),
       (n) => n.running === N.small, `${N.small} running`, svcCli, N.small);
     await removeService(svcCli);
-    await sleep(2_000);
     await step('createBig', () => control.create('web', N.big, c.image, sleepArgs), (n) => n.running === N.big, `${N.big} running`, 'web', N.big);
-    await sleep(2_000);
     await step('scaleUp', () => control.scale('web', N.up), (n) => n.running === N.up, `${N.up} running`, 'web', N.up);
-    await sleep(2_000);
+    await machineQuiet(QUIET.busyPct, QUIET.windowMs, QUIET.timeoutMs); // memory at rest, not mid-start
     r.mem100 = clusterMem(c);
     r.pollCost = await pollCost(c);
     await step('scaleDown', () => control.scale('web', N.down), (n) => n.all === N.down && n.running === N.down,
@@ -539,6 +555,11 @@ function report(reps: Rep[], failed: Rep[], startLoad: string, startBusy: number
   const called = (k: StepKey) => median(ok.map((r) => r.callMs[k] ?? NaN));
   console.log(`The request returned after (median): ${(['createSmall', 'createSmallCli', 'createBig', 'scaleUp', 'scaleDown'] as StepKey[]).map((k) => `${STEP[k].split(' until')[0]} ${sec(called(k))}`).join(', ')}.`);
   console.log(`A trivial CLI command (\`shoal info\`) takes ${sec(median(ok.map((r) => r.cliBaselineMs)))} (median, idle cluster): the CLI's own start and one RPC.`);
+  const waited = (k: StepKey, side: 'floor' | 'shoal') => median(ok.map((r) => r.settle[k]?.[side]?.ms ?? NaN));
+  const loud = ok.flatMap((r) => Object.entries(r.settle).flatMap(([k, v]) => (['floor', 'shoal'] as const).filter((sd) => v?.[sd] && !v[sd]!.quiet).map((sd) => `rep ${r.rep} ${sd} ${STEP[k as StepKey]}`)));
+  console.log(`Each timed step began once the machine was quiet (CPU <= ${QUIET.busyPct} % busy over ${QUIET.windowMs} ms); waited (median, floor/shoal): ` +
+    `${(['createSmall', 'createBig', 'scaleUp', 'scaleDown'] as StepKey[]).map((k) => `${STEP[k].split(' until')[0]} ${sec(waited(k, 'floor'))}/${sec(waited(k, 'shoal'))}`).join(', ')}` +
+    `${loud.length ? `; never quiet within ${QUIET.timeoutMs / 1000} s: ${loud.join(', ')}` : ''}.`);
   const api = (k: StepKey) => median(ok.map((r) => r.floorApi[k] ?? NaN));
   console.log(`Floor: every containerd call returned after (median): ${(['createSmall', 'createBig', 'scaleUp', 'scaleDown'] as StepKey[]).map((k) => `${STEP[k].split(' until')[0]} ${sec(api(k))}`).join(', ')}.`);
   const pc = ok.map((r) => r.pollCost).filter((x) => x !== undefined);

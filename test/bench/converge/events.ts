@@ -13,7 +13,7 @@ import type { ServicesCluster } from '../../system/services/harness.js';
 const ev = containerd.services.events.v1;
 type Envelope = containerd.services.events.v1.Envelope;
 
-const TOPICS = { start: '/tasks/start', exit: '/tasks/exit', delete: '/containers/delete' } as const;
+const TOPICS = { start: '/tasks/start', exit: '/tasks/exit', taskDelete: '/tasks/delete', delete: '/containers/delete' } as const;
 const MARKER_TOPIC = '/shoal-bench/subscribed';
 
 export type EventKind = keyof typeof TOPICS;
@@ -31,11 +31,13 @@ export interface EventTimes {
   latestPerHost?(kind: EventKind, ids: Iterable<string>, sinceMs: number): Record<string, number>;
   /** Ms after `sinceMs` of each of `ids`' latest `kind` event since then, sorted (ones without are left out). */
   times?(kind: EventKind, ids: Iterable<string>, sinceMs: number): number[];
+  /** Per container of `ids` with both events since `sinceMs`: ms from its `from` event to its `to` event, sorted. */
+  gaps?(from: EventKind, to: EventKind, ids: Iterable<string>, sinceMs: number): number[];
 }
 
 export class ContainerEvents implements EventTimes {
   /** Per kind: container id -> epoch ms of its latest such event. */
-  private readonly seen: Record<EventKind, Map<string, number>> = { start: new Map(), exit: new Map(), delete: new Map() };
+  private readonly seen: Record<EventKind, Map<string, number>> = { start: new Map(), exit: new Map(), taskDelete: new Map(), delete: new Map() };
   /** Container id -> the host whose containerd published its events. */
   private readonly hostOf = new Map<string, string>();
   private readonly streams: grpc.ClientReadableStream<Envelope>[] = [];
@@ -104,6 +106,16 @@ export class ContainerEvents implements EventTimes {
     return out.sort((a, b) => a - b);
   }
 
+  gaps(from: EventKind, to: EventKind, ids: Iterable<string>, sinceMs: number): number[] {
+    const out: number[] = [];
+    for (const id of ids) {
+      const a = this.seen[from].get(id);
+      const b = this.seen[to].get(id);
+      if (a !== undefined && b !== undefined && a >= sinceMs && b >= a) out.push(b - a);
+    }
+    return out.sort((x, y) => x - y);
+  }
+
   /**
    * The latest `kind` event at or after `sinceMs` (epoch) among `ids`, in ms after `sinceMs`;
    * undefined (with the ids that had none) when any of them had none since then.
@@ -134,6 +146,8 @@ function idOf(env: Envelope): string | undefined {
       return ev.TaskStart.decode(v).containerId || undefined;
     case TOPICS.exit:
       return ev.TaskExit.decode(v).containerId || undefined;
+    case TOPICS.taskDelete:
+      return ev.TaskDelete.decode(v).containerId || undefined;
     case TOPICS.delete:
       return ev.ContainerDelete.decode(v).id || undefined;
     default:

@@ -107,7 +107,21 @@ export async function machineBusy(ms: number): Promise<number> {
   return b.all > a.all ? (100 * (1 - (b.idle - a.idle) / (b.all - a.all))) : NaN;
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+/**
+ * Waits until the machine is quiet: its CPU busy (all cores) at most maxBusyPct over one window of
+ * windowMs, so that a step does not start while the last one's work (containerd's garbage
+ * collection, exits still being reaped, logs being written) still runs. Gives up after timeoutMs.
+ */
+export async function machineQuiet(maxBusyPct: number, windowMs: number, timeoutMs: number): Promise<{ ms: number; busyPct: number; quiet: boolean }> {
+  const t0 = performance.now();
+  for (;;) {
+    const busyPct = await machineBusy(windowMs);
+    const ms = performance.now() - t0;
+    if (busyPct <= maxBusyPct) return { ms, busyPct, quiet: true };
+    if (ms >= timeoutMs) return { ms, busyPct, quiet: false };
+  }
+}
+
 /** CPU seconds of a process (all its threads), or of one thread of it (`tid`; the main thread's is the pid). */
 export function cpuSeconds(pid: number | null | undefined, tid?: number): number {
   if (!pid) return NaN;

@@ -54,6 +54,8 @@ export interface PollResult {
   perHostMs?: Record<string, number>;
   /** With `exact`: how the step's events spread out (ms after t0: first, median, last), per kind. */
   spread?: Partial<Record<'start' | 'exit' | 'delete', Spread>>;
+  /** With `exact` and kind delete: per container, ms from its exit to its task's delete, and from that to the container's delete. */
+  gaps?: { exitToTaskDelete?: Spread; taskDeleteToDelete?: Spread };
   rounds: number;
   last: Count;
 }
@@ -137,7 +139,7 @@ function spreadOf(sorted: number[]): Spread | undefined {
 const EVENT_GRACE_MS = 2_000;
 
 /** A step's time from the events, given the matching containers listed at its end (exported for tests). */
-export function exactTimes(x: Exact | undefined, final: HostContainer[], polledMs: number): Pick<PollResult, 'ms' | 'exact' | 'exitedMs' | 'noEvent' | 'perHostMs' | 'spread'> {
+export function exactTimes(x: Exact | undefined, final: HostContainer[], polledMs: number): Pick<PollResult, 'ms' | 'exact' | 'exitedMs' | 'noEvent' | 'perHostMs' | 'spread' | 'gaps'> {
   if (!x) return { ms: polledMs };
   if (x.kind === 'start') {
     const fresh = final.filter((c) => c.state === 'running' && !x.before.has(c.id)).map((c) => c.id);
@@ -152,7 +154,11 @@ export function exactTimes(x: Exact | undefined, final: HostContainer[], polledM
   const exited = x.events.latest('exit', gone, x.sinceWall).ms;
   const perHostMs = x.events.latestPerHost?.('delete', gone, x.sinceWall);
   const spread = x.events.times && { exit: spreadOf(x.events.times('exit', gone, x.sinceWall)), delete: spreadOf(x.events.times('delete', gone, x.sinceWall)) };
-  return t.ms === undefined ? { ms: polledMs, exact: false, exitedMs: exited, noEvent: { ids: t.missing, of: gone.length } } : { ms: t.ms, exact: true, exitedMs: exited, perHostMs, spread };
+  const gaps = x.events.gaps && {
+    exitToTaskDelete: spreadOf(x.events.gaps('exit', 'taskDelete', gone, x.sinceWall)),
+    taskDeleteToDelete: spreadOf(x.events.gaps('taskDelete', 'delete', gone, x.sinceWall)),
+  };
+  return t.ms === undefined ? { ms: polledMs, exact: false, exitedMs: exited, noEvent: { ids: t.missing, of: gone.length } } : { ms: t.ms, exact: true, exitedMs: exited, perHostMs, spread, gaps };
 }
 
 // ---- node states ----------------------------------------------------------------------------

@@ -4,13 +4,13 @@
 import { describe, expect, it } from 'vitest';
 import type { ContainerState } from '../../../worker/runtime/runtime.js';
 import type { ServicesCluster } from '../../system/services/harness.js';
-import { ContainerEvents } from './events.js';
+import { ContainerEvents, type EventKind } from './events.js';
 import { exactTimes } from './observe.js';
 
 const T0 = 1_700_000_000_000;
 const ctr = (id: string, state: ContainerState = 'running') => ({ id, state, labels: {}, image: 'img', pid: 1 });
 
-function eventsOf(rows: Array<[kind: 'start' | 'exit' | 'delete', id: string, atMs: number, host?: string]>): ContainerEvents {
+function eventsOf(rows: Array<[kind: EventKind, id: string, atMs: number, host?: string]>): ContainerEvents {
   const ev = new ContainerEvents({} as ServicesCluster, []);
   for (const [kind, id, at, host] of rows) ev.record(kind, id, T0 + at, host);
   return ev;
@@ -58,6 +58,23 @@ describe('ContainerEvents.times', () => {
   });
 });
 
+describe('ContainerEvents.gaps', () => {
+  const ev = eventsOf([
+    ['exit', 'a', 100], ['taskDelete', 'a', 400],
+    ['exit', 'b', 200], ['taskDelete', 'b', 250],
+    ['exit', 'c', 300], // not deleted yet
+    ['exit', 'old', -100], ['taskDelete', 'old', 50], // exited before the step
+  ]);
+
+  it.each([
+    { ids: ['a', 'b', 'c'], want: [50, 300] }, // per container, sorted; one without both events is left out
+    { ids: ['old'], want: [] },
+    { ids: [], want: [] },
+  ])('$ids -> $want', ({ ids, want }) => {
+    expect(ev.gaps('exit', 'taskDelete', ids, T0)).toEqual(want);
+  });
+});
+
 describe('exactTimes', () => {
   it('a create or scale-up ends at the last start of the containers new since the step began', () => {
     const events = eventsOf([['start', 'n1', 300, 'h1'], ['start', 'n2', 410, 'h2'], ['start', 'old1', -5_000, 'h1']]);
@@ -68,11 +85,15 @@ describe('exactTimes', () => {
   });
 
   it('a scale-down ends at the last delete of the containers gone, and says when the last of them exited', () => {
-    const events = eventsOf([['exit', 'g1', 200, 'h1'], ['exit', 'g2', 350, 'h1'], ['delete', 'g1', 600, 'h1'], ['delete', 'g2', 900, 'h1'], ['exit', 'kept', 100, 'h2']]);
+    const events = eventsOf([
+      ['exit', 'g1', 200, 'h1'], ['exit', 'g2', 350, 'h1'], ['taskDelete', 'g1', 300, 'h1'], ['taskDelete', 'g2', 800, 'h1'],
+      ['delete', 'g1', 600, 'h1'], ['delete', 'g2', 900, 'h1'], ['exit', 'kept', 100, 'h2'],
+    ]);
     const r = exactTimes({ events, kind: 'delete', before: new Set(['g1', 'g2', 'kept']), sinceWall: T0 }, [ctr('kept')], 1_000);
     expect(r).toEqual({
       ms: 900, exact: true, exitedMs: 350, perHostMs: { h1: 900 },
       spread: { exit: { first: 200, median: 200, last: 350 }, delete: { first: 600, median: 600, last: 900 } },
+      gaps: { exitToTaskDelete: { first: 100, median: 100, last: 450 }, taskDeleteToDelete: { first: 100, median: 100, last: 300 } },
     });
   });
 
