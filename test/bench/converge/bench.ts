@@ -4,7 +4,7 @@
 // Per repetition, a fresh lab (services harness): 5 hosts, 3 managers that also
 // run tasks + 2 workers, each host with its own containerd and shoald, busybox
 // preloaded. Then:
-//   1. idle: each shoald's CPU over 5 s, memory of shoald and containerd per host (RSS, PSS);
+//   1. idle (once the bring-up's work has ended): each shoald's CPU over 5 s, memory of shoald and containerd per host (RSS, PSS);
 //   2. the floor: the same busybox `sleep` containers with init, spread as
 //      shoal spreads them (N/5 per host), created and started directly through
 //      each host's containerd from this process, all hosts in parallel and all
@@ -229,7 +229,8 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
     r.swarmUpMs = c.timings.swarmMs;
     log(`  lab up ${c.timings.labUpMs} ms, preload ${c.timings.preloadMs} ms, swarm ${c.timings.swarmMs} ms`);
     watcher.use(sock('host1'));
-    await sleep(1_000);
+    // Idle means after the bring-up's own work (containerd's and shoald's start, the image preload) has ended.
+    await machineQuiet(QUIET.busyPct, QUIET.windowMs, QUIET.timeoutMs);
     const idle0 = cpuSnap(c);
     await sleep(5_000);
     const idle = cpuSince(c, idle0);
