@@ -43,7 +43,15 @@ export interface ManagerOptions {
   heartbeatTick?: number;
   snapshotInterval: number;
   logger: NodeLogger & { child?: unknown };
+  /**
+   * A learner not heard from for this long whose node is not ready is a manager join that never
+   * completed (the joining daemon died or was reset between raft's AddLearner and its first
+   * answer): it leaves raft, and its node becomes a worker (default 60 s; see dropAbandonedJoin).
+   */
+  abandonedJoinMs?: number;
 }
+
+export const DEFAULT_ABANDONED_JOIN_MS = 60_000;
 
 /**
  * Leader heartbeats every 3 ticks (300 ms at the default 100 ms tick), not
@@ -74,6 +82,8 @@ export class Manager {
   private readonly lastHeard = new Map<number, number>();
   /** When this manager last won an election (ms): what it heard before then says nothing of a peer now. */
   private leaderSince = 0;
+  /** Learners this leader has not heard from, and since when it has been waiting (see abandonedJoin). */
+  private readonly silentLearners = new Map<number, number>();
 
   private constructor(opts: ManagerOptions, store: Store, raft: RaftNode, transport: GrpcTransport) {
     this.opts = opts;
@@ -84,7 +94,10 @@ export class Manager {
     this.dispatcher = new Dispatcher(this);
     // Emitted before the new leader's first messages go out, so every answer to them comes after.
     raft.on('state', (s: { state: StateType }) => {
-      if (s.state === StateType.Leader) this.leaderSince = Date.now();
+      if (s.state === StateType.Leader) {
+        this.leaderSince = Date.now();
+        this.silentLearners.clear();
+      }
     });
     this.gate = new LeadershipGate(raft, { onError: (name, err) => opts.logger.warn({ task: name, err: String(err) }, 'leader task failed') });
     this.gate.add('dispatcher', (signal) => this.dispatcher.run(signal));
@@ -377,7 +390,12 @@ export class Manager {
         this.opts.logger.info({ raftId: learner }, 'promoted caught-up learner to voter');
         return;
       }
+      if (this.abandonedJoin(learner, owner)) {
+        await this.dropAbandonedJoin(learner, owner);
+        return;
+      }
     }
+    for (const id of this.silentLearners.keys()) if (!st.config.learners.includes(id)) this.silentLearners.delete(id);
     for (const n of nodes) {
       const raftId = Number(n.managerStatus?.raftId ?? 0);
       const inRaft = raftId !== 0 && (st.config.voters.includes(raftId) || st.config.learners.includes(raftId));
@@ -400,6 +418,50 @@ export class Manager {
         return;
       }
     }
+  }
+
+  /**
+   * A learner this leader has not heard from for abandonedJoinMs, whose node is not ready (or
+   * gone): a manager join cut short after raft added the learner. The joining daemon starts over
+   * after such a crash (it keeps nothing of a join it did not finish), so nobody will ever answer
+   * for this raft id, and the leader would otherwise keep replicating to it and list the node as
+   * an unreachable manager for good. A learner that answers at all, however slowly it catches up,
+   * is never dropped; nor is one whose node is ready (its agent is alive: a wrong advertise
+   * address, say, is for an operator to see and fix).
+   */
+  private abandonedJoin(learner: number, owner: NodeObject | undefined): boolean {
+    if (this.peerActive(learner)) {
+      this.silentLearners.delete(learner);
+      return false;
+    }
+    const now = Date.now();
+    const since = this.silentLearners.get(learner) ?? now;
+    this.silentLearners.set(learner, since);
+    if (owner?.status?.state === api.NodeState.NODE_READY) return false;
+    return now - since >= (this.opts.abandonedJoinMs ?? DEFAULT_ABANDONED_JOIN_MS);
+  }
+
+  /** Out of raft, then the store's half: the node, if listed, is a worker that says why. */
+  private async dropAbandonedJoin(learner: number, owner: NodeObject | undefined): Promise<void> {
+    const silentMs = Date.now() - (this.silentLearners.get(learner) ?? Date.now());
+    await this.raft.changeMembership(ConfChangeType.RemoveNode, learner);
+    this.silentLearners.delete(learner);
+    this.opts.logger.warn({ raftId: learner, node: owner?.id, silentMs }, 'removed a raft learner whose manager join never completed');
+    if (!owner) return;
+    await this.store.update((tx) => {
+      const cur = tx.get(nodesTable, owner.id);
+      if (!cur || Number(cur.managerStatus?.raftId) !== learner) return;
+      const next = plain(cur) as NodeObject;
+      next.role = ROLE.worker;
+      next.spec = { ...(next.spec ?? {}), desiredRole: ROLE.worker } as never;
+      next.managerStatus = null as never;
+      next.status = {
+        state: api.NodeState.NODE_DOWN,
+        message: `its join as a manager never completed (no answer to raft for ${Math.round(silentMs / 1000)} s): removed from raft; \`shoal node rm\` it, or join the host again`,
+        addr: cur.status?.addr ?? '', updatedAt: Date.now(),
+      } as never;
+      tx.update(nodesTable, next);
+    }, { retries: 5 });
   }
 
   /** The store's half of a demotion: the node is a worker, with no manager status. */

@@ -22,6 +22,9 @@ export interface TestManager {
   addNode(id: string, over: Partial<NodeObject>): Promise<void>;
 }
 
+/** The test manager gives up on a silent learner of a node that is not ready after this long. */
+export const ABANDONED_JOIN_MS = 1_000;
+
 export async function startTestManager(): Promise<TestManager> {
   const dir = mkdtempSync(path.join(tmpdir(), 'shoal-manager-'));
   const clusterId = 'test';
@@ -37,6 +40,7 @@ export async function startTestManager(): Promise<TestManager> {
       workerToken: formatJoinToken(ca.digest, newTokenSecret()), managerToken: formatJoinToken(ca.digest, newTokenSecret()),
     },
     tickMs: 20, electionTick: 10, snapshotInterval: 10_000, logger: pino({ level: 'silent' }),
+    abandonedJoinMs: ABANDONED_JOIN_MS,
   });
   await waitFor('leadership', () => (m.isLeader() ? true : undefined), 10_000, 20);
   return {

@@ -6,7 +6,7 @@ import { defaultSpec } from '../../../cli/shoald/daemon.js';
 import { nodesTable } from '../../../manager/cluster/tables.js';
 import type { CertIdentity } from '../../../manager/ca/index.js';
 import { api } from '../../../proto/services.js';
-import { startTestManager, type TestManager } from '../../support/manager.js';
+import { ABANDONED_JOIN_MS, startTestManager, type TestManager } from '../../support/manager.js';
 import { sleep, waitFor } from '../../support/wait.js';
 
 describe('leader loops of a manager', () => {
@@ -36,6 +36,43 @@ describe('leader loops of a manager', () => {
     expect(n.managerStatus ?? null).toBeNull();
     // The leader itself is untouched.
     expect(t.m.store.view((r) => r.get(nodesTable, 'mgr1'))?.role).toBe(ROLE.manager);
+  });
+
+  // A manager join is: the certificate (the node object), raft's AddLearner, then the joining
+  // daemon saves its state. A daemon killed between the last two starts over with nothing of that
+  // join; the learner it leaves behind would be replicated to, and listed, for good.
+  it('a learner silent for a while whose node is not ready (a join cut short) leaves raft, and its node becomes a down worker that says why; one whose node is ready stays', async () => {
+    const managerSpec = { labels: {}, desiredRole: ROLE.manager, availability: api.NodeAvailability.AVAILABILITY_ACTIVE };
+    const learners = () => t.m.raft.status().config.learners;
+    const node = (id: string) => t.m.store.view((r) => r.get(nodesTable, id));
+    // Both unreachable (nothing listens on port 9); only the second node never got as far as a heartbeat.
+    await t.addNode('slowpoke', { role: ROLE.manager, spec: managerSpec as never });
+    const kept = (await t.m.joinRaft({ nodeId: 'slowpoke', role: 'manager' } as CertIdentity, '127.0.0.1:9')).raftId;
+    await t.addNode('ghost', {
+      role: ROLE.manager, spec: managerSpec as never,
+      status: { state: api.NodeState.NODE_UNKNOWN, message: 'joining', addr: '127.0.0.3', updatedAt: Date.now() } as never,
+    });
+    const gone = (await t.m.joinRaft({ nodeId: 'ghost', role: 'manager' } as CertIdentity, '127.0.0.1:9')).raftId;
+    expect(learners()).toEqual(expect.arrayContaining([kept, gone]));
+    const started = Date.now();
+
+    const ghost = await waitFor('the abandoned join undone', () => (node('ghost')?.role === ROLE.worker ? node('ghost') : undefined), 15_000, 20);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(ABANDONED_JOIN_MS - 100);
+    expect(learners()).not.toContain(gone);
+    expect(ghost!.spec?.desiredRole).toBe(ROLE.worker);
+    expect(ghost!.managerStatus ?? null).toBeNull();
+    expect(ghost!.status?.state).toBe(api.NodeState.NODE_DOWN);
+    expect(ghost!.status?.message).toMatch(/^its join as a manager never completed \(no answer to raft for \d+ s\): removed from raft; `shoal node rm` it, or join the host again$/);
+    // The ready node's learner was silent as long (it joined first), and stays.
+    expect(learners()).toContain(kept);
+    expect(node('slowpoke')?.role).toBe(ROLE.manager);
+
+    // Leave the cluster as it was: demoting the ready one takes it out of raft.
+    await t.m.store.update((tx) => {
+      const cur = tx.get(nodesTable, 'slowpoke')!;
+      tx.update(nodesTable, { ...cur, spec: { ...managerSpec, desiredRole: ROLE.worker } } as never);
+    });
+    await waitFor('the ready one demoted', () => (learners().includes(kept) ? undefined : true), 10_000, 20);
   });
 
   it('a heartbeat with a runtime error marks its node down with the reason (kept short), and one without makes it ready', async () => {
