@@ -7,7 +7,8 @@ import type { shoal } from '../../proto/gen/api.js';
 import { api } from '../../proto/services.js';
 import { decodeRegistryAuth } from '../../proto/registryauth.js';
 import { ConstraintError, PreferenceError, parseConstraint, parsePreference } from '../scheduler/index.js';
-import { CAPABILITIES, SIGNALS, checkImageReference } from './servicespec_rules.js';
+import { CAPABILITIES } from '../../proto/capabilities.js';
+import { SIGNALS, checkImageReference } from './servicespec_rules.js';
 
 export class SpecError extends Error {
   override name = 'SpecError';

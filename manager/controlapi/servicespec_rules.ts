@@ -1,15 +1,6 @@
-// Tables and grammars behind the service spec's validation: Linux capability and signal names,
-// and Docker's image reference grammar (distribution/reference), with a message per broken rule.
-
-/** Linux capabilities, without the CAP_ prefix (capability.h, 0 to 40). */
-export const CAPABILITIES: readonly string[] = [
-  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP',
-  'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER',
-  'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE',
-  'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP',
-  'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF',
-  'CHECKPOINT_RESTORE',
-];
+// Tables and grammars behind the service spec's validation: Linux signal names, and Docker's image
+// reference grammar (distribution/reference), with a message per broken rule. (Capability names
+// are proto/capabilities.ts: the worker's runtime uses them too.)
 
 /** Linux signal names without the SIG prefix: the ones the worker's runtime can send. */
 export const SIGNALS: readonly string[] = [

@@ -262,21 +262,19 @@ class WriteTx extends ReadView implements Tx {
   rollback(): void {
     for (let i = this.undo.length - 1; i >= 0; i--) {
       const [k, p] = this.undo[i]!;
-      const cur = this.pending.get(k);
-      if (cur) this.bytes -= cur.data.byteLength;
-      if (p) {
-        this.pending.set(k, p);
-        this.bytes += p.data.byteLength;
-      } else {
-        this.pending.delete(k);
-      }
+      this.put(k, p);
     }
     this.undo = [];
   }
 
   private setPending(k: string, p: Pending | undefined): void {
+    this.undo.push([k, this.pending.get(k)]);
+    this.put(k, p);
+  }
+
+  /** Sets (or, undefined, removes) the pending write of a key, keeping the byte count. */
+  private put(k: string, p: Pending | undefined): void {
     const cur = this.pending.get(k);
-    this.undo.push([k, cur]);
     if (cur) this.bytes -= cur.data.byteLength;
     if (p) {
       this.pending.set(k, p);

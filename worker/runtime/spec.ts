@@ -3,6 +3,7 @@
 // the defaults Docker gives a container (mounts, capabilities, masked paths,
 // device rules, namespaces). Unit-tested table by table; no I/O here.
 import { constants } from 'node:os';
+import { CAPABILITIES } from '../../proto/capabilities.js';
 import type { ContainerSpec, Mount } from './runtime.js';
 import type { ImageConfig } from './oci.js';
 
@@ -47,14 +48,7 @@ export interface OciSpec {
 // --- capabilities ---------------------------------------------------------------------------
 
 /** Every capability up to CAP_CHECKPOINT_RESTORE (40), in kernel order. */
-export const ALL_CAPS = [
-  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP',
-  'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER',
-  'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE',
-  'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP',
-  'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF',
-  'CHECKPOINT_RESTORE',
-].map((c) => `CAP_${c}`);
+export const ALL_CAPS = CAPABILITIES.map((c) => `CAP_${c}`);
 
 /** Docker's default set. */
 export const DEFAULT_CAPS = [

@@ -3,20 +3,10 @@
 // exactly what a slow, obviously-correct one decides (full scan of every node for every task).
 import { describe, expect, it } from 'vitest';
 import { schedule, type PendingTask, type Platform, type SchedulerNode } from '../../../manager/scheduler/index.js';
+import { mulberry32 } from '../../support/random.js';
 
 const CPU = 1e9;
 const GIB = 1024 ** 3;
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SERVICES = ['s0', 's1', 's2', 's3', 's4'];
 const PLATFORMS: Platform[] = [
@@ -37,7 +27,7 @@ const CONSTRAINTS = [
 const SPREADS = ['node.labels.zone', 'node.labels.disk', 'node.role'];
 
 function randomCase(seed: number): { nodes: SchedulerNode[]; tasks: PendingTask[] } {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const nodes: SchedulerNode[] = [];
   // Every fourth case is bigger: more than 32 nodes spans several words of the load order's bitsets.
