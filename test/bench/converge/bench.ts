@@ -165,7 +165,8 @@ function perHostNote(p: PollResult): string {
     .map(([k, v]) => `${k}s ${[v!.first, v!.median, v!.last].map((x) => (x / 1000).toFixed(2)).join('/')}`).join(', ');
   const gap = (name: string, g: Spread | undefined) => (g ? `${name} ${[g.first, g.median, g.last].map((x) => (x / 1000).toFixed(2)).join('/')}` : '');
   const gaps = [gap('exit -> task delete', p.gaps?.exitToTaskDelete), gap('task delete -> container delete', p.gaps?.taskDeleteToDelete)].filter(Boolean).join(', ');
-  return `; last event per host (s): ${hosts.map((h) => `${h} ${(p.perHostMs![h]! / 1000).toFixed(2)}`).join(', ')}${spread ? `; first/median/last (s): ${spread}` : ''}` +
+  const exits = p.exitPerHostMs ? `; last exit per host (s): ${Object.keys(p.exitPerHostMs).sort().map((h) => `${h} ${(p.exitPerHostMs![h]! / 1000).toFixed(2)}`).join(', ')}` : '';
+  return `; last event per host (s): ${hosts.map((h) => `${h} ${(p.perHostMs![h]! / 1000).toFixed(2)}`).join(', ')}${exits}${spread ? `; first/median/last (s): ${spread}` : ''}` +
     `${gaps ? `; per container, shortest/median/longest (s): ${gaps}` : ''}`;
 }
 

@@ -52,6 +52,8 @@ export interface PollResult {
   exitedMs?: number;
   /** With `exact`: per host, ms after t0 of its last event of the step's kind (where the time went). */
   perHostMs?: Record<string, number>;
+  /** With `exact` and kind delete: per host, ms after t0 of its last exit among the containers gone. */
+  exitPerHostMs?: Record<string, number>;
   /** With `exact`: how the step's events spread out (ms after t0: first, median, last), per kind. */
   spread?: Partial<Record<'start' | 'exit' | 'delete', Spread>>;
   /** With `exact` and kind delete: per container, ms from its exit to its task's delete, and from that to the container's delete. */
@@ -139,7 +141,7 @@ function spreadOf(sorted: number[]): Spread | undefined {
 const EVENT_GRACE_MS = 2_000;
 
 /** A step's time from the events, given the matching containers listed at its end (exported for tests). */
-export function exactTimes(x: Exact | undefined, final: HostContainer[], polledMs: number): Pick<PollResult, 'ms' | 'exact' | 'exitedMs' | 'noEvent' | 'perHostMs' | 'spread' | 'gaps'> {
+export function exactTimes(x: Exact | undefined, final: HostContainer[], polledMs: number): Pick<PollResult, 'ms' | 'exact' | 'exitedMs' | 'noEvent' | 'perHostMs' | 'exitPerHostMs' | 'spread' | 'gaps'> {
   if (!x) return { ms: polledMs };
   if (x.kind === 'start') {
     const fresh = final.filter((c) => c.state === 'running' && !x.before.has(c.id)).map((c) => c.id);
@@ -153,12 +155,13 @@ export function exactTimes(x: Exact | undefined, final: HostContainer[], polledM
   const t = x.events.latest('delete', gone, x.sinceWall);
   const exited = x.events.latest('exit', gone, x.sinceWall).ms;
   const perHostMs = x.events.latestPerHost?.('delete', gone, x.sinceWall);
+  const exitPerHostMs = x.events.latestPerHost?.('exit', gone, x.sinceWall);
   const spread = x.events.times && { exit: spreadOf(x.events.times('exit', gone, x.sinceWall)), delete: spreadOf(x.events.times('delete', gone, x.sinceWall)) };
   const gaps = x.events.gaps && {
     exitToTaskDelete: spreadOf(x.events.gaps('exit', 'taskDelete', gone, x.sinceWall)),
     taskDeleteToDelete: spreadOf(x.events.gaps('taskDelete', 'delete', gone, x.sinceWall)),
   };
-  return t.ms === undefined ? { ms: polledMs, exact: false, exitedMs: exited, noEvent: { ids: t.missing, of: gone.length } } : { ms: t.ms, exact: true, exitedMs: exited, perHostMs, spread, gaps };
+  return t.ms === undefined ? { ms: polledMs, exact: false, exitedMs: exited, noEvent: { ids: t.missing, of: gone.length } } : { ms: t.ms, exact: true, exitedMs: exited, perHostMs, exitPerHostMs, spread, gaps };
 }
 
 // ---- node states ----------------------------------------------------------------------------

@@ -91,7 +91,7 @@ describe('exactTimes', () => {
     ]);
     const r = exactTimes({ events, kind: 'delete', before: new Set(['g1', 'g2', 'kept']), sinceWall: T0 }, [ctr('kept')], 1_000);
     expect(r).toEqual({
-      ms: 900, exact: true, exitedMs: 350, perHostMs: { h1: 900 },
+      ms: 900, exact: true, exitedMs: 350, perHostMs: { h1: 900 }, exitPerHostMs: { h1: 350 },
       spread: { exit: { first: 200, median: 200, last: 350 }, delete: { first: 600, median: 600, last: 900 } },
       gaps: { exitToTaskDelete: { first: 100, median: 100, last: 450 }, taskDeleteToDelete: { first: 100, median: 100, last: 300 } },
     });
