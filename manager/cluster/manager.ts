@@ -441,23 +441,28 @@ export class Manager {
     return now - since >= (this.opts.abandonedJoinMs ?? DEFAULT_ABANDONED_JOIN_MS);
   }
 
-  /** Out of raft, then the store's half: the node, if listed, is a worker that says why. */
+  /**
+   * Undo the join as a demotion: the node's desired role becomes worker (with the reason in its
+   * status), and the demotion path below takes the learner out of raft and clears the node's
+   * manager status, finishing what a leader that fails in between leaves half-done. A learner
+   * that no node owns has only raft to leave.
+   */
   private async dropAbandonedJoin(learner: number, owner: NodeObject | undefined): Promise<void> {
     const silentMs = Date.now() - (this.silentLearners.get(learner) ?? Date.now());
-    await this.raft.changeMembership(ConfChangeType.RemoveNode, learner);
     this.silentLearners.delete(learner);
-    this.opts.logger.warn({ raftId: learner, node: owner?.id, silentMs }, 'removed a raft learner whose manager join never completed');
-    if (!owner) return;
+    this.opts.logger.warn({ raftId: learner, node: owner?.id, silentMs }, 'a manager join never completed: its raft learner is removed and its node made a worker');
+    if (!owner) {
+      await this.raft.changeMembership(ConfChangeType.RemoveNode, learner);
+      return;
+    }
     await this.store.update((tx) => {
       const cur = tx.get(nodesTable, owner.id);
       if (!cur || Number(cur.managerStatus?.raftId) !== learner) return;
       const next = plain(cur) as NodeObject;
-      next.role = ROLE.worker;
       next.spec = { ...(next.spec ?? {}), desiredRole: ROLE.worker } as never;
-      next.managerStatus = null as never;
       next.status = {
         state: api.NodeState.NODE_DOWN,
-        message: `its join as a manager never completed (no answer to raft for ${Math.round(silentMs / 1000)} s): removed from raft; \`shoal node rm\` it, or join the host again`,
+        message: `its join as a manager never completed (no answer to raft for ${Math.round(silentMs / 1000)} s): taken out of raft as a worker; \`shoal node rm\` it, or join the host again`,
         addr: cur.status?.addr ?? '', updatedAt: Date.now(),
       } as never;
       tx.update(nodesTable, next);

@@ -62,7 +62,7 @@ describe('leader loops of a manager', () => {
     expect(ghost!.spec?.desiredRole).toBe(ROLE.worker);
     expect(ghost!.managerStatus ?? null).toBeNull();
     expect(ghost!.status?.state).toBe(api.NodeState.NODE_DOWN);
-    expect(ghost!.status?.message).toMatch(/^its join as a manager never completed \(no answer to raft for \d+ s\): removed from raft; `shoal node rm` it, or join the host again$/);
+    expect(ghost!.status?.message).toMatch(/^its join as a manager never completed \(no answer to raft for \d+ s\): taken out of raft as a worker; `shoal node rm` it, or join the host again$/);
     // The ready node's learner was silent as long (it joined first), and stays.
     expect(learners()).toContain(kept);
     expect(node('slowpoke')?.role).toBe(ROLE.manager);
