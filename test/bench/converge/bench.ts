@@ -161,9 +161,9 @@ onCleanup(teardown);
 function perHostNote(p: PollResult): string {
   const hosts = Object.keys(p.perHostMs ?? {}).sort();
   if (!hosts.length) return '';
-  const spread = Object.entries(p.spread ?? {}).filter(([, v]) => v)
-    .map(([k, v]) => `${k}s ${[v!.first, v!.median, v!.last].map((x) => (x / 1000).toFixed(2)).join('/')}`).join(', ');
-  const gap = (name: string, g: Spread | undefined) => (g ? `${name} ${[g.first, g.median, g.last].map((x) => (x / 1000).toFixed(2)).join('/')}` : '');
+  const fmt = (v: Spread): string => [v.first, v.median, v.last].map((x) => (x / 1000).toFixed(2)).join('/');
+  const spread = Object.entries(p.spread ?? {}).filter(([, v]) => v).map(([k, v]) => `${k}s ${fmt(v!)}`).join(', ');
+  const gap = (name: string, g: Spread | undefined) => (g ? `${name} ${fmt(g)}` : '');
   const gaps = [gap('exit -> task delete', p.gaps?.exitToTaskDelete), gap('task delete -> container delete', p.gaps?.taskDeleteToDelete)].filter(Boolean).join(', ');
   const exits = p.exitPerHostMs ? `; last exit per host (s): ${Object.keys(p.exitPerHostMs).sort().map((h) => `${h} ${(p.exitPerHostMs![h]! / 1000).toFixed(2)}`).join(', ')}` : '';
   return `; last event per host (s): ${hosts.map((h) => `${h} ${(p.perHostMs![h]! / 1000).toFixed(2)}`).join(', ')}${exits}${spread ? `; first/median/last (s): ${spread}` : ''}` +
