@@ -8,7 +8,7 @@ import type { Store, Watch } from '../store/index.js';
 import { plain, type LogLine, type TaskStatus } from '../../proto/services.js';
 import { tasksTable, type TaskObject } from '../cluster/tables.js';
 import { newObjectId } from '../cluster/ids.js';
-import { S, desiredOf, stateOf } from '../orchestrator/states.js';
+import { S, hasEnded, stateOf, toBeRemoved } from '../orchestrator/states.js';
 
 export interface SessionsHost {
   store: Store;
@@ -219,7 +219,7 @@ export class Sessions {
             await b.update((tx) => {
               const cur = tx.get(tasksTable, id);
               if (!cur || Number(p.status.state) < stateOf(cur) || sameStatus(cur.status, p.status)) return;
-              if (Number(p.status.state) > S.TASK_RUNNING && desiredOf(cur) >= S.TASK_REMOVE) {
+              if (toBeRemoved(cur) && hasEnded({ status: p.status })) {
                 // Told to go (scaled down, service removed) and now ended: the reaper keeps no
                 // history of such a task and would delete it next. Deleted with its end, it costs
                 // the managers one raft entry instead of two, and its worker hears of it at once.

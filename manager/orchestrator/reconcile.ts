@@ -19,7 +19,7 @@ import { api } from '../../proto/services.js';
 import type { NodeObject, ServiceObject, TaskObject } from '../cluster/tables.js';
 import { matchConstraint, parseConstraints, type Constraint, type SchedulerNode } from '../scheduler/index.js';
 import { decideRestart, isJob } from './restart.js';
-import { S, desiredOf, hasEnded, isLive, stateOf } from './states.js';
+import { S, hasEnded, isLive, stateOf, toBeRemoved } from './states.js';
 import { templateChanges } from '../../proto/templatechange.js';
 import { isRollback, planUpdate, statusOf } from './update.js';
 
@@ -366,7 +366,7 @@ class Pass {
     for (const t0 of tasks) {
       const t = this.cur(t0);
       if (isLive(t)) continue;
-      if (desiredOf(t) >= S.TASK_REMOVE || dropped.has(Number(t.slot))) {
+      if (toBeRemoved(t) || dropped.has(Number(t.slot))) {
         // Told to go, or of a slot no task will hold again: no history to keep.
         if (this.gone(t)) {
           this.updated.delete(t.id);
@@ -409,7 +409,7 @@ class Pass {
   private removedService(tasks: TaskObject[]): void {
     for (const t0 of tasks) {
       const t = this.cur(t0);
-      if (Number(t.desiredState) < S.TASK_REMOVE) this.shutdown(t, 'service removed', S.TASK_REMOVE);
+      if (!toBeRemoved(t)) this.shutdown(t, 'service removed', S.TASK_REMOVE);
       if (this.gone(this.cur(t))) {
         this.updated.delete(t.id);
         this.plan.remove.push(t0);

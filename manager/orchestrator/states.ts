@@ -16,6 +16,9 @@ export const desiredOf = (t: TaskLike): number => Number(t.desiredState ?? 0);
 /** The managers want it to run (or to have run, for a finished job). */
 export const isLive = (t: TaskLike): boolean => desiredOf(t) <= S.TASK_RUNNING;
 
+/** The managers want it gone (scaled down, its service removed): once ended, it is deleted with no history kept. */
+export const toBeRemoved = (t: TaskLike): boolean => desiredOf(t) >= S.TASK_REMOVE;
+
 /** Its process has ended, or it never will run (rejected, orphaned). */
 export const hasEnded = (t: TaskLike): boolean => stateOf(t) > S.TASK_RUNNING;
 
