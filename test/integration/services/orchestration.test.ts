@@ -258,6 +258,32 @@ describe('orchestration on a raft-backed store', () => {
     expect(new Set(w.tasks.keys())).toEqual(new Set(fromStore.map((t) => t.id)));
   });
 
+  it('scale 1 -> 90 -> 1 takes a few passes: the 89 tasks written in one entry are one change, not one per event the loop has read so far', async () => {
+    const id = await createService({ name: 'many', replicated: { replicas: 1 }, taskTemplate: { container: { image: 'busybox' } } });
+    await waitFor('1 assigned, orchestrator idle', () => (orch.idle && live(id).length === 1 || undefined), 5000, 10);
+    const scaleTo = async (n: number) => {
+      const before = orch.passes;
+      await store.update((tx) => {
+        const s = structuredClone(tx.get(servicesTable, id)!);
+        s.spec!.replicated!.replicas = n;
+        tx.update(servicesTable, s);
+      });
+      await waitFor(`${n} live, orchestrator idle`, () => (orch.idle && live(id).length === n || undefined), 5000, 10);
+      return orch.passes - before;
+    };
+    // The pass the scale asks for (it writes 89 tasks in one entry), and one after its own write.
+    expect(await scaleTo(90)).toBeLessThanOrEqual(2);
+    expect(await scaleTo(1)).toBeLessThanOrEqual(2);
+    // Every worker's end of the 89 in one status call each: one entry each, at most a pass each.
+    const before = orch.passes;
+    for (const w of workers) {
+      const mine = tasksOf(id).filter((t) => t.nodeId === w.nodeId && Number(t.desiredState) === S.TASK_REMOVE);
+      await sessions.updateTaskStatus(w.nodeId, mine.map((t) => ({ taskId: t.id, status: { state: S.TASK_SHUTDOWN } as never })));
+    }
+    await waitFor('89 deleted, orchestrator idle', () => (orch.idle && tasksOf(id).length === 1 || undefined), 5000, 10);
+    expect(orch.passes - before).toBeLessThanOrEqual(workers.length);
+  });
+
   it('a rolling update replaces 2 tasks at a time, each next one once the last ran for the delay, then completes', async () => {
     const id = await createService({
       name: 'roll', replicated: { replicas: 4 }, taskTemplate: { container: { image: 'app:1' } },
