@@ -6,6 +6,7 @@
 // with the scheduler and write its decisions. Runs only while leading
 // (LeadershipGate); every write is version-checked, so a stale decision
 // fails and is made again on the next pass.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Store, StoreEvent } from '../store/index.js';
 import { schedule, type PendingTask, type SchedulerNode } from '../scheduler/index.js';
 import { clustersTable, nodesTable, servicesTable, tasksTable, type NodeObject, type TaskObject } from '../cluster/tables.js';
@@ -96,7 +97,7 @@ export class Orchestrator {
       // arrive. Either way, yield to the pump first: it reads the events of an applied entry one
       // per turn of the microtask queue, so a pass that ran at once would see a few of them, and
       // the next few would start another pass, and so on (one raft entry of 90 tasks, 45 passes).
-      if (this.now() - lastPassEnd < this.debounceMs) await sleep(this.debounceMs, signal);
+      if (this.now() - lastPassEnd < this.debounceMs) await sleep(this.debounceMs, undefined, { signal }).catch(() => undefined);
       else await new Promise((r) => setImmediate(r));
       if (signal.aborted) break;
       dirty = false;
@@ -216,19 +217,6 @@ export class Orchestrator {
     stats.failed += res.failed.length;
     return wakeAt;
   }
-}
-
-/** Resolves after ms, or at once when the signal aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 /** Pending, wanted running, and not held back by a restart delay. */
