@@ -45,6 +45,7 @@ import { MemoryCertProvider } from './certprovider.js';
 import { clusterServerOptions } from './serveroptions.js';
 import { relayClientStream, relayHeartbeats, relaySession, relayUnary } from './relay.js';
 import { StateDir, type Certs, type NodeState } from './identity.js';
+import { crashPoint } from './crashpoints.js';
 
 export interface DaemonOptions {
   stateDir: string;
@@ -689,6 +690,7 @@ export class Daemon {
       this.dir.saveCerts(this.certs);
       lap('certificates saved');
       if (role === 'manager') await this.joinRaft();
+      crashPoint('join:after-raft-add');
       this.dir.saveState(this.node);
       await this.activate();
       lap('active');

@@ -531,7 +531,7 @@ export class Lab {
     return !!info && !info.zombie && info.startTime === rec.startTime && sameArgv(info.cmdline, rec.argv);
   }
 
-  private async startProc(st: LabState, host: string, spec: ProcSpec): Promise<number> {
+  private async startProc(st: LabState, host: string, spec: ProcSpec, extraEnv?: NodeJS.ProcessEnv): Promise<number> {
     const rec = this.requireHostUp(st, host);
     const p = this.paths(host, spec.name);
     mkdirSync(p.stateDir, { recursive: true });
@@ -548,7 +548,7 @@ export class Lab {
     writeSync(fd, `--- ${new Date().toISOString()} shoal-lab starts ${spec.name}: ${argv.join(' ')}\n`);
     const full = hostArgv(rec.netns, host, argv);
     // Detached (own session): it outlives the CLI and ignores the terminal's ^C.
-    const child = spawn(full[0]!, full.slice(1), { detached: true, stdio: ['ignore', fd, fd], cwd: p.hostDir });
+    const child = spawn(full[0]!, full.slice(1), { detached: true, stdio: ['ignore', fd, fd], cwd: p.hostDir, env: extraEnv && { ...process.env, ...extraEnv } });
     closeSync(fd);
     let exited: string | undefined;
     child.on('exit', (code, signal) => (exited = signal ? `killed by ${signal}` : `exit code ${code}`));
@@ -640,8 +640,11 @@ export class Lab {
     return spec;
   }
 
-  /** Starts the daemon (or a sidecar) unless it already runs; returns its pid. */
-  async startDaemon(host: string, procName: string = MAIN_PROC): Promise<number> {
+  /**
+   * Starts the daemon (or a sidecar) unless it already runs; returns its pid. `env` adds to the
+   * environment it inherits (for this start only: a later start or restart goes without).
+   */
+  async startDaemon(host: string, procName: string = MAIN_PROC, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<number> {
     this.requirePrerequisites();
     return this.withLock(async () => {
       const st = this.requireState();
@@ -652,7 +655,7 @@ export class Lab {
         this.log(`${procName} on ${host} already runs (pid ${rec.pid})`);
         return rec.pid;
       }
-      return this.startProc(st, host, spec);
+      return this.startProc(st, host, spec, opts.env);
     });
   }
 

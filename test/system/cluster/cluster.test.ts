@@ -364,6 +364,47 @@ describe.skipIf(pre.skip)('cluster on lab hosts: join, failover, recovery, refus
     await waitHealthy(`${B} back`, [L]);
   }, 90_000);
 
+  it('a manager join cut short by SIGKILL after raft added the learner: the restarted host starts clean, and the leader takes the learner out of raft', async () => {
+    const { leader: L } = roles(await startHealthy());
+    // host6 is outside the cluster. Its daemon kills itself at the crash point: raft has added it
+    // as a learner, and it has not saved node.json yet.
+    const H = 'host6';
+    await c.lab.killDaemon(H);
+    await c.lab.startDaemon(H, undefined, { env: { SHOAL_CRASH_AT: 'join:after-raft-add' } });
+    await c.waitDaemon(H);
+    const join = await c.shoal(H, ['swarm', 'join', '--token', managerToken, c.addr(L)], 60_000);
+    expect(join.code, join.stdout + join.stderr).not.toBe(0);
+    expect(c.log(H)).toContain('SHOAL_CRASH_AT=join:after-raft-add: killing this daemon here');
+    expect(c.lab.hostState(H).pid).toBeNull();
+    const half = await c.waitNodes(`${H} listed as an unreachable manager`, L, (ns) => ns.some((n) => n.Description.Hostname === H && n.ManagerStatus?.Reachability === 'unreachable'));
+    const id = byHost(half, H).ID;
+    const t0 = Date.now();
+
+    // Restarted, it keeps nothing of the join it did not finish.
+    c.markLog(H);
+    await c.lab.startDaemon(H);
+    await c.waitDaemon(H);
+    expect((await c.info(H)).LocalNodeState).toBe('inactive');
+    expect(c.logSince(H)).toContain('a swarm init, join or leave was cut short: removed the certificates and raft data it left');
+
+    // Nobody will answer for that learner: after a minute of silence the leader undoes the join
+    // as a demotion (the node a down worker, saying why), and raft has the three managers again.
+    const undone = await c.waitNodes(`${H}'s join undone`, L, (ns) => {
+      const n = ns.find((x) => x.ID === id);
+      return !!n && !n.ManagerStatus && n.Spec.Role === 'worker';
+    }, 120_000);
+    console.log(`abandoned manager join undone ${((Date.now() - t0) / 1000).toFixed(1)} s after the restart`);
+    const n = undone.find((x) => x.ID === id)!;
+    expect(n.Status.State).toBe('down');
+    expect(n.Status.Message).toMatch(/its join as a manager never completed \(no answer to raft for \d+ s\)/);
+    expect(managerHosts(undone)).toEqual(MANAGERS);
+    expect(leaders(undone)).toEqual([L]);
+
+    // What the message says to do works, and the cluster is as before.
+    await c.ok(L, ['node', 'rm', id]);
+    await waitHealthy('five healthy nodes again', [L]);
+  }, 180_000);
+
   it('swarm init --force-new-cluster on the last manager recovers a cluster that lost two of its three managers', async () => {
     const { leader: L, followers: [S, other] } = roles(await startHealthy());
     // Two managers die for good; S survives alone without a quorum.
