@@ -114,6 +114,7 @@ export class Orchestrator {
   /** One pass: orchestrate, then schedule. Returns when the next pass is due without any change. */
   async pass(): Promise<number | undefined> {
     this.passes++;
+    const started = performance.now();
     const now = this.now();
     const { services, tasks, nodes, limit } = this.store.view((r) => ({
       services: r.list(servicesTable),
@@ -141,7 +142,8 @@ export class Orchestrator {
     }
     const pendingWake = await this.schedulePending(now, stats);
     const wakeAt = plan.wakeAt === undefined ? pendingWake : Math.min(pendingWake ?? plan.wakeAt, plan.wakeAt);
-    if (stats.created + stats.updated + stats.removed + stats.assigned > 0) this.opts.logger.debug({ ...stats }, 'orchestration pass');
+    // Every pass, including those with nothing to write: a burst of them is a cost to see.
+    this.opts.logger.debug({ ...stats, ms: Math.round((performance.now() - started) * 10) / 10 }, 'orchestration pass');
     return wakeAt;
   }
 

@@ -14,6 +14,7 @@ interface Line {
   removed?: number;
   updated?: number;
   assigned?: number;
+  ms?: number;
 }
 
 /** Milestones of one state: how many tasks reached it in the window, first and last (ms after the step began). */
@@ -24,8 +25,11 @@ export interface Span {
 }
 
 export interface Breakdown {
-  /** Leader: orchestration passes that changed something. */
+  /** Leader: every orchestration pass. */
   passes: Span;
+  /** How many of them wrote something, and the wall time spent in all of them (ms). */
+  passesWrote: number;
+  passMs: number;
   states: Record<string, Span>;
   /** Stops asked of the runtime: `task runner: stopping the container`. */
   stopping: Span;
@@ -56,7 +60,8 @@ function span(times: number[]): Span {
 }
 
 export function breakdown(lines: Line[], t0: number): Breakdown {
-  const passes = lines.filter((l) => l.msg === 'orchestration pass' && (l.created ?? 0) + (l.removed ?? 0) + (l.updated ?? 0) + (l.assigned ?? 0) > 0);
+  const passes = lines.filter((l) => l.msg === 'orchestration pass');
+  const wrote = passes.filter((l) => (l.created ?? 0) + (l.removed ?? 0) + (l.updated ?? 0) + (l.assigned ?? 0) > 0);
   const byState = new Map<string, number[]>();
   for (const l of lines) {
     if (l.msg !== 'task runner: task state' || !l.state) continue;
@@ -65,6 +70,8 @@ export function breakdown(lines: Line[], t0: number): Breakdown {
   }
   return {
     passes: span(passes.map((l) => l.time - t0)),
+    passesWrote: wrote.length,
+    passMs: passes.reduce((sum, l) => sum + (l.ms ?? 0), 0),
     states: Object.fromEntries([...byState].map(([s, ts]) => [s, span(ts)])),
     stopping: span(lines.filter((l) => l.msg === 'task runner: stopping the container').map((l) => l.time - t0)),
     removed: span(lines.filter((l) => l.msg === 'task runner: container removed' || l.msg === 'task runner: task removed').map((l) => l.time - t0)),
@@ -76,7 +83,7 @@ const s = (ms: number): string => (Number.isFinite(ms) ? `+${(ms / 1000).toFixed
 /** One line: "orchestration +0.41..+0.52 s (2); ACCEPTED 50 +0.60..+1.10; ...". */
 export function describe(b: Breakdown): string {
   const parts: string[] = [];
-  if (b.passes.n) parts.push(`leader orchestration passes ${s(b.passes.first)}..${s(b.passes.last)} s (${b.passes.n})`);
+  if (b.passes.n) parts.push(`leader orchestration passes ${s(b.passes.first)}..${s(b.passes.last)} s (${b.passes.n}, ${b.passesWrote} writing; ${b.passMs.toFixed(0)} ms in all)`);
   if (b.stopping.n) parts.push(`stopping ${b.stopping.n} ${s(b.stopping.first)}..${s(b.stopping.last)}`);
   for (const st of ['ACCEPTED', 'PREPARING', 'READY', 'STARTING', 'RUNNING', 'SHUTDOWN', 'FAILED', 'REJECTED']) {
     const x = b.states[st];

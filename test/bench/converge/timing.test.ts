@@ -6,6 +6,7 @@ import type { ContainerState } from '../../../worker/runtime/runtime.js';
 import type { ServicesCluster } from '../../system/services/harness.js';
 import { ContainerEvents, type EventKind } from './events.js';
 import { exactTimes } from './observe.js';
+import { breakdown, describe as describeBreakdown } from './breakdown.js';
 
 const T0 = 1_700_000_000_000;
 const ctr = (id: string, state: ContainerState = 'running') => ({ id, state, labels: {}, image: 'img', pid: 1 });
@@ -105,5 +106,16 @@ describe('exactTimes', () => {
 
   it('without events, the poll time is the time', () => {
     expect(exactTimes(undefined, [ctr('x')], 700)).toEqual({ ms: 700 });
+  });
+});
+
+describe('breakdown of shoald debug lines', () => {
+  const T = 1_000_000;
+  const pass = (dt: number, ms: number, wrote = 0) => ({ time: T + dt, host: 'host1', msg: 'orchestration pass', created: wrote, removed: 0, updated: 0, assigned: 0, ms });
+  it('counts every pass, those that wrote, and the time in them', () => {
+    const b = breakdown([pass(50, 3.5, 90), pass(60, 1.2), pass(80, 0.8), { time: T + 500, host: 'host4', msg: 'task runner: task state', state: 'TASK_SHUTDOWN' }], T);
+    expect(b.passes).toEqual({ n: 3, first: 50, last: 80 });
+    expect([b.passesWrote, b.passMs]).toEqual([1, 5.5]);
+    expect(describeBreakdown(b)).toBe('leader orchestration passes +0.05..+0.08 s (3, 1 writing; 6 ms in all); SHUTDOWN 1 +0.50..+0.50');
   });
 });
