@@ -110,6 +110,9 @@ export function dockerSidecar(opts: DockerSidecarOptions = {}): ProcSpec {
     name: DOCKERD_PROC,
     cmd,
     files: { [p.config]: '{}\n', [p.pidFile]: '', [p.containerdPidFile]: '' },
+    // dockerd asks its managed containerd for a stack dump (SIGUSR1) before it kills it, and
+    // containerd writes that to $TMPDIR: keep it in the host's dir, not the machine's /tmp.
+    env: { TMPDIR: p.dir },
     readySocket: p.socket,
   };
 }

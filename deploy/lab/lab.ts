@@ -548,7 +548,9 @@ export class Lab {
     writeSync(fd, `--- ${new Date().toISOString()} shoal-lab starts ${spec.name}: ${argv.join(' ')}\n`);
     const full = hostArgv(rec.netns, host, argv);
     // Detached (own session): it outlives the CLI and ignores the terminal's ^C.
-    const child = spawn(full[0]!, full.slice(1), { detached: true, stdio: ['ignore', fd, fd], cwd: p.hostDir, env: extraEnv && { ...process.env, ...extraEnv } });
+    const specEnv = Object.fromEntries(Object.entries(spec.env ?? {}).map(([k, v]) => [k, substitute(v, vars)]));
+    const env = spec.env || extraEnv ? { ...process.env, ...specEnv, ...extraEnv } : undefined;
+    const child = spawn(full[0]!, full.slice(1), { detached: true, stdio: ['ignore', fd, fd], cwd: p.hostDir, env });
     closeSync(fd);
     let exited: string | undefined;
     child.on('exit', (code, signal) => (exited = signal ? `killed by ${signal}` : `exit code ${code}`));

@@ -27,6 +27,8 @@ export interface ProcSpec {
    * template, with the command's placeholders substituted in both.
    */
   files?: Record<string, string>;
+  /** Added to the environment it inherits: name -> value template, placeholders substituted. */
+  env?: Record<string, string>;
   /**
    * A unix socket (path template): the process counts as started once the
    * socket accepts connections, so what starts after it (the daemon) finds it

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONTAINERD_PROC, containerdConfig, containerdLabOptions, containerdPaths, containerdSidecar } from '../../../deploy/lab/containerd.js';
+import { dockerSidecar } from '../../../deploy/lab/docker.js';
 import { Lab } from '../../../deploy/lab/lab.js';
 import { DEFAULT_DAEMON_CMD, buildCommand, runsOn, substitute, validateSidecar } from '../../../deploy/lab/plan.js';
 import { splitRepoTag } from '../../../deploy/lab/registry-push.js';
@@ -75,6 +76,16 @@ describe('containerd per host', () => {
     expect(o.sidecars.map((s) => [s.name, s.hosts])).toEqual([[CONTAINERD_PROC, undefined], [REGISTRY_PROC, [opts.registryHost]]]);
     expect(buildCommand(o.daemonCmd, vars).slice(0, 2)).toEqual(['/usr/bin/node', 'd.js']);
     expect(o.daemonCmd.endsWith(`--insecure-registry r.example:5000 --insecure-registry ${addr}`)).toBe(true);
+  });
+});
+
+describe('dockerd per host', () => {
+  it('keeps the stack dump its containerd writes before dockerd kills it ($TMPDIR) in the host\'s docker dir, one that exists before the start', () => {
+    const s = dockerSidecar();
+    const tmp = substitute(s.env!.TMPDIR!, vars);
+    expect(tmp).toBe('/b/l/host2/docker');
+    const written = Object.keys(s.files!).map((f) => path.dirname(substitute(f, vars)));
+    expect(written).toContain(tmp);
   });
 });
 
