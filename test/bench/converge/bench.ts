@@ -159,14 +159,14 @@ onCleanup(teardown);
 
 /** "; last start per host: host1 1.42, ..." from a step's events (where a slow step's time went). */
 function perHostNote(p: PollResult): string {
-  const hosts = Object.keys(p.perHostMs ?? {}).sort();
-  if (!hosts.length) return '';
+  if (!Object.keys(p.perHostMs ?? {}).length) return '';
   const fmt = (v: Spread): string => [v.first, v.median, v.last].map((x) => (x / 1000).toFixed(2)).join('/');
   const spread = Object.entries(p.spread ?? {}).filter(([, v]) => v).map(([k, v]) => `${k}s ${fmt(v!)}`).join(', ');
   const gap = (name: string, g: Spread | undefined) => (g ? `${name} ${fmt(g)}` : '');
   const gaps = [gap('exit -> task delete', p.gaps?.exitToTaskDelete), gap('task delete -> container delete', p.gaps?.taskDeleteToDelete)].filter(Boolean).join(', ');
-  const exits = p.exitPerHostMs ? `; last exit per host (s): ${Object.keys(p.exitPerHostMs).sort().map((h) => `${h} ${(p.exitPerHostMs![h]! / 1000).toFixed(2)}`).join(', ')}` : '';
-  return `; last event per host (s): ${hosts.map((h) => `${h} ${(p.perHostMs![h]! / 1000).toFixed(2)}`).join(', ')}${exits}${spread ? `; first/median/last (s): ${spread}` : ''}` +
+  const byHost = (ms: Record<string, number>): string => Object.keys(ms).sort().map((h) => `${h} ${(ms[h]! / 1000).toFixed(2)}`).join(', ');
+  const exits = p.exitPerHostMs ? `; last exit per host (s): ${byHost(p.exitPerHostMs)}` : '';
+  return `; last event per host (s): ${byHost(p.perHostMs!)}${exits}${spread ? `; first/median/last (s): ${spread}` : ''}` +
     `${gaps ? `; per container, shortest/median/longest (s): ${gaps}` : ''}`;
 }
 
