@@ -9,6 +9,7 @@ import { Daemon } from './daemon.js';
 import { startCpuProfiler } from './profile.js';
 import { DEFAULT_NICE, applyNice, parseNice } from './priority.js';
 import { defaultDockerConfig } from '../../worker/runtime/registryauth.js';
+import { armCrashPoints } from './crashpoints.js';
 
 const program = new Command()
   .name('shoald')
@@ -33,10 +34,12 @@ const program = new Command()
     runtime: string; containerdSocket: string; containerdNamespace: string; dockerSocket: string; insecureRegistry: string[]; registryConfig: string; cpuProfile?: string; nice: number;
   }) => {
     if (o.runtime !== 'containerd' && o.runtime !== 'docker') throw new Error(`--runtime ${o.runtime}: expected containerd or docker`);
+    const crashPoints = armCrashPoints();
     const logger = pino({ level: o.logLevel, base: { host: o.hostname } });
     const prio = applyNice(o.nice);
     if (prio.error) logger.warn({ nice: o.nice, err: prio.error }, 'could not set the CPU priority (needs root or CAP_SYS_NICE): running at the inherited one');
     else logger.info({ nice: o.nice, threads: prio.threads, session: prio.autogroup }, 'CPU priority set');
+    if (crashPoints.size > 0) logger.warn({ points: [...crashPoints] }, 'SHOAL_CRASH_AT: this daemon kills itself (SIGKILL) at these points, for tests');
     if (o.cpuProfile) await startCpuProfiler(path.resolve(o.cpuProfile), logger);
     const daemon = new Daemon({
       stateDir: o.stateDir,
