@@ -31,7 +31,7 @@
 // seen not ready (ListNodes, every 250 ms) are counted: during create/scale
 // any is spurious.
 //
-//   node dist/test/bench/converge/bench.js [--reps 3] [--quick] [--warmup 100] [--json] [--debug-logs] [--keep-logs] [--cpu-profile DIR] [--nice=N]
+//   node dist/test/bench/converge/bench.js [--reps 3] [--quick] [--warmup 100] [--warmup-rounds 4] [--json] [--debug-logs] [--keep-logs] [--cpu-profile DIR] [--nice=N]
 //
 // --cpu-profile DIR: every shoald records a CPU profile, and each create/scale
 // step gets its own file per host: DIR/rep<r>/<host>.<n>.cpuprofile (the step's
@@ -53,7 +53,8 @@ import { NodeWatcher, byService, diffLogs, logEvents, matchingIds, pollContainer
 const USAGE = `usage: node dist/test/bench/converge/bench.js [options]   (as root; each repetition brings up its own lab)
   --reps N           repetitions; medians are printed (default 3, 1 with --quick)
   --quick            smaller steps (5/20/40/5 replicas) and 1 repetition: a smoke run
-  --warmup N         containers each side makes and removes before its timed steps (default: the scale-up size)
+  --warmup N         containers each side makes, scales down to a tenth and removes per warm-up round (default: the scale-up size)
+  --warmup-rounds R  warm-up rounds before the timed steps, each side (default 4; 1 was the rule before 2026-12-05)
   --json             also print the results as JSON
   --debug-logs       shoald at debug level; each step's milestones are printed
   --keep-logs        keep the labs' logs even when nothing failed
@@ -62,7 +63,7 @@ const USAGE = `usage: node dist/test/bench/converge/bench.js [options]   (as roo
   -h, --help         this text`;
 
 const opts = benchOptions(USAGE, {
-  reps: { type: 'string' }, quick: { type: 'boolean' }, warmup: { type: 'string' }, json: { type: 'boolean' },
+  reps: { type: 'string' }, quick: { type: 'boolean' }, warmup: { type: 'string' }, 'warmup-rounds': { type: 'string' }, json: { type: 'boolean' },
   'debug-logs': { type: 'boolean' }, 'keep-logs': { type: 'boolean' }, 'cpu-profile': { type: 'string' },
   nice: { type: 'string' },
 });
@@ -77,6 +78,9 @@ const HOSTS = 5;
 /** Containers each side makes and removes, untimed, before its timed steps (a multiple of HOSTS). */
 const WARMUP = Number(opts.warmup ?? N.up);
 if (!Number.isInteger(WARMUP / HOSTS) || WARMUP < HOSTS) throw new Error(`--warmup ${opts.warmup}: expected a multiple of ${HOSTS}, at least ${HOSTS}`);
+/** What a warm-up round scales down to (a multiple of HOSTS, as the timed scale-down keeps a tenth). */
+const WARMUP_KEEP = Math.max(HOSTS, Math.round(WARMUP / 10 / HOSTS) * HOSTS);
+const WARMUP_ROUNDS = intOption('warmup-rounds', opts['warmup-rounds'], 4);
 const VICTIM = 'host5';
 
 const log = (line: string): void => void process.stderr.write(`[converge ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -250,14 +254,19 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
       (r.cpu[key] ??= {}).floor = cpuSince(c, a);
       return v;
     };
-    // One untimed round first, for each side, of WARMUP containers made and then stopped and
-    // removed: the code that makes the calls runs in one process for the floor (this one) but in
-    // five fresh shoalds, each compiling it anew. A cold grpc-js call costs ~0.3 ms of CPU, a warm
-    // one ~0.12 ms; warm is the steady state of a shoald that has been up a while.
-    log(`  floor: warm-up ${WARMUP}`);
-    await floor.add(WARMUP / HOSTS, timeout(WARMUP));
-    await floor.remove(WARMUP / HOSTS, timeout(WARMUP));
-    await floorGone();
+    // Untimed rounds first, for each side, each of WARMUP containers made, scaled down to a tenth,
+    // then removed: the timed steps should find shoal's code compiled as in a shoald that has been
+    // up a while. The floor's calls are made by one process (this one), shoal's by five fresh
+    // shoalds, each compiling its code anew, and V8 keeps optimizing for many rounds: on a lab,
+    // the shoalds' CPU per cycle of 10 -> 100 -> 10 fell from 3.2 CPU-s in the first to 2.1 in
+    // the tenth, ~1 CPU-s of it idle (test/bench/README.md).
+    for (let w = 1; w <= WARMUP_ROUNDS; w++) {
+      log(`  floor: warm-up ${w}/${WARMUP_ROUNDS}: ${WARMUP}, -${WARMUP - WARMUP_KEEP}, rm`);
+      await floor.add(WARMUP / HOSTS, timeout(WARMUP));
+      await floor.remove((WARMUP - WARMUP_KEEP) / HOSTS, timeout(WARMUP));
+      await floor.clear();
+      await floorGone();
+    }
     log(`  floor: ${N.small}`);
     const floorStep = async (key: StepKey, run: () => Promise<FloorStep>): Promise<FloorStep> => {
       await settle(key, 'floor');
@@ -329,10 +338,15 @@ async function repetition(i: number, watcher: NodeWatcher): Promise<Rep> {
       await cliOk(c, 'host1', 'service', 'rm', name);
       await pollContainers(c, all, byService(name), (n) => n.all === 0, { t0: performance.now(), timeoutMs: 120_000, what: `${name} gone` });
     };
-    log(`  shoal: warm-up ${WARMUP}`);
-    await control.create('warmup', WARMUP, c.image, sleepArgs);
-    await pollContainers(c, all, byService('warmup'), (n) => n.running === WARMUP, { t0: performance.now(), timeoutMs: timeout(WARMUP), what: `warm-up ${WARMUP} running` });
-    await removeService('warmup');
+    for (let w = 1; w <= WARMUP_ROUNDS; w++) {
+      const svc = `warmup${w}`;
+      log(`  shoal: warm-up ${w}/${WARMUP_ROUNDS}: ${WARMUP}, -${WARMUP - WARMUP_KEEP}, rm`);
+      await control.create(svc, WARMUP, c.image, sleepArgs);
+      await pollContainers(c, all, byService(svc), (n) => n.running === WARMUP, { t0: performance.now(), timeoutMs: timeout(WARMUP), what: `warm-up ${WARMUP} running` });
+      await control.scale(svc, WARMUP_KEEP);
+      await pollContainers(c, all, byService(svc), (n) => n.all === WARMUP_KEEP, { t0: performance.now(), timeoutMs: timeout(WARMUP), what: `warm-up down to ${WARMUP_KEEP}` });
+      await removeService(svc);
+    }
     await step('createSmall', () => control.create(svcSmall, N.small, c.image, sleepArgs), (n) => n.running === N.small, `${N.small} running`, svcSmall, N.small);
     await removeService(svcSmall);
     const svcCli = `cli${N.small}`;
@@ -553,7 +567,7 @@ function report(reps: Rep[], failed: Rep[], startLoad: string, startBusy: number
   console.log('(the CLI\'s channel), the requests `service create/scale --detach` send. "through the CLI" starts the CLI instead (Node.js starts in ~0.07 s here,');
   console.log('the CLI answers `info` in ~0.1 s), against the same floor. shoal/floor is the median of each repetition\'s ratio. Floor: create+start');
   console.log('(or stop+remove) through containerd directly, N/5 per host, hosts in parallel, all of a host\'s containers at once (as shoald\'s agent).');
-  console.log(`Each side first runs ${WARMUP} containers once, made then stopped and removed, untimed (a warm-up: the floor's calls are made by this one process, shoal's by five fresh ones).`);
+  console.log(`Each side first runs ${WARMUP_ROUNDS} untimed warm-up round(s) of ${WARMUP} containers made, scaled down to ${WARMUP_KEEP}, then removed (the floor's calls are made by this one process, shoal's by five fresh shoalds that keep optimizing their code for many rounds).`);
   const called = (k: StepKey) => median(ok.map((r) => r.callMs[k] ?? NaN));
   console.log(`The request returned after (median): ${(['createSmall', 'createSmallCli', 'createBig', 'scaleUp', 'scaleDown'] as StepKey[]).map((k) => `${STEP[k].split(' until')[0]} ${sec(called(k))}`).join(', ')}.`);
   console.log(`A trivial CLI command (\`shoal info\`) takes ${sec(median(ok.map((r) => r.cliBaselineMs)))} (median, idle cluster): the CLI's own start and one RPC.`);
