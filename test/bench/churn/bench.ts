@@ -14,7 +14,7 @@
 //
 //   node dist/test/bench/churn/bench.js [--cycles 3] [--replicas 100] [--nice=0,-10] [--json]
 import { readFileSync, readdirSync } from 'node:fs';
-import { benchOptions, intOption } from '../lib/args.js';
+import { benchOptions, checkedOptions, intOption } from '../lib/args.js';
 import { onCleanup } from '../lib/proc.js';
 import { printJson, printTable } from '../lib/table.js';
 import { BenchCluster, benchPrerequisites } from '../converge/cluster.js';
@@ -29,13 +29,15 @@ const USAGE = `usage: node dist/test/bench/churn/bench.js [options]   (as root; 
   -h, --help      this text`;
 
 const opts = benchOptions(USAGE, { cycles: { type: 'string' }, replicas: { type: 'string' }, nice: { type: 'string' }, json: { type: 'boolean' } });
-const CYCLES = intOption('cycles', opts.cycles, 3);
-const REPLICAS = intOption('replicas', opts.replicas, 100, 5);
-if (REPLICAS % 5 !== 0) throw new Error(`--replicas ${REPLICAS}: expected a multiple of 5 (the lab has 5 hosts)`);
-const NICES = (opts.nice ?? '0,-10').split(',').map((s) => {
-  const n = Number(s);
-  if (!Number.isInteger(n) || n < -20 || n > 19) throw new Error(`--nice ${opts.nice}: expected integers from -20 to 19, comma-separated`);
-  return n;
+const { CYCLES, REPLICAS, NICES } = checkedOptions(USAGE, () => {
+  const replicas = intOption('replicas', opts.replicas, 100, 5);
+  if (replicas % 5 !== 0) throw new Error(`--replicas ${replicas}: expected a multiple of 5 (the lab has 5 hosts)`);
+  const nices = (opts.nice ?? '0,-10').split(',').map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < -20 || n > 19) throw new Error(`--nice ${opts.nice}: expected integers from -20 to 19, comma-separated`);
+    return n;
+  });
+  return { CYCLES: intOption('cycles', opts.cycles, 3), REPLICAS: replicas, NICES: nices };
 });
 
 const log = (line: string): void => void process.stderr.write(`[churn ${new Date().toISOString().slice(11, 19)}] ${line}\n`);

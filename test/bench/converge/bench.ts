@@ -38,7 +38,7 @@
 // n is printed; the others cover the time between steps).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { benchOptions, intOption } from '../lib/args.js';
+import { benchOptions, checkedOptions, intOption } from '../lib/args.js';
 import { onCleanup } from '../lib/proc.js';
 import { fmtRatio, printJson, printTable } from '../lib/table.js';
 import type { NodeView, ServicesCluster } from '../../system/services/harness.js';
@@ -71,16 +71,18 @@ const opts = benchOptions(USAGE, {
 const QUICK = !!opts.quick;
 const DEBUG = !!opts['debug-logs'];
 const PROFILE_DIR = opts['cpu-profile'] ?? '';
-const REPS = intOption('reps', opts.reps, QUICK ? 1 : 3);
+const REPS = checkedOptions(USAGE, () => intOption('reps', opts.reps, QUICK ? 1 : 3));
 /** Replica counts: create small, create big, scale big -> up, scale up -> down (multiples of 5: N/5 per host). */
 const N = QUICK ? { small: 5, big: 20, up: 40, down: 5 } : { small: 10, big: 50, up: 100, down: 10 };
 const HOSTS = 5;
 /** Containers each side makes and removes, untimed, before its timed steps (a multiple of HOSTS). */
 const WARMUP = Number(opts.warmup ?? N.up);
-if (!Number.isInteger(WARMUP / HOSTS) || WARMUP < HOSTS) throw new Error(`--warmup ${opts.warmup}: expected a multiple of ${HOSTS}, at least ${HOSTS}`);
+checkedOptions(USAGE, () => {
+  if (!Number.isInteger(WARMUP / HOSTS) || WARMUP < HOSTS) throw new Error(`--warmup ${opts.warmup}: expected a multiple of ${HOSTS}, at least ${HOSTS}`);
+});
 /** What a warm-up round scales down to (a multiple of HOSTS, as the timed scale-down keeps a tenth). */
 const WARMUP_KEEP = Math.max(HOSTS, Math.round(WARMUP / 10 / HOSTS) * HOSTS);
-const WARMUP_ROUNDS = intOption('warmup-rounds', opts['warmup-rounds'], 4);
+const WARMUP_ROUNDS = checkedOptions(USAGE, () => intOption('warmup-rounds', opts['warmup-rounds'], 4));
 const VICTIM = 'host5';
 
 const log = (line: string): void => void process.stderr.write(`[converge ${new Date().toISOString().slice(11, 19)}] ${line}\n`);

@@ -35,6 +35,7 @@ describe('bench options', () => {
     { args: ['--help'], code: 0, out: /^usage: node dist\/test\/bench\/raft\/failover\.js/, err: /^$/ },
     { args: ['--trails', '10'], code: 2, out: /^$/, err: /Unknown option '--trails'[\s\S]*usage:/ },
     { args: ['--trials'], code: 2, out: /^$/, err: /--trials[\s\S]*argument missing[\s\S]*usage:/ },
+    { args: ['--trials', '0'], code: 2, out: /^$/, err: /^--trials 0: expected a whole number, at least 1\nusage:[^]*this text\n$/ },
   ])('a bench run with $args: exit $code before any work', async ({ args, code, out, err }) => {
     const r = await run(args);
     expect(r.code).toBe(code);

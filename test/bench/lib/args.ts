@@ -21,6 +21,19 @@ export function benchOptions<S extends Spec>(usage: string, spec: S, argv: strin
   return values as Values<S>;
 }
 
+/**
+ * The checks of option values (intOption and the bench's own): an error thrown in them is the
+ * caller's typo, so it prints its message and the usage, and exits 2, without a stack trace.
+ */
+export function checkedOptions<T>(usage: string, check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n${usage}\n`);
+    process.exit(2);
+  }
+}
+
 /** A whole number option at least `min`, else an error naming the option. */
 export function intOption(name: string, value: string | undefined, def: number, min = 1): number {
   if (value === undefined) return def;

@@ -14,7 +14,7 @@ import { StateType, type Message } from '../../../manager/raft/core/index.js';
 import { DEFAULT_HEARTBEAT_TICK } from '../../../manager/cluster/manager.js';
 import { TestNode, bootstrapStorage } from '../../unit/raft/core/harness.js';
 import { mulberry32 } from '../../support/random.js';
-import { benchOptions, intOption } from '../lib/args.js';
+import { benchOptions, checkedOptions, intOption } from '../lib/args.js';
 import { printTable } from '../lib/table.js';
 
 const USAGE = `usage: node dist/test/bench/raft/failover.js [options]   (simulated: no processes, no network)
@@ -22,8 +22,7 @@ const USAGE = `usage: node dist/test/bench/raft/failover.js [options]   (simulat
   --seed N    random seed; the same seed gives the same figures (default 1)
   -h, --help  this text`;
 const opts = benchOptions(USAGE, { trials: { type: 'string' }, seed: { type: 'string' } });
-const TRIALS = intOption('trials', opts.trials, 2000);
-const SEED = intOption('seed', opts.seed, 1, 0);
+const { TRIALS, SEED } = checkedOptions(USAGE, () => ({ TRIALS: intOption('trials', opts.trials, 2000), SEED: intOption('seed', opts.seed, 1, 0) }));
 
 interface Timing {
   tickMs: number;

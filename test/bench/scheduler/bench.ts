@@ -9,7 +9,7 @@
 import { schedule, type ScheduleResult, type SchedulerNode } from '../../../manager/scheduler/index.js';
 import { fmtInt, fmtMs, printJson, printTable } from '../lib/table.js';
 import { makeNodes, makeTasks, type Workload } from './workload.js';
-import { benchOptions, intOption } from '../lib/args.js';
+import { benchOptions, checkedOptions, intOption } from '../lib/args.js';
 
 const SIZES: Array<[nodes: number, tasks: number]> = [
   [100, 1_000],
@@ -132,7 +132,7 @@ function balance(nodes: SchedulerNode[], work: Workload, result: ScheduleResult)
 }
 
 function main(): void {
-  const runs = intOption('runs', opts.runs, 5);
+  const runs = checkedOptions(USAGE, () => intOption('runs', opts.runs, 5));
   const json = !!opts.json;
   const rows: Row[] = [];
   for (const [n, t] of SIZES) {
