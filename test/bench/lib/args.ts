@@ -11,8 +11,7 @@ export function benchOptions<S extends Spec>(usage: string, spec: S, argv: strin
   try {
     values = parseArgs({ args: argv, strict: true, options: { ...spec, help: { type: 'boolean', short: 'h' } } }).values;
   } catch (e) {
-    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n${usage}\n`);
-    process.exit(2);
+    refuse(usage, e);
   }
   if (values.help) {
     process.stdout.write(`${usage}\n`);
@@ -29,9 +28,14 @@ export function checkedOptions<T>(usage: string, check: () => T): T {
   try {
     return check();
   } catch (e) {
-    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n${usage}\n`);
-    process.exit(2);
+    refuse(usage, e);
   }
+}
+
+/** A typo on the command line: why, then the usage, and exit 2 before any work. */
+function refuse(usage: string, e: unknown): never {
+  process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n${usage}\n`);
+  process.exit(2);
 }
 
 /** A whole number option at least `min`, else an error naming the option. */
