@@ -8,12 +8,12 @@
 //   2. the floor: the same busybox `sleep` containers with init, spread as
 //      shoal spreads them (N/5 per host), created and started directly through
 //      each host's containerd from this process, all hosts in parallel and all
-//      of a host's containers at once (as shoald's agent runs them): 100 made
-//      and removed untimed (warm-up), 10; then 50, +50 (to 100), -90 (stop +
-//      remove, to 10);
+//      of a host's containers at once (as shoald's agent runs them): 4 untimed
+//      warm-up rounds (100 made, 90 stopped and removed, then the rest), 10;
+//      then 50, +50 (to 100), -90 (stop + remove, to 10);
 //   3. shoal's control API from this process in the same way (a warm client on
 //      host1's local socket, the requests `service create/scale --detach`
-//      send): 100 made and removed untimed (warm-up), create 10; create 10 again through
+//      send): the same 4 warm-up rounds (a service of 100, scaled to 10, removed), create 10; create 10 again through
 //      the CLI (what its start adds); create 50, scale 50 -> 100, 100 -> 10;
 //      "until" is judged from the hosts' containerds directly: listed (every
 //      host in parallel, a round every ~250 ms) for which containers, and
@@ -75,7 +75,7 @@ const REPS = checkedOptions(USAGE, () => intOption('reps', opts.reps, QUICK ? 1 
 /** Replica counts: create small, create big, scale big -> up, scale up -> down (multiples of 5: N/5 per host). */
 const N = QUICK ? { small: 5, big: 20, up: 40, down: 5 } : { small: 10, big: 50, up: 100, down: 10 };
 const HOSTS = 5;
-/** Containers each side makes and removes, untimed, before its timed steps (a multiple of HOSTS). */
+/** Containers each side makes per untimed warm-up round before its timed steps (a multiple of HOSTS). */
 const WARMUP = Number(opts.warmup ?? N.up);
 checkedOptions(USAGE, () => {
   if (!Number.isInteger(WARMUP / HOSTS) || WARMUP < HOSTS) throw new Error(`--warmup ${opts.warmup}: expected a multiple of ${HOSTS}, at least ${HOSTS}`);
