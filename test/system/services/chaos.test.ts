@@ -1,0 +1,196 @@
+// The chaos soak: a seeded schedule of faults (shoalds, containerds and whole
+// hosts SIGKILLed, links cut, the leader killed) lands on a 5-host lab while
+// a replicated service is scaled up and down and a global service runs. Then
+// everything is repaired and the cluster must settle where a user expects it:
+//   - every manager holds the same spec, and its replica count is the last one
+//     a `service scale` acknowledged (or one whose answer was lost);
+//   - each host's containerd, asked directly, runs exactly the tasks shoal says
+//     run, each on the node shoal put it on: one per slot, one global task per
+//     node, no stopped or foreign container left behind.
+// SHOAL_CHAOS_SEED picks the schedule (default a fixed one, what CI runs;
+// `random` for a new one each run, printed so that it replays);
+// SHOAL_CHAOS_ROUNDS sets its length (default 12).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { labRuntimePrerequisites, startServicesCluster, waitFor, type ServicesCluster } from './harness.js';
+import { Scenario, allTotal, runningTotal, type TaskJson } from './scenario.js';
+import { chaosSchedule, describeFault, type Fault } from './chaos.js';
+
+const pre = labRuntimePrerequisites('chaos soak');
+const DEFAULT_SEED = 20261205;
+const SEED = chosenSeed(process.env.SHOAL_CHAOS_SEED);
+const ROUNDS = Number(process.env.SHOAL_CHAOS_ROUNDS ?? 12);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new Error(`SHOAL_CHAOS_ROUNDS=${process.env.SHOAL_CHAOS_ROUNDS}: expected a positive integer`);
+
+function chosenSeed(text: string | undefined): number {
+  if (text === undefined || text === '') return DEFAULT_SEED;
+  if (text === 'random') return Math.floor(Math.random() * 2 ** 31);
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`SHOAL_CHAOS_SEED=${text}: expected a non-negative integer or "random"`);
+  return n;
+}
+
+// The schedule's own timing (how long a fault holds, the gap before the next): not a wait for a condition.
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
+  let c: ServicesCluster;
+  let sc: Scenario;
+  let failed = false;
+  const log = (line: string) => console.log(`[chaos seed ${SEED}] ${line}`);
+
+  beforeAll(async () => {
+    if (!pre.ok) throw new Error(`chaos soak cannot run: ${pre.problems.join('; ')}`);
+    c = await startServicesCluster({ name: `ch${process.pid % 100000}`, subnet: '10.243.0.0/24' });
+    sc = new Scenario(c);
+  }, 300_000);
+
+  afterAll(async () => {
+    await c?.teardown({ keepLogs: failed, why: failed ? `chaos seed ${SEED} failed` : undefined });
+  }, 120_000);
+
+  it('settles after the faults: one spec everywhere, the last acknowledged scale, and containerd runs exactly what shoal says', async () => {
+    try {
+      await soak();
+    } catch (e) {
+      failed = true;
+      throw new Error(`chaos seed ${SEED} (replay: SHOAL_CHAOS_SEED=${SEED} SHOAL_CHAOS_ROUNDS=${ROUNDS}): ${(e as Error).message}`);
+    }
+  }, 600_000 + ROUNDS * 30_000);
+
+  async function soak(): Promise<void> {
+    await c.ok('host1', 'service', 'create', '--detach', '--name', 'web', '--replicas', '6', '--init', c.image, 'sleep', '3600');
+    await c.ok('host1', 'service', 'create', '--detach', '--name', 'everywhere', '--mode', 'global', '--init', c.image, 'sleep', '3600');
+    await sc.waitContainers('web runs 6 before the faults', 'web', (p) => runningTotal(p) === 6, 60_000);
+
+    // What the final replica count may be: the last acknowledged scale, or any whose answer was lost
+    // (it may have been committed, even after later ones were acknowledged).
+    let acked = 6;
+    const unknown = new Set<number>();
+    const down = new Set<string>(); // hosts whose shoald is not running
+    const runtimeDown = new Set<string>(); // hosts whose containerd is not running
+
+    const apply = async (f: Fault): Promise<Fault> => {
+      switch (f.kind) {
+        case 'none':
+          return f;
+        case 'shoald':
+          await c.lab.killDaemon(f.host);
+          down.add(f.host);
+          return f;
+        case 'host':
+          await c.killHost(f.host);
+          down.add(f.host);
+          runtimeDown.add(f.host);
+          return f;
+        case 'containerd':
+          await c.killRuntime(f.host);
+          runtimeDown.add(f.host);
+          return f;
+        case 'partition':
+          await c.lab.partition(f.a, f.b);
+          return f;
+        case 'leader': {
+          const leader = await sc.agreedLeader(20_000).catch(() => undefined);
+          if (!leader) return { kind: 'none' };
+          await c.lab.killDaemon(leader);
+          down.add(leader);
+          return { kind: 'shoald', host: leader };
+        }
+      }
+    };
+    const repair = async (f: Fault): Promise<void> => {
+      switch (f.kind) {
+        case 'none':
+        case 'leader':
+          return;
+        case 'partition':
+          await c.lab.heal(f.a, f.b);
+          return;
+        case 'containerd':
+          await c.startRuntime(f.host);
+          runtimeDown.delete(f.host);
+          return;
+        case 'shoald':
+        case 'host':
+          if (runtimeDown.has(f.host)) {
+            await c.startRuntime(f.host);
+            runtimeDown.delete(f.host);
+          }
+          await c.lab.startDaemon(f.host);
+          await c.waitDaemon(f.host);
+          down.delete(f.host);
+          return;
+      }
+    };
+
+    const rounds = chaosSchedule({ seed: SEED, rounds: ROUNDS, hosts: c.hosts, managers: c.managers });
+    let lingering: Fault | undefined;
+    for (const [i, r] of rounds.entries()) {
+      const f = await apply(r.fault);
+      const asked: string[] = [];
+      for (const [k, n] of r.scales.entries()) {
+        const live = c.managers.filter((h) => !down.has(h));
+        const on = live[r.askOn[k]! % live.length]!;
+        const res = await c.run(on, ['service', 'scale', '--detach', `web=${n}`], 15_000);
+        if (res.code === 0) {
+          acked = n;
+          asked.push(`web=${n} on ${on}: acknowledged`);
+        } else {
+          unknown.add(n);
+          asked.push(`web=${n} on ${on}: failed (${(res.stderr.trim().split('\n').pop() ?? '').slice(0, 160)})`);
+        }
+      }
+      log(`round ${i + 1}/${rounds.length}: ${describeFault(f)} for ${r.holdMs} ms${r.linger ? ' (left for the next round)' : ''}; ${asked.join('; ') || 'no scale'}`);
+      await pause(r.holdMs);
+      if (!r.linger) await repair(f);
+      if (lingering) await repair(lingering);
+      lingering = r.linger ? f : undefined;
+      await pause(r.pauseMs);
+    }
+
+    // ---- repair everything, then the cluster must settle ----
+    if (lingering) await repair(lingering);
+    await c.lab.heal();
+    for (const h of c.hosts) {
+      if (runtimeDown.has(h)) await repair({ kind: 'containerd', host: h });
+      if (down.has(h)) await repair({ kind: 'shoald', host: h });
+    }
+    log(`faults over: the last acknowledged scale was web=${acked}${unknown.size ? `; answers lost for web=${[...unknown].join(', ')}` : ''}`);
+    await c.waitNodes('5 nodes Ready under one leader', 'host1', (ns) => ns.length === 5 && ns.every((n) => n.Status.State === 'ready') && ns.filter((n) => n.ManagerStatus?.Leader).length === 1, 90_000);
+
+    // One spec on every manager.
+    const specs = await waitFor('every manager to hold the same spec of web', async () => {
+      const seen = await Promise.all(c.managers.map(async (h) => {
+        const r = await c.run(h, ['service', 'inspect', 'web'], 10_000);
+        if (r.code !== 0) return undefined;
+        const s = (JSON.parse(r.stdout) as Array<{ Version: { Index: number }; Spec: { Mode: { Replicated?: { Replicas: number } } } }>)[0]!;
+        return { version: s.Version.Index, replicas: s.Spec.Mode.Replicated?.Replicas };
+      }));
+      return seen.every((s) => s && s.version === seen[0]!.version && s.replicas === seen[0]!.replicas) ? seen[0]! : undefined;
+    }, 60_000, 300);
+    const replicas = specs.replicas!;
+    expect([acked, ...unknown]).toContain(replicas);
+
+    // containerd on each host runs exactly what shoal says: web's slots once each, one global task per node.
+    const nodes = await c.nodes('host1');
+    const hostOf = new Map(nodes.map((n) => [n.ID, n.Description.Hostname]));
+    await sc.waitContainers(`web settles at ${replicas}, none twice, none stopped`, 'web', (p) => runningTotal(p) === replicas && allTotal(p) === replicas, 180_000);
+    await sc.waitContainers('one global task per host, none stopped', 'everywhere', (p) => Object.values(p).every((x) => x.running === 1 && x.all === 1), 120_000);
+    const agreed = await waitFor('shoal to report what containerd runs', async () => {
+      const [web, glob, all] = await Promise.all([sc.tasks('web'), sc.tasks('everywhere'), c.allContainers()]);
+      const wanted = [...web, ...glob].filter((t) => t.DesiredState === 'running');
+      const running = Object.entries(all).flatMap(([h, cs]) => cs.map((x) => ({ ...x, host: h })));
+      const same = wanted.length === running.length && wanted.every((t) => t.Status.State === 'running' && running.some((x) => x.id === t.ID && x.state === 'running' && hostOf.get(t.NodeID ?? '') === x.host));
+      return same ? { web: web.filter((t) => t.DesiredState === 'running'), glob: glob.filter((t) => t.DesiredState === 'running'), running } : undefined;
+    }, 60_000, 300).catch(async (e: Error) => {
+      const all = await c.allContainers();
+      throw new Error(`${e.message}; containerd: ${JSON.stringify(Object.fromEntries(Object.entries(all).map(([h, cs]) => [h, cs.map((x) => `${x.labels['shoal.service.name']}:${x.id.slice(0, 8)}:${x.state}`)])))}`);
+    });
+    expect(agreed.web).toHaveLength(replicas);
+    expect(new Set(agreed.web.map((t: TaskJson) => t.Slot)).size).toBe(replicas);
+    expect(new Set(agreed.glob.map((t: TaskJson) => hostOf.get(t.NodeID ?? ''))).size).toBe(c.hosts.length);
+    // Nothing else: every container on the hosts belongs to one of those tasks.
+    expect(agreed.running.every((x) => x.labels['shoal.service.name'] === 'web' || x.labels['shoal.service.name'] === 'everywhere')).toBe(true);
+    log(`settled: web ${replicas} running (version ${specs.version}), everywhere ${agreed.glob.length}`);
+  }
+});
