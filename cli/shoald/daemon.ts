@@ -24,6 +24,7 @@ import { clusterTables } from '../../manager/cluster/tables.js';
 import { Store } from '../../manager/store/index.js';
 import { ControlApi } from '../../manager/controlapi/control.js';
 import { RaftNode } from '../../manager/raft/node/index.js';
+import { RaftError } from '../../manager/raft/core/index.js';
 import { Agent, describeHost } from '../../worker/agent/agent.js';
 import { RuntimeHealth } from '../../worker/agent/runtimehealth.js';
 import { WorkerSession } from '../../worker/agent/session.js';
@@ -514,12 +515,22 @@ export class Daemon {
   // ---- Control: served locally (trusted socket) and to manager certificates over TLS ----
 
   private controlHandlers(local: boolean): grpc.UntypedServiceImplementation {
-    const route = <Req, Res>(method: grpc.MethodDefinition<Req, Res>, run: (api: ControlApi, req: Req) => Promise<Res>) =>
+    /** `read`: a call that changes nothing, so one the leader lost its leadership under can be asked again of the next. */
+    const route = <Req, Res>(method: grpc.MethodDefinition<Req, Res>, run: (api: ControlApi, req: Req) => Promise<Res>, read = false) =>
       unaryHandler<Req, Res>(async (c) => {
         if (!local) requireRole(this.identify(c), ['manager'], 'the control API');
         if (!this.node) throw new CallError(grpc.status.FAILED_PRECONDITION, NOT_IN_SWARM, local ? undefined : elsewhereMetadata());
         if (!this.manager || !this.control) throw new CallError(grpc.status.FAILED_PRECONDITION, NOT_A_MANAGER, local ? undefined : elsewhereMetadata());
-        if (this.manager.isLeader()) return run(this.control, c.request);
+        if (this.manager.isLeader()) {
+          try {
+            return await run(this.control, c.request);
+          } catch (e) {
+            // A read whose confirmation round the leader could not finish (it stepped down meanwhile):
+            // asked on the local socket, it goes to the next leader, as a follower's would.
+            const lostLeadership = e instanceof RaftError && e.code === 'NOT_LEADER';
+            if (!(read && local && lostLeadership)) throw this.manager.wrap(e);
+          }
+        }
         if (!local) throw this.manager.notLeader();
         // A follower forwards the request to the leader on the caller's behalf.
         try {
@@ -537,18 +548,18 @@ export class Daemon {
         }
       });
     return {
-      listNodes: route(ControlService.listNodes, (a) => a.listNodes() as never),
-      getNode: route(ControlService.getNode, (a, r) => a.getNode(r.ref)),
+      listNodes: route(ControlService.listNodes, (a) => a.listNodes() as never, true),
+      getNode: route(ControlService.getNode, (a, r) => a.getNode(r.ref), true),
       updateNode: route(ControlService.updateNode, (a, r) => a.updateNode(r as never)),
       removeNode: route(ControlService.removeNode, (a, r) => a.removeNode(r as never) as never),
-      getCluster: route(ControlService.getCluster, (a) => a.getCluster()),
+      getCluster: route(ControlService.getCluster, (a) => a.getCluster(), true),
       updateCluster: route(ControlService.updateCluster, (a, r) => a.updateCluster(r as never)),
       createService: route(ControlService.createService, (a, r) => a.services.createService(r)),
-      getService: route(ControlService.getService, (a, r) => a.services.getService(r.ref)),
-      listServices: route(ControlService.listServices, (a, r) => a.services.listServices(r) as never),
+      getService: route(ControlService.getService, (a, r) => a.services.getService(r.ref), true),
+      listServices: route(ControlService.listServices, (a, r) => a.services.listServices(r) as never, true),
       updateService: route(ControlService.updateService, (a, r) => a.services.updateService(r)),
       removeService: route(ControlService.removeService, (a, r) => a.services.removeService(r) as never),
-      listTasks: route(ControlService.listTasks, (a, r) => a.services.listTasks(r) as never),
+      listTasks: route(ControlService.listTasks, (a, r) => a.services.listTasks(r) as never, true),
       serviceLogs: (call: grpc.ServerWritableStream<InstanceType<typeof api.ServiceLogsRequest>, unknown>) => this.serviceLogs(call, local),
     };
   }

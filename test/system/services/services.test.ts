@@ -487,6 +487,22 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     await sc.waitContainers('no container of it anywhere', 'lost', (p) => allTotal(p) === 0, 5_000);
   });
 
+  step('`service ls` on the leader\'s own socket while it is cut off for a moment: it steps down under the read, and the read is answered through the new leader once the links are back', async () => {
+    const leader = await sc.agreedLeader();
+    const asker = c.managers.find((h) => h !== leader)!;
+    for (const h of c.managers.filter((x) => x !== leader)) await c.lab.partition(leader, h);
+    // Asked while it still leads: it cannot confirm the read with a quorum, and steps down under it.
+    const read = c.shoal(leader, 'service', 'ls');
+    await c.waitNodes('a new leader among the other managers', asker, (ns) => ns.some((n) => n.ManagerStatus?.Leader && n.Description.Hostname !== leader), 30_000);
+    await c.lab.heal();
+    const r = await read;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/web\s+replicated\s+\d+\/16/);
+    await c.waitNodes('one leader, 3 reachable managers', asker, (ns) => ns.filter((n) => n.ManagerStatus?.Leader).length === 1
+      && ns.filter((n) => n.ManagerStatus?.Reachability === 'reachable').length === 3 && ns.every((n) => n.Status.State === 'ready'), 60_000);
+  });
+
   step('the link between the leader and one follower drops: no election (the cut follower cannot win one), writes go on; healed, one leader still', async () => {
     const leader = await sc.agreedLeader();
     const cut = c.managers.find((h) => h !== leader)!;
