@@ -3,10 +3,12 @@
 // a replicated service is scaled up and down and a global service runs. Then
 // everything is repaired and the cluster must settle where a user expects it:
 //   - every manager holds the same spec, and its replica count is the last one
-//     a `service scale` acknowledged (or one whose answer was lost);
+//     a `service scale` acknowledged (or one whose answer was lost), its env
+//     the last one a rolling `service update` was acknowledged for (or lost);
 //   - each host's containerd, asked directly, runs exactly the tasks shoal says
 //     run, each on the node shoal put it on: one per slot, one global task per
-//     node, no stopped or foreign container left behind.
+//     node, no stopped or foreign container left behind; and every web
+//     process runs with the spec's env (read in /proc, not from shoal).
 // SHOAL_CHAOS_SEED picks the schedule (default a fixed one, what CI runs;
 // `random` for a new one each run, printed so that it replays);
 // SHOAL_CHAOS_ROUNDS sets its length (default 12).
@@ -30,6 +32,11 @@ function chosenSeed(text: string | undefined): number {
 }
 
 // The schedule's own timing (how long a fault holds, the gap before the next): not a wait for a condition.
+interface SpecJson {
+  Mode: { Replicated?: { Replicas: number } };
+  TaskTemplate: { ContainerSpec: { Env?: string[] } };
+}
+
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
@@ -58,7 +65,9 @@ describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
   }, 600_000 + ROUNDS * 30_000);
 
   async function soak(): Promise<void> {
-    await c.ok('host1', 'service', 'create', '--detach', '--name', 'web', '--replicas', '6', '--init', c.image, 'sleep', '3600');
+    // Updates carry on past tasks the faults fail, as the restarts replace those with the new template.
+    await c.ok('host1', 'service', 'create', '--detach', '--name', 'web', '--replicas', '6', '--env', 'MARK=r0', '--update-parallelism', '2',
+      '--update-delay', '0s', '--update-failure-action', 'continue', '--init', c.image, 'sleep', '3600');
     await c.ok('host1', 'service', 'create', '--detach', '--name', 'everywhere', '--mode', 'global', '--init', c.image, 'sleep', '3600');
     await sc.waitContainers('web runs 6 before the faults', 'web', (p) => runningTotal(p) === 6, 60_000);
 
@@ -66,7 +75,16 @@ describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
     // (it may have been committed, even after later ones were acknowledged).
     let acked = 6;
     const unknown = new Set<number>();
+    let ackedMark = 'r0';
+    const unknownMarks = new Set<string>();
     const down = new Set<string>(); // hosts whose shoald is not running
+    const drained = new Set<string>(); // nodes that may be drained (asked, and not yet surely active again)
+    /** A command on a manager that answers (the first of the live ones from `k` on); its result. */
+    const onLive = (k: number, args: string[]) => {
+      const live = c.managers.filter((h) => !down.has(h));
+      const on = live[k % live.length]!;
+      return c.run(on, args, 15_000).then((res) => ({ ...res, on }));
+    };
     const runtimeDown = new Set<string>(); // hosts whose containerd is not running
 
     const apply = async (f: Fault): Promise<Fault> => {
@@ -89,6 +107,10 @@ describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
         case 'partition':
           await c.lab.partition(f.a, f.b);
           return f;
+        case 'drain':
+          drained.add(f.host);
+          await onLive(0, ['node', 'update', '--availability', 'drain', f.host]);
+          return f;
         case 'leader': {
           const leader = await sc.agreedLeader(20_000).catch(() => undefined);
           if (!leader) return { kind: 'none' };
@@ -105,6 +127,10 @@ describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
           return;
         case 'partition':
           await c.lab.heal(f.a, f.b);
+          return;
+        case 'drain':
+          // Should this fail (the managers mid-election), the end makes it active.
+          if ((await onLive(1, ['node', 'update', '--availability', 'active', f.host])).code === 0) drained.delete(f.host);
           return;
         case 'containerd':
           await c.startRuntime(f.host);
@@ -128,19 +154,21 @@ describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
     for (const [i, r] of rounds.entries()) {
       const f = await apply(r.fault);
       const asked: string[] = [];
+      const said = (res: { code: number; stderr: string }) => (res.code === 0 ? 'acknowledged' : `failed (${(res.stderr.trim().split('\n').pop() ?? '').slice(0, 160)})`);
       for (const [k, n] of r.scales.entries()) {
-        const live = c.managers.filter((h) => !down.has(h));
-        const on = live[r.askOn[k]! % live.length]!;
-        const res = await c.run(on, ['service', 'scale', '--detach', `web=${n}`], 15_000);
-        if (res.code === 0) {
-          acked = n;
-          asked.push(`web=${n} on ${on}: acknowledged`);
-        } else {
-          unknown.add(n);
-          asked.push(`web=${n} on ${on}: failed (${(res.stderr.trim().split('\n').pop() ?? '').slice(0, 160)})`);
-        }
+        const res = await onLive(r.askOn[k]!, ['service', 'scale', '--detach', `web=${n}`]);
+        if (res.code === 0) acked = n;
+        else unknown.add(n);
+        asked.push(`web=${n} on ${res.on}: ${said(res)}`);
       }
-      log(`round ${i + 1}/${rounds.length}: ${describeFault(f)} for ${r.holdMs} ms${r.linger ? ' (left for the next round)' : ''}; ${asked.join('; ') || 'no scale'}`);
+      if (r.updateOn !== undefined) {
+        const mark = `r${i + 1}`;
+        const res = await onLive(r.updateOn, ['service', 'update', '--detach', '--env-add', `MARK=${mark}`, 'web']);
+        if (res.code === 0) ackedMark = mark;
+        else unknownMarks.add(mark);
+        asked.push(`update MARK=${mark} on ${res.on}: ${said(res)}`);
+      }
+      log(`round ${i + 1}/${rounds.length}: ${describeFault(f)} for ${r.holdMs} ms${r.linger ? ' (left for the next round)' : ''}; ${asked.join('; ') || 'nothing asked'}`);
       await pause(r.holdMs);
       if (!r.linger) await repair(f);
       if (lingering) await repair(lingering);
@@ -155,21 +183,28 @@ describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
       if (runtimeDown.has(h)) await repair({ kind: 'containerd', host: h });
       if (down.has(h)) await repair({ kind: 'shoald', host: h });
     }
-    log(`faults over: the last acknowledged scale was web=${acked}${unknown.size ? `; answers lost for web=${[...unknown].join(', ')}` : ''}`);
-    await c.waitNodes('5 nodes Ready under one leader', 'host1', (ns) => ns.length === 5 && ns.every((n) => n.Status.State === 'ready') && ns.filter((n) => n.ManagerStatus?.Leader).length === 1, 90_000);
+    log(`faults over: the last acknowledged scale was web=${acked}${unknown.size ? `; answers lost for web=${[...unknown].join(', ')}` : ''}` +
+      `; the last acknowledged update MARK=${ackedMark}${unknownMarks.size ? `; answers lost for MARK=${[...unknownMarks].join(', ')}` : ''}`);
+    for (const h of drained) {
+      await waitFor(`${h} active again`, async () => ((await c.run('host1', ['node', 'update', '--availability', 'active', h], 15_000)).code === 0 ? true : undefined), 60_000, 500);
+    }
+    await c.waitNodes('5 nodes Ready and active under one leader', 'host1', (ns) => ns.length === 5 && ns.every((n) => n.Status.State === 'ready' && n.Spec.Availability === 'active')
+      && ns.filter((n) => n.ManagerStatus?.Leader).length === 1, 90_000);
 
     // One spec on every manager.
     const specs = await waitFor('every manager to hold the same spec of web', async () => {
       const seen = await Promise.all(c.managers.map(async (h) => {
         const r = await c.run(h, ['service', 'inspect', 'web'], 10_000);
         if (r.code !== 0) return undefined;
-        const s = (JSON.parse(r.stdout) as Array<{ Version: { Index: number }; Spec: { Mode: { Replicated?: { Replicas: number } } } }>)[0]!;
-        return { version: s.Version.Index, replicas: s.Spec.Mode.Replicated?.Replicas };
+        const s = (JSON.parse(r.stdout) as Array<{ Version: { Index: number }; Spec: SpecJson }>)[0]!;
+        const mark = (s.Spec.TaskTemplate.ContainerSpec.Env ?? []).find((e) => e.startsWith('MARK='))?.slice('MARK='.length);
+        return { version: s.Version.Index, replicas: s.Spec.Mode.Replicated?.Replicas, mark };
       }));
       return seen.every((s) => s && s.version === seen[0]!.version && s.replicas === seen[0]!.replicas) ? seen[0]! : undefined;
     }, 60_000, 300);
     const replicas = specs.replicas!;
     expect([acked, ...unknown]).toContain(replicas);
+    expect([ackedMark, ...unknownMarks]).toContain(specs.mark);
 
     // containerd on each host runs exactly what shoal says: web's slots once each, one global task per node.
     const nodes = await c.nodes('host1');
@@ -189,8 +224,14 @@ describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
     expect(agreed.web).toHaveLength(replicas);
     expect(new Set(agreed.web.map((t: TaskJson) => t.Slot)).size).toBe(replicas);
     expect(new Set(agreed.glob.map((t: TaskJson) => hostOf.get(t.NodeID ?? ''))).size).toBe(c.hosts.length);
+    // Every web process runs the spec's template: the rolling updates reached every slot.
+    await sc.waitEnv('web', 'MARK', replicas, specs.mark!, 60_000);
     // Nothing else: every container on the hosts belongs to one of those tasks.
     expect(agreed.running.every((x) => x.labels['shoal.service.name'] === 'web' || x.labels['shoal.service.name'] === 'everywhere')).toBe(true);
-    log(`settled: web ${replicas} running (version ${specs.version}), everywhere ${agreed.glob.length}`);
+    const ended = [...(await sc.tasks('web')), ...(await sc.tasks('everywhere'))].filter((t) => t.DesiredState !== 'running');
+    const byState: Record<string, number> = {};
+    for (const t of ended) byState[`${t.DesiredState}/${t.Status.State}`] = (byState[`${t.DesiredState}/${t.Status.State}`] ?? 0) + 1;
+    log(`tasks not wanted running, desired/current: ${JSON.stringify(byState)}`);
+    log(`settled: web ${replicas} running with MARK=${specs.mark} (version ${specs.version}), everywhere ${agreed.glob.length}`);
   }
 });

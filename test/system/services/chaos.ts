@@ -1,7 +1,8 @@
 // The fault schedule of the chaos soak (chaos.test.ts), pure: a seed gives
 // the same rounds every time, so a failing run replays with its seed.
 //
-// A round injects one fault, asks for scales while it holds, repairs it (or,
+// A round injects one fault, asks for scales (and now and then a rolling
+// update) while it holds, repairs it (or,
 // now and then, leaves it for a later round, so faults overlap), then pauses
 // for less than convergence takes, so the next fault lands mid-convergence.
 // The faults that hold together always leave the managers a quorum (a live
@@ -19,7 +20,9 @@ export type Fault =
   /** Cut all traffic between two hosts; repaired by healing that link. */
   | { kind: 'partition'; a: string; b: string }
   /** SIGKILL whichever shoald leads when the round starts; repaired by starting it. */
-  | { kind: 'leader' };
+  | { kind: 'leader' }
+  /** Not a fault but an operator's move amid them: drain the host's node; repaired by making it active again. */
+  | { kind: 'drain'; host: string };
 
 export interface Round {
   fault: Fault;
@@ -29,6 +32,8 @@ export interface Round {
   scales: number[];
   /** Which live manager each scale is asked on: an index into the managers that answer then. */
   askOn: number[];
+  /** Also start a rolling update of the task template (a new env value) while the fault holds, on this manager index. */
+  updateOn?: number;
   /** Leave the fault in place until the round after next (repaired then, or at the end). */
   linger: boolean;
   /** After the repair, before the next round (ms). */
@@ -44,7 +49,7 @@ export interface ScheduleOptions {
   maxReplicas?: number;
 }
 
-const KINDS = ['none', 'shoald', 'shoald', 'host', 'containerd', 'partition', 'partition', 'leader'] as const;
+const KINDS = ['none', 'shoald', 'shoald', 'host', 'containerd', 'partition', 'partition', 'leader', 'drain'] as const;
 
 /**
  * Whether the managers keep a quorum under these faults together: some live manager is linked to
@@ -89,11 +94,13 @@ export function chaosSchedule(o: ScheduleOptions): Round[] {
     }
     const nScales = between(0, 2);
     const linger = !lingering && fault.kind !== 'none' && rnd() < 0.25;
+    const update = rnd() < 0.3;
     rounds.push({
       fault,
       holdMs: between(300, 4_000),
       scales: Array.from({ length: nScales }, () => between(0, max)),
       askOn: Array.from({ length: nScales }, () => between(0, o.managers.length - 1)),
+      ...(update ? { updateOn: between(0, o.managers.length - 1) } : {}),
       linger,
       pauseMs: between(0, 2_500),
     });
@@ -116,5 +123,7 @@ export function describeFault(f: Fault): string {
       return `SIGKILL ${f.host}'s shoald and containerd`;
     case 'containerd':
       return `SIGKILL ${f.host}'s containerd`;
+    case 'drain':
+      return `drain ${f.host}`;
   }
 }

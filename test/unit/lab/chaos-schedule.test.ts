@@ -41,6 +41,7 @@ describe('chaosSchedule', () => {
     ['two managers cut apart, the third killed', [f.cut('host1', 'host2'), f.kill('host3')], false],
     ['the leader killed, two managers cut apart', [f.leader, f.cut('host2', 'host3')], false],
     ['a containerd killed, two managers cut apart', [f.runtime('host3'), f.cut('host1', 'host2')], true],
+    ['a manager drained, another killed', [{ kind: 'drain', host: 'host1' }, f.kill('host2')], true],
   ])('quorum with %s: %s', (_, faults, holds) => {
     expect(quorumHolds(faults as Fault[], managers)).toBe(holds);
   });
@@ -55,10 +56,14 @@ describe('chaosSchedule', () => {
       expect(r.scales).toHaveLength(r.askOn.length);
       for (const n of r.scales) expect(n >= 0 && n <= 24 && Number.isInteger(n)).toBe(true);
       for (const k of r.askOn) expect(k >= 0 && k < managers.length).toBe(true);
+      if (r.updateOn !== undefined) expect(r.updateOn >= 0 && r.updateOn < managers.length).toBe(true);
       if (r.fault.kind === 'partition') expect(r.fault.a).not.toBe(r.fault.b);
       if (r.fault.kind === 'none') expect(r.linger).toBe(false);
     }
-    expect(new Set(rounds.map((r) => r.fault.kind))).toEqual(new Set(['none', 'shoald', 'host', 'containerd', 'partition', 'leader']));
+    const updates = rounds.filter((r) => r.updateOn !== undefined).length;
+    expect(updates).toBeGreaterThan(100);
+    expect(updates).toBeLessThan(200);
+    expect(new Set(rounds.map((r) => r.fault.kind))).toEqual(new Set(['none', 'shoald', 'host', 'containerd', 'partition', 'leader', 'drain']));
   });
 
   it.each([
@@ -74,6 +79,7 @@ describe('chaosSchedule', () => {
     [{ kind: 'partition', a: 'host1', b: 'host4' } as const, 'partition host1 <-> host4'],
     [{ kind: 'host', host: 'host5' } as const, "SIGKILL host5's shoald and containerd"],
     [{ kind: 'containerd', host: 'host2' } as const, "SIGKILL host2's containerd"],
+    [{ kind: 'drain', host: 'host3' } as const, 'drain host3'],
   ])('describes %j as "%s"', (f, text) => {
     expect(describeFault(f)).toBe(text);
   });
