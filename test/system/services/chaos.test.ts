@@ -1,27 +1,36 @@
-// The chaos soak: a seeded schedule of faults (shoalds, containerds and whole
-// hosts SIGKILLed, links cut, the leader killed) lands on a 5-host lab while
+// The chaos soak: a seeded schedule of faults (shoalds, container runtimes and
+// whole hosts SIGKILLed, links cut, the leader killed) lands on a 5-host lab while
 // a replicated service is scaled up and down and a global service runs. Then
 // everything is repaired and the cluster must settle where a user expects it:
 //   - every manager holds the same spec, and its replica count is the last one
 //     a `service scale` acknowledged (or one whose answer was lost), its env
 //     the last one a rolling `service update` was acknowledged for (or lost);
-//   - each host's containerd, asked directly, runs exactly the tasks shoal says
+//   - each host's containerd (or dockerd), asked directly, runs exactly the tasks shoal says
 //     run, each on the node shoal put it on: one per slot, one global task per
-//     node, no stopped or foreign container left behind; and every web
-//     process runs with the spec's env (read in /proc, not from shoal).
+//     node, no stopped or foreign container left behind; every web process
+//     runs with the spec's env (read in /proc, not from shoal); and every task
+//     shoal stopped says how it ended.
 // SHOAL_CHAOS_SEED picks the schedule (default a fixed one, what CI runs;
 // `random` for a new one each run, printed so that it replays);
-// SHOAL_CHAOS_ROUNDS sets its length (default 12).
+// SHOAL_CHAOS_ROUNDS sets its length (default 12); SHOAL_CHAOS_RUNTIME=docker
+// runs the hosts on dockerd instead of containerd (not in CI).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labRuntimePrerequisites, startServicesCluster, waitFor, type ServicesCluster } from './harness.js';
 import { Scenario, allTotal, runningTotal, type TaskJson } from './scenario.js';
 import { chaosSchedule, describeFault, type Fault } from './chaos.js';
 
-const pre = labRuntimePrerequisites('chaos soak');
+const RUNTIME = chosenRuntime(process.env.SHOAL_CHAOS_RUNTIME);
+const pre = labRuntimePrerequisites('chaos soak', { runtime: RUNTIME });
 const DEFAULT_SEED = 20261205;
 const SEED = chosenSeed(process.env.SHOAL_CHAOS_SEED);
 const ROUNDS = Number(process.env.SHOAL_CHAOS_ROUNDS ?? 12);
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new Error(`SHOAL_CHAOS_ROUNDS=${process.env.SHOAL_CHAOS_ROUNDS}: expected a positive integer`);
+
+function chosenRuntime(text: string | undefined): 'containerd' | 'docker' {
+  if (text === undefined || text === '' || text === 'containerd') return 'containerd';
+  if (text === 'docker') return 'docker';
+  throw new Error(`SHOAL_CHAOS_RUNTIME=${text}: expected containerd or docker`);
+}
 
 function chosenSeed(text: string | undefined): number {
   if (text === undefined || text === '') return DEFAULT_SEED;
@@ -31,23 +40,23 @@ function chosenSeed(text: string | undefined): number {
   return n;
 }
 
-// The schedule's own timing (how long a fault holds, the gap before the next): not a wait for a condition.
 interface SpecJson {
   Mode: { Replicated?: { Replicas: number } };
   TaskTemplate: { ContainerSpec: { Env?: string[] } };
 }
 
+// The schedule's own timing (how long a fault holds, the gap before the next): not a wait for a condition.
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
+describe.skipIf(pre.skip)(`chaos soak (${RUNTIME}, seed ${SEED}, ${ROUNDS} rounds)`, () => {
   let c: ServicesCluster;
   let sc: Scenario;
   let failed = false;
-  const log = (line: string) => console.log(`[chaos seed ${SEED}] ${line}`);
+  const log = (line: string) => console.log(`[chaos ${RUNTIME} seed ${SEED}] ${line}`);
 
   beforeAll(async () => {
     if (!pre.ok) throw new Error(`chaos soak cannot run: ${pre.problems.join('; ')}`);
-    c = await startServicesCluster({ name: `ch${process.pid % 100000}`, subnet: '10.243.0.0/24' });
+    c = await startServicesCluster({ name: `ch${process.pid % 100000}`, subnet: '10.243.0.0/24', runtime: RUNTIME });
     sc = new Scenario(c);
   }, 300_000);
 
@@ -55,12 +64,12 @@ describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
     await c?.teardown({ keepLogs: failed, why: failed ? `chaos seed ${SEED} failed` : undefined });
   }, 120_000);
 
-  it('settles after the faults: one spec everywhere, the last acknowledged scale, and containerd runs exactly what shoal says', async () => {
+  it('settles after the faults: one spec everywhere, the last acknowledged scale, and the runtimes run exactly what shoal says', async () => {
     try {
       await soak();
     } catch (e) {
       failed = true;
-      throw new Error(`chaos seed ${SEED} (replay: SHOAL_CHAOS_SEED=${SEED} SHOAL_CHAOS_ROUNDS=${ROUNDS}): ${(e as Error).message}`);
+      throw new Error(`chaos seed ${SEED} (replay: SHOAL_CHAOS_SEED=${SEED} SHOAL_CHAOS_ROUNDS=${ROUNDS} SHOAL_CHAOS_RUNTIME=${RUNTIME}): ${(e as Error).message}`);
     }
   }, 600_000 + ROUNDS * 30_000);
 
@@ -85,7 +94,8 @@ describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
       const on = live[k % live.length]!;
       return c.run(on, args, 15_000).then((res) => ({ ...res, on }));
     };
-    const runtimeDown = new Set<string>(); // hosts whose containerd is not running
+    const runtimeDown = new Set<string>(); // hosts whose container runtime is not running
+    const daemonName = RUNTIME === 'docker' ? 'dockerd' : 'containerd';
 
     const apply = async (f: Fault): Promise<Fault> => {
       switch (f.kind) {
@@ -96,11 +106,11 @@ describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
           down.add(f.host);
           return f;
         case 'host':
-          await c.killHost(f.host);
+          await c.killHost(f.host, { engine: true });
           down.add(f.host);
           runtimeDown.add(f.host);
           return f;
-        case 'containerd':
+        case 'runtime':
           await c.killRuntime(f.host);
           runtimeDown.add(f.host);
           return f;
@@ -132,7 +142,7 @@ describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
           // Should this fail (the managers mid-election), the end makes it active.
           if ((await onLive(1, ['node', 'update', '--availability', 'active', f.host])).code === 0) drained.delete(f.host);
           return;
-        case 'containerd':
+        case 'runtime':
           await c.startRuntime(f.host);
           runtimeDown.delete(f.host);
           return;
@@ -168,7 +178,7 @@ describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
         else unknownMarks.add(mark);
         asked.push(`update MARK=${mark} on ${res.on}: ${said(res)}`);
       }
-      log(`round ${i + 1}/${rounds.length}: ${describeFault(f)} for ${r.holdMs} ms${r.linger ? ' (left for the next round)' : ''}; ${asked.join('; ') || 'nothing asked'}`);
+      log(`round ${i + 1}/${rounds.length}: ${describeFault(f, daemonName)} for ${r.holdMs} ms${r.linger ? ' (left for the next round)' : ''}; ${asked.join('; ') || 'nothing asked'}`);
       await pause(r.holdMs);
       if (!r.linger) await repair(f);
       if (lingering) await repair(lingering);
@@ -180,7 +190,7 @@ describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
     if (lingering) await repair(lingering);
     await c.lab.heal();
     for (const h of c.hosts) {
-      if (runtimeDown.has(h)) await repair({ kind: 'containerd', host: h });
+      if (runtimeDown.has(h)) await repair({ kind: 'runtime', host: h });
       if (down.has(h)) await repair({ kind: 'shoald', host: h });
     }
     log(`faults over: the last acknowledged scale was web=${acked}${unknown.size ? `; answers lost for web=${[...unknown].join(', ')}` : ''}` +
@@ -206,12 +216,12 @@ describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
     expect([acked, ...unknown]).toContain(replicas);
     expect([ackedMark, ...unknownMarks]).toContain(specs.mark);
 
-    // containerd on each host runs exactly what shoal says: web's slots once each, one global task per node.
+    // The runtime on each host runs exactly what shoal says: web's slots once each, one global task per node.
     const nodes = await c.nodes('host1');
     const hostOf = new Map(nodes.map((n) => [n.ID, n.Description.Hostname]));
     await sc.waitContainers(`web settles at ${replicas}, none twice, none stopped`, 'web', (p) => runningTotal(p) === replicas && allTotal(p) === replicas, 180_000);
     await sc.waitContainers('one global task per host, none stopped', 'everywhere', (p) => Object.values(p).every((x) => x.running === 1 && x.all === 1), 120_000);
-    const agreed = await waitFor('shoal to report what containerd runs', async () => {
+    const agreed = await waitFor(`shoal to report what ${daemonName} runs`, async () => {
       const [web, glob, all] = await Promise.all([sc.tasks('web'), sc.tasks('everywhere'), c.allContainers()]);
       const wanted = [...web, ...glob].filter((t) => t.DesiredState === 'running');
       const running = Object.entries(all).flatMap(([h, cs]) => cs.map((x) => ({ ...x, host: h })));
@@ -219,7 +229,7 @@ describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
       return same ? { web: web.filter((t) => t.DesiredState === 'running'), glob: glob.filter((t) => t.DesiredState === 'running'), running } : undefined;
     }, 60_000, 300).catch(async (e: Error) => {
       const all = await c.allContainers();
-      throw new Error(`${e.message}; containerd: ${JSON.stringify(Object.fromEntries(Object.entries(all).map(([h, cs]) => [h, cs.map((x) => `${x.labels['shoal.service.name']}:${x.id.slice(0, 8)}:${x.state}`)])))}`);
+      throw new Error(`${e.message}; ${daemonName}: ${JSON.stringify(Object.fromEntries(Object.entries(all).map(([h, cs]) => [h, cs.map((x) => `${x.labels['shoal.service.name']}:${x.id.slice(0, 8)}:${x.state}`)])))}`);
     });
     expect(agreed.web).toHaveLength(replicas);
     expect(new Set(agreed.web.map((t: TaskJson) => t.Slot)).size).toBe(replicas);
@@ -228,9 +238,17 @@ describe.skipIf(pre.skip)(`chaos soak (seed ${SEED}, ${ROUNDS} rounds)`, () => {
     await sc.waitEnv('web', 'MARK', replicas, specs.mark!, 60_000);
     // Nothing else: every container on the hosts belongs to one of those tasks.
     expect(agreed.running.every((x) => x.labels['shoal.service.name'] === 'web' || x.labels['shoal.service.name'] === 'everywhere')).toBe(true);
-    const ended = [...(await sc.tasks('web')), ...(await sc.tasks('everywhere'))].filter((t) => t.DesiredState !== 'running');
-    const byState: Record<string, number> = {};
-    for (const t of ended) byState[`${t.DesiredState}/${t.Status.State}`] = (byState[`${t.DesiredState}/${t.Status.State}`] ?? 0) + 1;
+    // No task left half-way: each one shoal stopped (or replaced) reports an end, as `service ps` shows it.
+    const ENDS = new Set(['complete', 'shutdown', 'failed', 'rejected', 'orphaned']);
+    let byState: Record<string, number> = {};
+    await waitFor('every task not wanted running to have ended', async () => {
+      const ended = [...(await sc.tasks('web')), ...(await sc.tasks('everywhere'))].filter((t) => t.DesiredState !== 'running');
+      byState = {};
+      for (const t of ended) byState[`${t.DesiredState}/${t.Status.State}`] = (byState[`${t.DesiredState}/${t.Status.State}`] ?? 0) + 1;
+      return ended.every((t) => ENDS.has(t.Status.State)) ? true : undefined;
+    }, 60_000, 500).catch((e: Error) => {
+      throw new Error(`${e.message}; desired/current: ${JSON.stringify(byState)}`);
+    });
     log(`tasks not wanted running, desired/current: ${JSON.stringify(byState)}`);
     log(`settled: web ${replicas} running with MARK=${specs.mark} (version ${specs.version}), everywhere ${agreed.glob.length}`);
   }

@@ -13,10 +13,10 @@ export type Fault =
   | { kind: 'none' }
   /** SIGKILL the host's shoald; repaired by starting it. */
   | { kind: 'shoald'; host: string }
-  /** SIGKILL the host's shoald and containerd (the containers live on); repaired by starting both. */
+  /** SIGKILL the host's shoald and container runtime (the containers live on); repaired by starting both. */
   | { kind: 'host'; host: string }
-  /** SIGKILL the host's containerd alone; repaired by starting it. */
-  | { kind: 'containerd'; host: string }
+  /** SIGKILL the host's container runtime alone (containerd, or dockerd); repaired by starting it. */
+  | { kind: 'runtime'; host: string }
   /** Cut all traffic between two hosts; repaired by healing that link. */
   | { kind: 'partition'; a: string; b: string }
   /** SIGKILL whichever shoald leads when the round starts; repaired by starting it. */
@@ -49,7 +49,7 @@ export interface ScheduleOptions {
   maxReplicas?: number;
 }
 
-const KINDS = ['none', 'shoald', 'shoald', 'host', 'containerd', 'partition', 'partition', 'leader', 'drain'] as const;
+const KINDS = ['none', 'shoald', 'shoald', 'host', 'runtime', 'partition', 'partition', 'leader', 'drain'] as const;
 
 /**
  * Whether the managers keep a quorum under these faults together: some live manager is linked to
@@ -109,7 +109,8 @@ export function chaosSchedule(o: ScheduleOptions): Round[] {
   return rounds;
 }
 
-export function describeFault(f: Fault): string {
+/** `runtime`: what runs the containers, as the hosts' daemons are named (containerd, dockerd). */
+export function describeFault(f: Fault, runtime = 'containerd'): string {
   switch (f.kind) {
     case 'none':
       return 'no fault';
@@ -120,9 +121,9 @@ export function describeFault(f: Fault): string {
     case 'shoald':
       return `SIGKILL ${f.host}'s shoald`;
     case 'host':
-      return `SIGKILL ${f.host}'s shoald and containerd`;
-    case 'containerd':
-      return `SIGKILL ${f.host}'s containerd`;
+      return `SIGKILL ${f.host}'s shoald and ${runtime}`;
+    case 'runtime':
+      return `SIGKILL ${f.host}'s ${runtime}`;
     case 'drain':
       return `drain ${f.host}`;
   }

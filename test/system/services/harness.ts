@@ -292,16 +292,28 @@ export class ServicesCluster {
     if (opts.containers) await cleanupContainerd(this.lab.hostState(host).hostDir);
   }
 
-  /** SIGKILLs host's containerd alone (shoald lives on; the shims keep the containers running). */
+  /**
+   * SIGKILLs host's container runtime alone, shoald lives on: its containerd (the shims keep the
+   * containers running), or with runtime docker its dockerd (whose containerd dies with it; with
+   * --live-restore the containers run on).
+   */
   async killRuntime(host: string): Promise<void> {
-    if (this.runtimeKind !== 'containerd') throw new Error('killRuntime: containerd hosts only');
+    if (this.runtimeKind === 'docker') {
+      await this.lab.killDaemon(host, DOCKERD_PROC);
+      return;
+    }
     this.runtimes.get(host)?.close();
     this.runtimes.delete(host);
     await this.lab.killDaemon(host, CONTAINERD_PROC);
   }
 
-  /** Starts host's containerd again, until it answers. */
+  /** Starts host's containerd (or with runtime docker its dockerd) again, until it answers. */
   async startRuntime(host: string): Promise<void> {
+    if (this.runtimeKind === 'docker') {
+      await this.lab.startDaemon(host, DOCKERD_PROC);
+      await waitDocker(this.lab, host);
+      return;
+    }
     await this.lab.startDaemon(host, CONTAINERD_PROC);
     await waitContainerd(this.lab, host);
   }

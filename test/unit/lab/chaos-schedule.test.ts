@@ -26,7 +26,7 @@ describe('chaosSchedule', () => {
     kill: (host: string): Fault => ({ kind: 'shoald', host }),
     box: (host: string): Fault => ({ kind: 'host', host }),
     cut: (a: string, b: string): Fault => ({ kind: 'partition', a, b }),
-    runtime: (host: string): Fault => ({ kind: 'containerd', host }),
+    runtime: (host: string): Fault => ({ kind: 'runtime', host }),
     leader: { kind: 'leader' } as Fault,
   };
   it.each([
@@ -63,7 +63,7 @@ describe('chaosSchedule', () => {
     const updates = rounds.filter((r) => r.updateOn !== undefined).length;
     expect(updates).toBeGreaterThan(100);
     expect(updates).toBeLessThan(200);
-    expect(new Set(rounds.map((r) => r.fault.kind))).toEqual(new Set(['none', 'shoald', 'host', 'containerd', 'partition', 'leader', 'drain']));
+    expect(new Set(rounds.map((r) => r.fault.kind))).toEqual(new Set(['none', 'shoald', 'host', 'runtime', 'partition', 'leader', 'drain']));
   });
 
   it.each([
@@ -78,9 +78,14 @@ describe('chaosSchedule', () => {
     [{ kind: 'none' } as const, 'no fault'],
     [{ kind: 'partition', a: 'host1', b: 'host4' } as const, 'partition host1 <-> host4'],
     [{ kind: 'host', host: 'host5' } as const, "SIGKILL host5's shoald and containerd"],
-    [{ kind: 'containerd', host: 'host2' } as const, "SIGKILL host2's containerd"],
+    [{ kind: 'runtime', host: 'host2' } as const, "SIGKILL host2's containerd"],
     [{ kind: 'drain', host: 'host3' } as const, 'drain host3'],
   ])('describes %j as "%s"', (f, text) => {
     expect(describeFault(f)).toBe(text);
+  });
+
+  it('names the runtime it is given', () => {
+    expect(describeFault({ kind: 'host', host: 'host1' }, 'dockerd')).toBe("SIGKILL host1's shoald and dockerd");
+    expect(describeFault({ kind: 'runtime', host: 'host2' }, 'dockerd')).toBe("SIGKILL host2's dockerd");
   });
 });
