@@ -78,9 +78,9 @@ export function localClient(socketPath: string): grpc.Client {
   return new grpc.Client(`unix://${socketPath}`, grpc.credentials.createInsecure(), { 'grpc.enable_retries': 0 });
 }
 
-export function call<Req, Res>(client: grpc.Client, def: grpc.MethodDefinition<Req, Res>, req: Req, timeoutMs = 10_000): Promise<Res> {
+export function call<Req, Res>(client: grpc.Client, def: grpc.MethodDefinition<Req, Res>, req: Req, timeoutMs = 10_000, md = new grpc.Metadata()): Promise<Res> {
   return new Promise((resolve, reject) => {
-    client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, req, new grpc.Metadata(),
+    client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, req, md,
       { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res!)));
   });
 }
@@ -89,6 +89,30 @@ export function leaderHint(err: unknown): string | undefined {
   const md = (err as grpc.ServiceError)?.metadata;
   const v = md?.get(LEADER_META)?.[0];
   return typeof v === 'string' && v ? v : undefined;
+}
+
+/**
+ * Whether a failed call may have reached a server that acted on it. A refusal that points
+ * elsewhere did not act; a call that never got a connection (grpc-js waited for one, "LB pick",
+ * or found none) never left this process. Anything else (a deadline after sending, a dropped
+ * connection) may have.
+ */
+export function mayHaveArrived(err: unknown): boolean {
+  const e = err as grpc.ServiceError;
+  if (e instanceof LeaderMoved) return true;
+  if (triesElsewhere(e) || leaderHint(e)) return false;
+  const details = e?.details ?? '';
+  if (e?.code === grpc.status.DEADLINE_EXCEEDED) return !/Waiting for LB pick/.test(details);
+  if (e?.code === grpc.status.UNAVAILABLE) return !/No connection established|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH/.test(details);
+  return true;
+}
+
+/** Errors of callLeader whose every attempt failed before reaching a server that could act on it. */
+const undelivered = new WeakSet<object>();
+
+/** The call callLeader gave up on never reached a server that could have acted on it: asking again elsewhere cannot apply it twice. */
+export function neverDelivered(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && undelivered.has(err);
 }
 
 /**
@@ -114,6 +138,7 @@ export async function callLeader<Req, Res>(
   const own = !opts.clients;
   const queue = [...addrs];
   let last: unknown;
+  let arrived = false;
   try {
     for (let i = 0; Date.now() < deadline; i++) {
       const addr = queue.length > 0 ? queue.shift()! : addrs[i % addrs.length]!;
@@ -124,6 +149,8 @@ export async function callLeader<Req, Res>(
         const res = await callFollowing(c, def, req, Math.max(500, Math.min(5000, deadline - Date.now())), addr, opts.leader);
         return { res, addr };
       } catch (e) {
+        // A call given up for a new leader was cancelled, perhaps after it was sent.
+        if (mayHaveArrived(e)) arrived = true;
         if (e instanceof LeaderMoved) {
           queue.unshift(e.leader);
           continue;
@@ -144,7 +171,9 @@ export async function callLeader<Req, Res>(
   } finally {
     if (own) for (const c of clients.values()) c.close();
   }
-  throw last ?? new Error('no manager address known');
+  const err = last ?? new Error('no manager address known');
+  if (!arrived && typeof err === 'object') undelivered.add(err as object);
+  throw err;
 }
 
 class LeaderMoved extends Error {

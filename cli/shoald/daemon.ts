@@ -34,7 +34,7 @@ import { RegistryPuller, type RegistryCredentials } from '../../worker/runtime/r
 import { RegistryAuthFile } from '../../worker/runtime/registryauth.js';
 import { ImageInUseError, ImageNotFoundError, type PullProgress, type Runtime } from '../../worker/runtime/runtime.js';
 import { parseRef } from '../../worker/runtime/reference.js';
-import { RELAY_META, callLeader, elsewhereMetadata, managerClient, triesElsewhere } from '../../proto/client.js';
+import { RELAY_META, call, callLeader, elsewhereMetadata, managerClient, mayHaveArrived, neverDelivered, relayMetadata, triesElsewhere } from '../../proto/client.js';
 import { streamServiceLogs } from '../../manager/controlapi/logs.js';
 import {
   ControlService, DispatcherService, LocalService, NodeCAService, RaftMembershipService, api, serviceDef,
@@ -95,6 +95,10 @@ function peerHost(c: { getPeer(): string }): string {
 
 /** How long a follower tries to hand a control request to the leader. */
 const FORWARD_TIMEOUT_MS = 10_000;
+/** Of those, how long the leader is tried directly before other managers are asked to relay (when there are any). */
+const DIRECT_FORWARD_MS = 4_000;
+/** How long a manager relaying another's control call waits for the leader. */
+const RELAY_TIMEOUT_MS = 5_000;
 const NOT_IN_SWARM = 'This node is not part of a swarm: use `shoal swarm init` or `shoal swarm join` first';
 const NOT_A_MANAGER = 'This node is not a swarm manager. Use `shoal swarm init` or `shoal swarm join` to connect this node to a swarm as a manager, or run the command on a manager';
 
@@ -531,21 +535,12 @@ export class Daemon {
             if (!(read && local && lostLeadership)) throw this.manager.wrap(e);
           }
         }
-        if (!local) throw this.manager.notLeader();
-        // A follower forwards the request to the leader on the caller's behalf.
-        try {
-          const { res } = await callLeader([this.manager.leaderAddr() ?? this.advertiseAddr, ...this.managerAddrs()], this.tls(), method, c.request,
-            { clients: this.leaderClients, timeoutMs: FORWARD_TIMEOUT_MS, leader: () => this.manager?.leaderAddr() });
-          return res;
-        } catch (e) {
-          const err = e as grpc.ServiceError;
-          // The leader's own answers pass through; failing to find one is said as what it is,
-          // not as the last connection error (which the CLI would take for its own socket's).
-          if (err.code !== grpc.status.UNAVAILABLE && err.code !== grpc.status.DEADLINE_EXCEEDED && !triesElsewhere(err)) throw e;
-          throw new CallError(grpc.status.UNAVAILABLE,
-            `this manager could not reach a leader within ${FORWARD_TIMEOUT_MS / 1000} s (last error: ${err.details || err.message}): the cluster may have lost quorum. ` +
-            'It needs a majority of its managers up; if they are gone for good, recover with `shoal swarm init --force-new-cluster` on a surviving manager');
+        if (!local) {
+          // Another manager that cannot reach the leader asks this one to pass its call on.
+          if (c.metadata.get(RELAY_META)[0] === '1') return this.relayControl(method, c.request);
+          throw this.manager.notLeader();
         }
+        return this.forwardControl(method, c.request, read);
       });
     return {
       listNodes: route(ControlService.listNodes, (a) => a.listNodes() as never, true),
@@ -562,6 +557,78 @@ export class Daemon {
       listTasks: route(ControlService.listTasks, (a, r) => a.services.listTasks(r) as never, true),
       serviceLogs: (call: grpc.ServerWritableStream<InstanceType<typeof api.ServiceLogsRequest>, unknown>) => this.serviceLogs(call, local),
     };
+  }
+
+  /**
+   * A follower's local socket: the call goes to the leader on the caller's behalf. When the leader
+   * does not answer this manager (one link down), another manager relays it, as they relay the
+   * agents' calls. A write is relayed only when no attempt reached a server that could have
+   * applied it, so it is never applied twice.
+   */
+  private async forwardControl<Req, Res>(method: grpc.MethodDefinition<Req, Res>, req: Req, read: boolean): Promise<Res> {
+    const m = this.mgr();
+    const unreachable = (e: unknown): boolean => {
+      const code = (e as grpc.ServiceError).code;
+      return code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED || triesElsewhere(e);
+    };
+    // A follower that lost touch with the leader forgets it (raft's pre-vote): any other manager may
+    // relay, those this manager is connected to (or has not tried) first, so that the unreachable
+    // leader, whose channel is still connecting, comes last.
+    const connectable = (a: string): boolean => {
+      const st = this.leaderClients.get(a)?.getChannel().getConnectivityState(false) ?? grpc.connectivityState.IDLE;
+      return st === grpc.connectivityState.READY || st === grpc.connectivityState.IDLE;
+    };
+    const relays = () => this.managerAddrs().filter((a) => a !== this.advertiseAddr && a !== m.leaderAddr())
+      .sort((a, b) => Number(connectable(b)) - Number(connectable(a)));
+    const deadline = Date.now() + FORWARD_TIMEOUT_MS;
+    let last: unknown;
+    /** Some attempt may have reached a server that could apply the call: a write then goes no other way. */
+    let mayApply = false;
+    while (deadline - Date.now() >= 500) {
+      const left = deadline - Date.now();
+      try {
+        const { res } = await callLeader([m.leaderAddr() ?? this.advertiseAddr, ...this.managerAddrs()], this.tls(), method, req,
+          { clients: this.leaderClients, timeoutMs: relays().length > 0 ? Math.min(left, DIRECT_FORWARD_MS) : left, leader: () => this.manager?.leaderAddr() });
+        return res;
+      } catch (e) {
+        // The leader's own answers pass through.
+        if (!unreachable(e)) throw e;
+        last = e;
+        if (!neverDelivered(e)) mayApply = true;
+      }
+      if (!read && mayApply) break;
+      for (const via of relays()) {
+        const rest = deadline - Date.now();
+        if (rest < 500) break;
+        let c = this.leaderClients.get(via);
+        if (!c) this.leaderClients.set(via, (c = managerClient(via, this.tls())));
+        try {
+          return await call(c, method, req, rest, relayMetadata(true));
+        } catch (e) {
+          if (!unreachable(e)) throw e;
+          last = e;
+          if (mayHaveArrived(e)) mayApply = true;
+          if (!read && mayApply) break;
+        }
+      }
+      if (!read && mayApply) break;
+      // No manager knows a leader yet (an election under way): look again until the deadline.
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // Failing to find a leader is said as what it is, not as the last connection error
+    // (which the CLI would take for its own socket's).
+    const err = (last ?? new Error('no manager answered')) as grpc.ServiceError;
+    throw new CallError(grpc.status.UNAVAILABLE,
+      `this manager could not reach a leader within ${FORWARD_TIMEOUT_MS / 1000} s (last error: ${err.details || err.message}): the cluster may have lost quorum. ` +
+      'It needs a majority of its managers up; if they are gone for good, recover with `shoal swarm init --force-new-cluster` on a surviving manager');
+  }
+
+  /** A control call another manager asked this one to pass on to the leader (it cannot reach it): once, never further. */
+  private async relayControl<Req, Res>(method: grpc.MethodDefinition<Req, Res>, req: Req): Promise<Res> {
+    const leader = this.mgr().leaderAddr();
+    if (!leader || leader === this.advertiseAddr) throw this.mgr().notLeader();
+    const { res } = await callLeader([leader], this.tls(), method, req, { clients: this.leaderClients, timeoutMs: RELAY_TIMEOUT_MS });
+    return res;
   }
 
   /** ServiceLogs: served by the leader; a follower's local socket relays the leader's stream. */

@@ -2,10 +2,12 @@
 // and joining nodes find one), against real gRPC endpoints with mutual TLS:
 // a named leader is followed, a definite answer is final, and a call waiting
 // on a leader that went silent (cut off by a partition) is made at once at the
-// manager the caller's raft now names, instead of waiting out its deadline.
+// manager the caller's raft now names, instead of waiting out its deadline;
+// and it says when a call it gave up on never reached a server that could
+// have acted on it (so that another route cannot apply it twice).
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LEADER_META, callLeader } from '../../../proto/client.js';
+import { ELSEWHERE_META, LEADER_META, callLeader, mayHaveArrived, neverDelivered } from '../../../proto/client.js';
 import { DispatcherService, serviceDef } from '../../../proto/services.js';
 import { testClusterTls } from '../../support/grpcnet.js';
 
@@ -78,5 +80,44 @@ describe('callLeader', () => {
       await expect(update([silent], { timeoutMs: 600, leader })).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
       expect(Date.now() - t0).toBeGreaterThanOrEqual(500);
     }
+  });
+
+  /** An address where nothing listens any more: connections are refused. */
+  async function closedAddr(): Promise<string> {
+    const server = new grpc.Server();
+    const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', serverCreds, (e, p) => (e ? rej(e) : res(p))));
+    server.forceShutdown();
+    return `127.0.0.1:${port}`;
+  }
+
+  it('a call that reached no server (refused connections, managers pointing at them) is never delivered; one a silent server received may have been', async () => {
+    const gone = await closedAddr();
+    const pointer = await manager('pointer', () => ({ hint: gone }));
+    const undelivered = await update([pointer, gone], { timeoutMs: 800 }).catch((e: unknown) => e);
+    expect(calls.get('pointer')).toBeGreaterThan(0);
+    expect(neverDelivered(undelivered)).toBe(true);
+    const silent = await manager('silent2', () => 'silent');
+    const maybe = await update([silent], { timeoutMs: 600 }).catch((e: unknown) => e);
+    expect((maybe as grpc.ServiceError).code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(neverDelivered(maybe)).toBe(false);
+  });
+});
+
+describe('mayHaveArrived', () => {
+  const err = (code: grpc.status, details: string, meta: Record<string, string> = {}) => {
+    const metadata = new grpc.Metadata();
+    for (const [k, v] of Object.entries(meta)) metadata.set(k, v);
+    return Object.assign(new Error(details), { code, details, metadata });
+  };
+  it.each([
+    ['a deadline while waiting for a connection', err(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded after 4.001s,Waiting for LB pick'), false],
+    ['a deadline after the call went out', err(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded after 4.001s,LB pick: 0.001s,remote_addr=10.0.0.1:4377'), true],
+    ['no connection at all', err(grpc.status.UNAVAILABLE, 'No connection established. Last error: connect ECONNREFUSED 127.0.0.1:1'), false],
+    ['a connection dropped under the call', err(grpc.status.UNAVAILABLE, 'Connection dropped'), true],
+    ['a refusal pointing at the leader', err(grpc.status.FAILED_PRECONDITION, 'not the leader', { [LEADER_META]: '10.0.0.2:4377' }), false],
+    ['a refusal saying to try elsewhere', err(grpc.status.FAILED_PRECONDITION, 'no leader', { [ELSEWHERE_META]: '1' }), false],
+    ['a definite answer', err(grpc.status.ABORTED, 'service changed since version 3'), true],
+  ])('%s: %s', (_, e, arrived) => {
+    expect(mayHaveArrived(e)).toBe(arrived);
   });
 });

@@ -503,7 +503,7 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
       && ns.filter((n) => n.ManagerStatus?.Reachability === 'reachable').length === 3 && ns.every((n) => n.Status.State === 'ready'), 60_000);
   });
 
-  step('the link between the leader and one follower drops: no election (the cut follower cannot win one), writes go on; healed, one leader still', async () => {
+  step('the link between the leader and one follower drops: no election (the cut follower cannot win one), writes go on, and the cut follower\'s CLI works through the other manager; healed, one leader still', async () => {
     const leader = await sc.agreedLeader();
     const cut = c.managers.find((h) => h !== leader)!;
     const candidacies = () => c.managers.reduce((n, h) => n + (readFileSync(c.lab.hostState(h).logFile, 'utf8').match(/became candidate at term/g) ?? []).length, 0);
@@ -518,10 +518,18 @@ describe.skipIf(pre.skip)('services on a 5-host lab with containerd', () => {
     }
     expect(candidacies()).toBe(before);
     expect((await c.nodes(leader)).find((n) => n.ManagerStatus?.Leader)?.Description.Hostname).toBe(leader);
+    // The cut follower's own CLI still works: the other manager relays its calls to the leader,
+    // a read and a write alike (the write had reached no server before, so it goes once).
+    const ls = await c.shoal(cut, 'service', 'ls');
+    expect(ls.stderr).toBe('');
+    expect(ls.stdout).toMatch(/acked\s+replicated\s+\d+\/3/);
+    const scaled = await c.shoal(cut, 'service', 'scale', '--detach', 'acked=4');
+    expect(scaled.stderr).toBe('');
+    expect(scaled.code).toBe(0);
     await c.lab.heal();
     await c.waitNodes('healed: 5 Ready, one leader, the same', leader, (ns) => ns.length === 5 && ns.every((n) => n.Status.State === 'ready')
       && ns.filter((n) => n.ManagerStatus?.Leader).map((n) => n.Description.Hostname).join() === leader, 60_000);
-    await sc.waitContainers('acked at its last scale', 'acked', (p) => runningTotal(p) === 3 && allTotal(p) === 3, 60_000);
+    await sc.waitContainers('acked at its last scale', 'acked', (p) => runningTotal(p) === 4 && allTotal(p) === 4, 60_000);
     expect(candidacies()).toBe(before);
   });
 
