@@ -92,6 +92,16 @@ export function leaderHint(err: unknown): string | undefined {
 }
 
 /**
+ * Whether a failed call to a manager says to try another: "cannot answer" (unavailable, no
+ * answer in time) and "not here". Definite answers (a bad request, a permission, a refused
+ * change) are final.
+ */
+export function movesOn(err: unknown): boolean {
+  const code = (err as grpc.ServiceError)?.code;
+  return code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED || triesElsewhere(err);
+}
+
+/**
  * Whether a failed call may have reached a server that acted on it. A refusal that points
  * elsewhere did not act; a call that never got a connection (grpc-js waited for one, "LB pick",
  * or found none) never left this process. Anything else (a deadline after sending, a dropped
@@ -156,15 +166,12 @@ export async function callLeader<Req, Res>(
           continue;
         }
         last = e;
-        const code = (e as grpc.ServiceError).code;
         const hint = leaderHint(e);
         if (hint) {
           queue.unshift(hint);
           continue;
         }
-        // Definite answers (bad request, permission, a refused change) are final: only
-        // "cannot answer" and "not here" move on to another manager.
-        if (code !== grpc.status.UNAVAILABLE && code !== grpc.status.DEADLINE_EXCEEDED && !triesElsewhere(e)) throw e;
+        if (!movesOn(e)) throw e;
         if (queue.length === 0) await new Promise((r) => setTimeout(r, 100));
       }
     }

@@ -34,7 +34,7 @@ import { RegistryPuller, type RegistryCredentials } from '../../worker/runtime/r
 import { RegistryAuthFile } from '../../worker/runtime/registryauth.js';
 import { ImageInUseError, ImageNotFoundError, type PullProgress, type Runtime } from '../../worker/runtime/runtime.js';
 import { parseRef } from '../../worker/runtime/reference.js';
-import { RELAY_META, call, callLeader, elsewhereMetadata, managerClient, mayHaveArrived, neverDelivered, relayMetadata, triesElsewhere } from '../../proto/client.js';
+import { RELAY_META, call, callLeader, elsewhereMetadata, managerClient, mayHaveArrived, movesOn, neverDelivered, relayMetadata } from '../../proto/client.js';
 import { streamServiceLogs } from '../../manager/controlapi/logs.js';
 import {
   ControlService, DispatcherService, LocalService, NodeCAService, RaftMembershipService, api, serviceDef,
@@ -506,6 +506,11 @@ export class Daemon {
   private leaderClient(): grpc.Client {
     const addr = this.manager?.leaderAddr();
     if (!addr) throw new CallError(grpc.status.UNAVAILABLE, 'no leader is elected right now (the cluster may have lost quorum): retry shortly');
+    return this.managerClientFor(addr);
+  }
+
+  /** The kept client for a manager's cluster port (this node's certificate), made at first use. */
+  private managerClientFor(addr: string): grpc.Client {
     let c = this.leaderClients.get(addr);
     if (!c) this.leaderClients.set(addr, (c = managerClient(addr, this.tls())));
     return c;
@@ -567,10 +572,6 @@ export class Daemon {
    */
   private async forwardControl<Req, Res>(method: grpc.MethodDefinition<Req, Res>, req: Req, read: boolean): Promise<Res> {
     const m = this.mgr();
-    const unreachable = (e: unknown): boolean => {
-      const code = (e as grpc.ServiceError).code;
-      return code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED || triesElsewhere(e);
-    };
     // A follower that lost touch with the leader forgets it (raft's pre-vote): any other manager may
     // relay, those this manager is connected to (or has not tried) first, so that the unreachable
     // leader, whose channel is still connecting, comes last.
@@ -592,7 +593,7 @@ export class Daemon {
         return res;
       } catch (e) {
         // The leader's own answers pass through.
-        if (!unreachable(e)) throw e;
+        if (!movesOn(e)) throw e;
         last = e;
         if (!neverDelivered(e)) mayApply = true;
       }
@@ -600,12 +601,10 @@ export class Daemon {
       for (const via of relays()) {
         const rest = deadline - Date.now();
         if (rest < 500) break;
-        let c = this.leaderClients.get(via);
-        if (!c) this.leaderClients.set(via, (c = managerClient(via, this.tls())));
         try {
-          return await call(c, method, req, rest, relayMetadata(true));
+          return await call(this.managerClientFor(via), method, req, rest, relayMetadata(true));
         } catch (e) {
-          if (!unreachable(e)) throw e;
+          if (!movesOn(e)) throw e;
           last = e;
           if (mayHaveArrived(e)) mayApply = true;
           if (!read && mayApply) break;
